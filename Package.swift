@@ -1,0 +1,79 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Settings applied to every target of the package (language mode 6 comes with the tools version).
+let strictness: [SwiftSetting] = [
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "dynsecret",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "dynsecret", targets: ["dynsecret"]),
+        .library(name: "DynSecretCore", targets: ["DynSecretCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // Pure domain: object model, manifests, registry credentials. No I/O, no C.
+        .target(
+            name: "DynSecretCore",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // System OpenSSL 3; imported only by DynSecretCrypto.
+        .systemLibrary(
+            name: "CDynSecretOpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "DynSecretCrypto", dependencies: ["CDynSecretOpenSSL"]),
+        // System libcurl; imported only by DynSecretKube's transport.
+        .systemLibrary(
+            name: "CDynSecretCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "DynSecretKube",
+            dependencies: [
+                "DynSecretCore", "CDynSecretCurl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "DynSecretCLI",
+            dependencies: [
+                "DynSecretCore", "DynSecretCrypto", "DynSecretKube",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "dynsecret", dependencies: ["DynSecretCLI"]),
+        .executableTarget(
+            name: "dynsecret-bench",
+            dependencies: ["DynSecretCore"],
+            path: "Benchmarks/dynsecret-bench"
+        ),
+
+        .testTarget(
+            name: "DynSecretCoreTests",
+            dependencies: ["DynSecretCore"],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(name: "DynSecretCryptoTests", dependencies: ["DynSecretCrypto"]),
+        .testTarget(
+            name: "DynSecretCLITests",
+            dependencies: ["DynSecretCLI", "DynSecretCore", "dynsecret"]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + strictness
+}

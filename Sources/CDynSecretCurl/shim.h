@@ -1,0 +1,57 @@
+// Wrappers for the parts of libcurl that Swift cannot import directly.
+#ifndef CDYNSECRET_CURL_SHIM_H
+#define CDYNSECRET_CURL_SHIM_H
+
+#include <curl/curl.h>
+
+// curl_easy_setopt and curl_easy_getinfo are variadic: Swift needs one typed wrapper per argument type.
+static inline CURLcode cdynsecret_curl_setopt_long(CURL *curl, CURLoption option, long value) {
+    return curl_easy_setopt(curl, option, value);
+}
+
+static inline CURLcode cdynsecret_curl_setopt_string(CURL *curl, CURLoption option, const char *value) {
+    return curl_easy_setopt(curl, option, value);
+}
+
+static inline CURLcode cdynsecret_curl_setopt_pointer(CURL *curl, CURLoption option, void *value) {
+    return curl_easy_setopt(curl, option, value);
+}
+
+static inline CURLcode cdynsecret_curl_setopt_slist(CURL *curl, CURLoption option, struct curl_slist *value) {
+    return curl_easy_setopt(curl, option, value);
+}
+
+static inline CURLcode cdynsecret_curl_setopt_offset(CURL *curl, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(curl, option, value);
+}
+
+typedef size_t (*cdynsecret_curl_write_callback)(char *data, size_t size, size_t count, void *context);
+
+static inline CURLcode cdynsecret_curl_setopt_write_function(CURL *curl, CURLoption option, cdynsecret_curl_write_callback value) {
+    return curl_easy_setopt(curl, option, value);
+}
+
+typedef int (*cdynsecret_curl_xferinfo_callback)(void *context, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
+
+static inline CURLcode cdynsecret_curl_setopt_xferinfo_function(CURL *curl, cdynsecret_curl_xferinfo_callback value) {
+    return curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, value);
+}
+
+static inline CURLcode cdynsecret_curl_getinfo_long(CURL *curl, CURLINFO info, long *value) {
+    return curl_easy_getinfo(curl, info, value);
+}
+
+static inline CURLcode cdynsecret_curl_getinfo_double(CURL *curl, CURLINFO info, double *value) {
+    return curl_easy_getinfo(curl, info, value);
+}
+
+static inline CURLcode cdynsecret_curl_getinfo_string(CURL *curl, CURLINFO info, char **value) {
+    return curl_easy_getinfo(curl, info, value);
+}
+
+// CURLVERSION_NOW is a macro.
+static inline curl_version_info_data *cdynsecret_curl_version_info(void) {
+    return curl_version_info(CURLVERSION_NOW);
+}
+
+#endif

@@ -1,0 +1,244 @@
+internal import ArgumentParser
+internal import DynSecretCore
+
+/// `dynsecret create-registry`: a `kubernetes.io/dockerconfigjson` Secret from credentials.
+struct CreateRegistry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-registry",
+        abstract: "Print a kubernetes.io/dockerconfigjson pull secret for one or more registries.",
+        discussion: """
+            Output matches 'kubectl create secret docker-registry --dry-run=client' for the same input, \
+            with Docker Hub names (docker.io, index.docker.io, registry-1.docker.io) written as \
+            https://index.docker.io/v1/, and several registries allowed in one Secret.
+
+            Every --server gets the --username credentials. --from-docker-config imports the credentials \
+            stored in a Docker CLI config; with --server and no --username it imports only those servers. \
+            --merge-into adds or replaces registries in an existing Secret manifest and prints the result.
+
+            Give the password on standard input (--password-stdin) or in a file (--password-file); \
+            --password works but leaves it in shell history and process lists.
+
+            Examples:
+              echo "$TOKEN" | dynsecret create-registry regcred -n team-a --server ghcr.io --username bot --password-stdin
+              dynsecret create-registry regcred --from-docker-config ~/.docker/config.json -o json
+              dynsecret create-registry --merge-into regcred.yaml --server nvcr.io --username '$oauthtoken' --password-file ngc.key
+            """
+    )
+
+    @Argument(help: "Name of the Secret (a DNS-1123 subdomain). Optional with --merge-into.")
+    var name: String?
+
+    @Option(name: [.customLong("server"), .customLong("docker-server")],
+            help: ArgumentHelp("Registry server; repeat for several (default: \(RegistryServer.dockerHubKey)).", valueName: "server"))
+    var servers: [String] = []
+
+    @Option(name: [.customLong("username"), .customLong("docker-username")], help: "Registry username.")
+    var username: String?
+
+    @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.")
+    var passwordStdin = false
+
+    @Option(name: .customLong("password-file"), help: ArgumentHelp("Read the password from a file.", valueName: "path"))
+    var passwordFile: String?
+
+    @Option(name: [.customLong("password"), .customLong("docker-password")],
+            help: "The password itself (discouraged: it lands in shell history and process lists).")
+    var password: String?
+
+    @Option(name: [.customLong("email"), .customLong("docker-email")], help: "Email written into the entry (optional).")
+    var email: String = ""
+
+    @Option(name: [.short, .long], help: "Namespace of the Secret.")
+    var namespace: String?
+
+    @Option(name: [.short, .long], help: "Output format: yaml or json.")
+    var output: ObjectOutputFormat = .yaml
+
+    @Option(name: .customLong("from-docker-config"), help: ArgumentHelp("Import the credentials of a Docker CLI config file.", valueName: "path"))
+    var fromDockerConfig: String?
+
+    @Option(name: .customLong("merge-into"), help: ArgumentHelp("Add or replace registries in this Secret manifest (- for stdin) and print the result.", valueName: "file"))
+    var mergeInto: String?
+
+    func validate() throws {
+        let passwordSources = [passwordStdin, passwordFile != nil, password != nil].filter { $0 }.count
+        if passwordSources > 1 {
+            throw ValidationError("give the password only once: --password-stdin, --password-file or --password")
+        }
+        if passwordStdin && (mergeInto == "-" || fromDockerConfig == "-" || passwordFile == "-") {
+            throw ValidationError("standard input can feed only one of --password-stdin, --merge-into - and --from-docker-config -")
+        }
+        if mergeInto == "-" && fromDockerConfig == "-" {
+            throw ValidationError("standard input can feed only one of --merge-into - and --from-docker-config -")
+        }
+    }
+
+    func run() async throws {
+        let io = CommandIO.current
+        if password != nil {
+            io.warn("--password leaves the password in shell history and process lists; use --password-stdin or --password-file")
+        }
+        let secret = try build()
+        io.writeStdout(output.render(secret))
+    }
+
+    /// Everything is read and checked before anything is printed.
+    func build() throws(CLIError) -> Secret {
+        // The Secret to start from.
+        var base: Secret?
+        var config = DockerConfigJSON()
+        if let mergeInto {
+            let (secret, payload) = try Self.readMergeTarget(mergeInto)
+            base = secret
+            config = payload
+        }
+        let secretName = try resolveName(base: base)
+        let secretNamespace = namespace ?? base?.metadata.namespace
+        let nameErrors = KubeNames.objectNameErrors(name: secretName, namespace: secretNamespace)
+        if !nameErrors.isEmpty {
+            throw CLIError(KubeNames.invalidMessage(kind: "Secret", name: secretName, errors: nameErrors))
+        }
+
+        let explicit = try explicitCredential()
+        let keys = try serverKeys()
+
+        if let fromDockerConfig {
+            let imported: DockerCLIConfigImport
+            do {
+                imported = try DockerCLIConfigImport.read(try Input.read(fromDockerConfig, what: "--from-docker-config"))
+            } catch let error as ManifestError {
+                throw CLIError("--from-docker-config \(fromDockerConfig): \(error.description)")
+            } catch let error as CLIError {
+                throw error
+            } catch {
+                throw CLIError("--from-docker-config \(fromDockerConfig): \(error)")
+            }
+            for note in imported.skipped { CommandIO.current.warn("--from-docker-config: skipped \(note)") }
+            if explicit == nil && !keys.isEmpty {
+                for key in keys {
+                    guard let found = imported.credentials.first(where: { $0.key == key }) else {
+                        throw CLIError("--from-docker-config \(fromDockerConfig): no usable credentials for \(key)")
+                    }
+                    config.set(found.credential, for: key)
+                }
+            } else {
+                for (key, credential) in imported.credentials { config.set(credential, for: key) }
+            }
+        } else if explicit == nil && mergeInto == nil {
+            throw CLIError("--username and a password (--password-stdin, --password-file or --password) are required, or --from-docker-config")
+        } else if explicit == nil {
+            throw CLIError("--merge-into needs the credentials to add: --username and a password (--password-stdin, --password-file or --password), or --from-docker-config")
+        }
+        if let explicit {
+            for key in keys.isEmpty ? [RegistryServer.dockerHubKey] : keys { config.set(explicit, for: key) }
+        }
+
+        var secret = base ?? Secret(metadata: ObjectMeta(name: secretName, namespace: secretNamespace), type: SecretType.dockerConfigJSON)
+        secret.metadata.name = secretName
+        secret.metadata.namespace = secretNamespace
+        secret.data[".dockerconfigjson"] = config.bytes
+        return secret
+    }
+
+    private func resolveName(base: Secret?) throws(CLIError) -> String {
+        switch (name, base?.metadata.name) {
+        case (let given?, let existing?) where given != existing:
+            throw CLIError("NAME \(KubeNames.goQuote(given)) differs from the name \(KubeNames.goQuote(existing)) in --merge-into \(mergeInto ?? "")")
+        case (let given?, _): return given
+        case (nil, let existing?): return existing
+        case (nil, nil): throw CLIError("a Secret NAME is required")
+        }
+    }
+
+    /// The `--server` values as `auths` keys, in order, without duplicates.
+    private func serverKeys() throws(CLIError) -> [String] {
+        var keys: [String] = []
+        for server in servers {
+            let key: String
+            do {
+                key = try RegistryServer.authKey(for: server)
+            } catch {
+                throw CLIError("--server: \(error.message)")
+            }
+            if !keys.contains(key) { keys.append(key) }
+        }
+        return keys
+    }
+
+    /// The credential given by --username and a password option, or nil when neither is given.
+    private func explicitCredential() throws(CLIError) -> RegistryCredential? {
+        let secretGiven = passwordStdin || passwordFile != nil || password != nil
+        guard username != nil || secretGiven else { return nil }
+        guard let username, !username.isEmpty else {
+            throw CLIError("--username is required with a password")
+        }
+        do {
+            // Checked before the password is read, so a bad username never consumes stdin.
+            try RegistryCredential(username: username, password: "-").validate()
+        } catch {
+            throw CLIError(error.message)
+        }
+        let pw: String
+        if passwordStdin {
+            pw = try Input.password(from: try Input.read("-", what: "--password-stdin"), what: "--password-stdin")
+        } else if let passwordFile {
+            pw = try Input.password(from: try Input.read(passwordFile, what: "--password-file"), what: "--password-file \(passwordFile)")
+        } else if let password {
+            pw = password
+        } else {
+            throw CLIError("a password is required: --password-stdin, --password-file or --password")
+        }
+        let credential = RegistryCredential(username: username, password: pw, email: email)
+        do {
+            try credential.validate()
+        } catch {
+            throw CLIError(error.message)
+        }
+        return credential
+    }
+
+    /// Reads the Secret manifest given to --merge-into: exactly one `kubernetes.io/dockerconfigjson` Secret.
+    static func readMergeTarget(_ path: String) throws(CLIError) -> (Secret, DockerConfigJSON) {
+        let bytes = try Input.read(path, what: "--merge-into")
+        do {
+            let (secret, config) = try parseMergeTarget(bytes, source: path)
+            if secret.immutable == true {
+                CommandIO.current.warn("--merge-into \(path): the Secret is immutable; the cluster will refuse an update (delete and re-create it)")
+            }
+            return (secret, config)
+        } catch {
+            throw CLIError("--merge-into: \(error.description)")
+        }
+    }
+
+    static func parseMergeTarget(_ bytes: [UInt8], source: String) throws(ManifestError) -> (Secret, DockerConfigJSON) {
+        let docs = try ManifestReader.read(bytes, source: source)
+        guard docs.count == 1, let doc = docs.first else {
+            throw ManifestError("expected exactly one Secret, found \(docs.count) documents", source: source)
+        }
+        func locate(_ e: ManifestError) -> ManifestError { e.located(source: source, document: doc.index, line: doc.line) }
+        var secret: Secret
+        do throws(ManifestError) {
+            let decoded = try Secret.decode(doc.value)
+            if let field = decoded.unknownFields.first { throw ManifestError("unknown field", field: field) }
+            secret = decoded.secret
+        } catch {
+            throw locate(error)
+        }
+        guard secret.effectiveType == SecretType.dockerConfigJSON else {
+            throw locate(ManifestError("Secret type is \(KubeNames.goQuote(secret.effectiveType)); only \(SecretType.dockerConfigJSON) Secrets can be merged into", field: "type"))
+        }
+        guard let payload = secret.mergedData[".dockerconfigjson"] else {
+            throw locate(ManifestError("Required value", field: "data[.dockerconfigjson]"))
+        }
+        let config: DockerConfigJSON
+        do throws(ManifestError) {
+            config = try DockerConfigJSON.parse(payload)
+        } catch {
+            throw locate(ManifestError(error.message, field: "data[.dockerconfigjson]" + (error.field.map { "." + $0 } ?? "")))
+        }
+        // The merged payload goes into data; a stringData copy would override it on write.
+        secret.stringData[".dockerconfigjson"] = nil
+        return (secret, config)
+    }
+}

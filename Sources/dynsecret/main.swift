@@ -1,0 +1,4 @@
+import DynSecretCLI
+import Foundation
+
+exit(await CLI.run(Array(CommandLine.arguments.dropFirst())))
