@@ -19,9 +19,12 @@ struct CreateRegistry: AsyncParsableCommand {
             --password works but leaves it in shell history and process lists.
 
             Examples:
-              echo "$TOKEN" | dynsecret create-registry regcred -n team-a --server ghcr.io --username bot --password-stdin
-              dynsecret create-registry regcred --from-docker-config ~/.docker/config.json -o json
-              dynsecret create-registry --merge-into regcred.yaml --server nvcr.io --username '$oauthtoken' --password-file ngc.key
+              echo "$TOKEN" | dynsecret create-registry regcred -n team-a \\
+                  --server ghcr.io --username bot --password-stdin
+              dynsecret create-registry regcred -o json \\
+                  --from-docker-config ~/.docker/config.json
+              dynsecret create-registry --merge-into regcred.yaml \\
+                  --server nvcr.io --username '$oauthtoken' --password-file ngc.key
             """
     )
 
@@ -51,7 +54,7 @@ struct CreateRegistry: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "Namespace of the Secret.")
     var namespace: String?
 
-    @Option(name: [.short, .long], help: "Output format: yaml or json.")
+    @Option(name: [.short, .long], help: "Output format.")
     var output: ObjectOutputFormat = .yaml
 
     @Option(name: .customLong("from-docker-config"), help: ArgumentHelp("Import the credentials of a Docker CLI config file.", valueName: "path"))
