@@ -16,8 +16,11 @@ enum Input {
             throw CLIError("\(what) \(path): no such file or directory")
         }
         if isDirectory.boolValue { throw CLIError("\(what) \(path): is a directory") }
-        guard FileManager.default.isReadableFile(atPath: path), let data = FileManager.default.contents(atPath: path) else {
-            throw CLIError("\(what) \(path): permission denied or unreadable")
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw CLIError("\(what) \(path): permission denied")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("\(what) \(path): cannot read the file")
         }
         return Array(data)
     }

@@ -107,6 +107,7 @@ private let canary = "CANARY-pw-5e1f0c"
         "twoDocs": "kind: Secret\n---\nkind: Secret\n",
         "badPayload": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: \(Base64.encode(Array(#"{"auths":[]}"#.utf8)))\n",
         "empty": "",
+        "garbled": "{\"auths\":{\"ghcr.io\":{\"auth\":\"x\"}}, \(canary)}",
         "pullSecret": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: \(Base64.encode(Array(#"{"auths":{}}"#.utf8)))\n",
     ]
 
@@ -136,6 +137,9 @@ private let canary = "CANARY-pw-5e1f0c"
         Bad(args: ["create-registry", "--merge-into", "@pullSecret"], expect: "needs the credentials"),
         Bad(args: ["create-registry", "x", "y", "--username", "u", "--password", canary], expect: "Unexpected argument"),
         Bad(args: ["create-registry", "x", "--usernme", "u", "--password=" + canary], expect: "Unknown option"),
+        Bad(args: ["create-registry", "x", "--username", "u", "--password-stdin", "--server", "u:\(canary)@ghcr.io"], expect: "credentials (USER:PASSWORD@)"),
+        Bad(args: ["create-registry", "x", "--username", "u", "--password-file", "/proc/self/mem"], expect: "/proc/self/mem: cannot read"),
+        Bad(args: ["create-registry", "x", "--from-docker-config", "@garbled"], expect: "not valid JSON"),
     ]
 
     @Test(arguments: cases)

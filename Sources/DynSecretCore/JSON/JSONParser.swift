@@ -63,12 +63,9 @@ public struct JSONParser {
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
-        default: throw error("invalid character \(describe(bytes[pos])) looking for beginning of value")
+        // The offending character is not quoted: the text may be a secret payload.
+        default: throw error("invalid character looking for beginning of value")
         }
-    }
-
-    private func describe(_ b: UInt8) -> String {
-        (0x20..<0x7F).contains(b) ? "'\(Character(Unicode.Scalar(b)))'" : "byte 0x\(String(b, radix: 16))"
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {
@@ -244,7 +241,7 @@ public struct JSONParser {
                 }
                 out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
             default:
-                throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))' in string", at: pos - 2)
+                throw error("invalid escape in string", at: pos - 2)
             }
         }
     }

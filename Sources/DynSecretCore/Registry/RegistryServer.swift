@@ -45,7 +45,8 @@ public enum RegistryServer {
         }
         let hostPort = rest.prefix { $0 != "/" }
         if hostPort.contains("@") {
-            throw ManifestError("invalid registry server \(KubeNames.goQuote(server)): credentials do not belong in the server name")
+            // Not quoted: the part before '@' is likely a password.
+            throw ManifestError("invalid registry server: credentials (USER:PASSWORD@) do not belong in the server name")
         }
         var host = hostPort
         if let colon = hostPort.lastIndex(of: ":"), !hostPort.hasSuffix("]") {
