@@ -64,15 +64,7 @@ public struct DockerConfigJSON: Sendable, Equatable {
 
     /// Parses a `.dockerconfigjson` payload; `auths` must be an object of objects.
     public static func parse(_ bytes: [UInt8]) throws(ManifestError) -> DockerConfigJSON {
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(bytes)
-        } catch {
-            throw ManifestError("not valid JSON (\(error))")
-        }
-        guard case .object(let object) = value else {
-            throw ManifestError("expected a JSON object, got \(value.typeName)")
-        }
+        let object = try jsonObject(bytes)
         var config = DockerConfigJSON()
         for m in object.members where m.key != "auths" { config.otherFields.appendUnchecked(m.key, m.value) }
         switch object["auths"] {
@@ -88,6 +80,20 @@ public struct DockerConfigJSON: Sendable, Equatable {
             throw ManifestError("expected an object, got \(v.typeName)", field: "auths")
         }
         return config
+    }
+
+    /// Parses `bytes` as one JSON object, with errors that never quote the text (it holds credentials).
+    static func jsonObject(_ bytes: [UInt8]) throws(ManifestError) -> JSONObject {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw ManifestError("not valid JSON (\(error))")
+        }
+        guard case .object(let object) = value else {
+            throw ManifestError("expected a JSON object, got \(value.typeName)")
+        }
+        return object
     }
 
     /// Builds the Secret that holds this payload (type `kubernetes.io/dockerconfigjson`).

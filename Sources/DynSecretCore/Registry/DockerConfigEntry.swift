@@ -46,13 +46,7 @@ public struct DockerCLIConfigImport: Sendable {
     /// Throws when no usable credential remains; the message explains credential stores and helpers,
     /// which keep credentials outside the file where no kubelet can read them.
     public static func read(_ bytes: [UInt8]) throws(ManifestError) -> DockerCLIConfigImport {
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(bytes)
-        } catch {
-            throw ManifestError("not valid JSON (\(error))")
-        }
-        guard case .object(let top) = value else { throw ManifestError("expected a JSON object, got \(value.typeName)") }
+        let top = try DockerConfigJSON.jsonObject(bytes)
         let store = top["credsStore"]?.stringValue ?? ""
         let helpers = top["credHelpers"]?.objectValue?.keys ?? []
         let entries: JSONObject
