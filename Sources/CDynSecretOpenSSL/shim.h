@@ -7,6 +7,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/opensslv.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 // OPENSSL_free is a function-like macro (it passes file and line).
 static inline void cdynsecret_openssl_free(void *ptr) {

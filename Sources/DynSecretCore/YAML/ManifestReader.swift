@@ -1,109 +1,256 @@
 internal import Yams
 
-/// One YAML or JSON document of a manifest source.
+/// One YAML or JSON document of a manifest source (or one item of a top-level JSON `List`).
 public struct ManifestDocument: Sendable, Equatable {
     /// File path or `-` for standard input.
     public var source: String
     /// 1-based position among the source's documents (empty documents keep their number).
     public var index: Int
-    /// 1-based line where the document starts.
+    /// 1-based line where the document (or list item) starts.
     public var line: Int
     public var value: JSONValue
+    /// `items[N].` when the value is one item of a JSON `List` read item by item; empty otherwise.
+    public var fieldPrefix: String = ""
+
+    /// The objects of the document: the value itself, or the items of a `List`, each with its field-path prefix.
+    public var objects: [(value: JSONValue, fieldPrefix: String)] {
+        if case .object(let o) = value, let kind = o["kind"]?.stringValue, kind.hasSuffix("List"), case .array(let items)? = o["items"] {
+            return items.enumerated().map { ($0.element, fieldPrefix + "items[\($0.offset)].") }
+        }
+        return [(value, fieldPrefix)]
+    }
 }
 
 /// Reads Kubernetes manifests: YAML (several documents) or JSON (one or more values).
 ///
-/// Scalars resolve as kubectl's YAML reader does (YAML 1.1: `yes`/`no`/`on`/`off` are booleans),
-/// duplicate mapping keys are an error, and empty documents are skipped.
+/// Scalars resolve as kubectl's YAML reader does (YAML 1.1: `yes`/`no`/`on`/`off` are booleans), duplicate
+/// mapping keys are an error, and empty documents are skipped. Each document is parsed on its own, so one
+/// broken document does not hide the others; documents are bounded in size (the API server's 3 MiB request
+/// limit), nesting and node count, so hostile input costs bounded memory. A top-level JSON `List` is read
+/// item by item. Error messages never quote the input text (it may hold secrets).
 public enum ManifestReader {
+    /// The largest YAML or JSON document accepted: the API server's request body limit.
+    public static let maxDocumentBytes = 3 * 1024 * 1024
+    static let maxDepth = 100
+    static let maxNodes = 1_000_000
+
+    /// All documents, or the first error.
     public static func read(_ bytes: [UInt8], source: String) throws(ManifestError) -> [ManifestDocument] {
+        var docs: [ManifestDocument] = []
+        var firstError: ManifestError?
+        forEachDocument(bytes, source: source) { result in
+            switch result {
+            case .success(let d): docs.append(d)
+            case .failure(let e): if firstError == nil { firstError = e }
+            }
+        }
+        if let firstError { throw firstError }
+        return docs
+    }
+
+    /// Calls `body` with each document or per-document error, in order.
+    public static func forEachDocument(_ bytes: [UInt8], source: String, _ body: (Result<ManifestDocument, ManifestError>) -> Void) {
         var start = 0
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
         while start < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[start]) { start += 1 }
         if start < bytes.count, bytes[start] == UInt8(ascii: "{") || bytes[start] == UInt8(ascii: "[") {
-            return try readJSONStream(bytes, source: source)
+            readJSONStream(bytes, from: start, source: source, body)
+            return
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ManifestError("not valid UTF-8 text", source: source)
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            body(.failure(ManifestError("not valid UTF-8 text (binary data?)", source: source)))
+            return
         }
-        return try readYAML(text, source: source)
+        readYAML(bytes, source: source, body)
     }
 
-    private static func readJSONStream(_ bytes: [UInt8], source: String) throws(ManifestError) -> [ManifestDocument] {
-        // A single value is the common case; concatenated values (as `kubectl get -o json` loops print) also work.
-        do {
-            return [ManifestDocument(source: source, index: 1, line: 1, value: try JSONParser.parse(bytes))]
-        } catch let first {
-            guard first.message == "unexpected data after the top-level value" else {
-                throw ManifestError(first.message, source: source, document: 1, line: first.line)
+    // MARK: - JSON
+
+    private static func readJSONStream(_ bytes: [UInt8], from: Int, source: String, _ body: (Result<ManifestDocument, ManifestError>) -> Void) {
+        var offset = from
+        var index = 0
+        while true {
+            offset = JSONScanner.skipWhitespace(bytes, offset)
+            guard offset < bytes.count else { return }
+            index += 1
+            let line = JSONScanner.line(of: offset, in: bytes)
+            guard let end = JSONScanner.valueEnd(bytes, offset) else {
+                body(.failure(ManifestError("unterminated JSON value", source: source, document: index, line: line)))
+                return
             }
-        }
-        var docs: [ManifestDocument] = []
-        var offset = 0
-        while offset < bytes.count {
-            let (end, line) = valueEnd(bytes, from: offset)
-            guard let end else { break }
-            let slice = Array(bytes[offset..<end])
-            do {
-                let value = try JSONParser.parse(slice)
-                docs.append(ManifestDocument(source: source, index: docs.count + 1, line: line, value: value))
-            } catch {
-                throw ManifestError(error.message, source: source, document: docs.count + 1, line: line + error.line - 1)
+            if bytes[offset] == UInt8(ascii: "{"), let list = JSONScanner.listItems(bytes, offset, end) {
+                // A List: its items one by one, each bounded like a document.
+                for (i, range) in list.items.enumerated() {
+                    let itemLine = JSONScanner.line(of: range.lowerBound, in: bytes)
+                    body(parseJSON(bytes[range], source: source, index: index, line: itemLine, prefix: "items[\(i)]."))
+                }
+                if let error = list.error {
+                    body(.failure(ManifestError(error, source: source, document: index, line: line)))
+                    return
+                }
+            } else {
+                body(parseJSON(bytes[offset..<end], source: source, index: index, line: line, prefix: ""))
             }
             offset = end
         }
-        return docs
     }
 
-    /// The end offset of the JSON value starting at or after `from` (found by bracket matching), and its line.
-    private static func valueEnd(_ b: [UInt8], from: Int) -> (Int?, Int) {
-        var i = from
-        while i < b.count, [0x20, 0x09, 0x0A, 0x0D].contains(b[i]) { i += 1 }
-        let line = b[0..<i].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
-        guard i < b.count else { return (nil, line) }
-        var depth = 0
-        var inString = false
-        var escaped = false
-        while i < b.count {
-            let c = b[i]
-            i += 1
-            if inString {
-                if escaped { escaped = false } else if c == 0x5C { escaped = true } else if c == 0x22 { inString = false }
-                continue
-            }
-            switch c {
-            case 0x22: inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                depth -= 1
-                if depth == 0 { return (i, line) }
-            default:
-                if depth == 0 && (c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D) { return (i, line) }
-            }
+    private static func parseJSON(_ slice: ArraySlice<UInt8>, source: String, index: Int, line: Int, prefix: String) -> Result<ManifestDocument, ManifestError> {
+        let field = prefix.isEmpty ? nil : String(prefix.dropLast())
+        if slice.count > maxDocumentBytes {
+            return .failure(ManifestError("larger than \(maxDocumentBytes) bytes, the API server's request limit", source: source, document: index, line: line, field: field))
         }
-        return (b.count, line)
+        do {
+            let value = try JSONParser.parse(Array(slice))
+            return .success(ManifestDocument(source: source, index: index, line: line, value: value, fieldPrefix: prefix))
+        } catch {
+            return .failure(ManifestError("invalid JSON: \(error.message)", source: source, document: index, line: line + error.line - 1, field: field))
+        }
     }
 
-    private static func readYAML(_ text: String, source: String) throws(ManifestError) -> [ManifestDocument] {
-        var docs: [ManifestDocument] = []
+    // MARK: - YAML
+
+    /// Splits a YAML stream at `---` / `...` marker lines; such a line at column 0 always ends a document.
+    private static func readYAML(_ bytes: [UInt8], source: String, _ body: (Result<ManifestDocument, ManifestError>) -> Void) {
         var index = 0
+        var started = false      // the current document has a number
+        var hasContent = false   // it has a line that is not blank, a comment or a directive
+        var docStart = 0         // byte offset where its text starts
+        var docStartLine = 1     // the line that offset is on
+        func flush(_ end: Int) {
+            if hasContent, let result = parseYAMLDocument(bytes[docStart..<end], source: source, index: index, firstLine: docStartLine) {
+                body(result)
+            }
+            started = false
+            hasContent = false
+        }
+        var lineNumber = 1
+        var lineStart = 0
+        while lineStart < bytes.count {
+            let lineEnd = bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count
+            let line = bytes[lineStart..<lineEnd]
+            let rest = line.dropFirst(3)
+            let isStart = line.starts(with: "---".utf8) && (rest.isEmpty || [0x20, 0x09, 0x0D].contains(rest.first!))
+            let isEnd = line.starts(with: "...".utf8) && (rest.isEmpty || [0x20, 0x09, 0x0D].contains(rest.first!))
+            if isStart || isEnd {
+                flush(lineStart)
+                if isStart {
+                    index += 1
+                    started = true
+                    docStart = lineStart + 3
+                    docStartLine = lineNumber
+                    let inline = rest.drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+                    hasContent = !inline.isEmpty && inline.first != UInt8(ascii: "#")
+                } else {
+                    docStart = min(lineEnd + 1, bytes.count)
+                    docStartLine = lineNumber + 1
+                }
+            } else if !hasContent {
+                let t = line.drop { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+                if !t.isEmpty && t.first != UInt8(ascii: "#") && t.first != UInt8(ascii: "%") {
+                    hasContent = true
+                    if !started {
+                        index += 1
+                        started = true
+                    }
+                }
+            }
+            lineNumber += 1
+            lineStart = lineEnd + 1
+        }
+        flush(bytes.count)
+    }
+
+    private static func parseYAMLDocument(_ slice: ArraySlice<UInt8>, source: String, index: Int, firstLine: Int) -> Result<ManifestDocument, ManifestError>? {
+        let line = firstLine + slice.prefix { $0 == 0x0A || $0 == 0x20 }.filter { $0 == 0x0A }.count
+        if slice.count > maxDocumentBytes {
+            return .failure(ManifestError("larger than \(maxDocumentBytes) bytes, the API server's request limit", source: source, document: index, line: line))
+        }
+        if let problem = nestingProblem(slice) {
+            return .failure(ManifestError(problem, source: source, document: index, line: line))
+        }
+        // Yams counts lines from the slice's start, which is on `firstLine`.
+        let lineOffset = firstLine - 1
+        let text = String(decoding: slice, as: UTF8.self)
         do {
             let parser = try Parser(yaml: text, resolver: .basic, constructor: .default, encoding: .utf8)
-            while let node = try parser.nextRoot() {
-                index += 1
-                let line = node.mark?.line ?? 1
-                let value = try convert(node, path: "")
-                if case .null = value { continue }
-                docs.append(ManifestDocument(source: source, index: index, line: line, value: value))
-            }
+            guard let node = try parser.singleRoot() else { return nil }
+            var budget = maxNodes
+            let value = try convert(node, path: "", depth: 0, budget: &budget)
+            if case .null = value { return nil }
+            let startLine = lineOffset + (node.mark?.line ?? 1)
+            return .success(ManifestDocument(source: source, index: index, line: startLine, value: value))
         } catch let error as ManifestError {
-            throw error.located(source: source, document: index)
+            var e = error.located(source: source, document: index)
+            e.line = e.line.map { $0 + lineOffset }
+            return .failure(e)
         } catch let error as YamlError {
-            throw yamlError(error, source: source, document: index + 1)
+            var e = yamlError(error, source: source, document: index)
+            e.line = e.line.map { $0 + lineOffset } ?? line
+            return .failure(e)
         } catch {
-            throw ManifestError("\(error)", source: source, document: index)
+            return .failure(ManifestError("invalid YAML", source: source, document: index, line: line))
         }
-        return docs
+    }
+
+    /// Rejects pathological nesting before the recursive parser sees it.
+    static func nestingProblem(_ slice: ArraySlice<UInt8>) -> String? {
+        var flow = 0
+        var maxFlow = 0
+        var inSingle = false
+        var inDouble = false
+        var atLineStart = true
+        var indent = 0
+        var dashes = 0
+        var previous: UInt8 = 0x0A
+        for c in slice {
+            if c == 0x0A {
+                atLineStart = true
+                indent = 0
+                dashes = 0
+                inSingle = false
+                previous = c
+                continue
+            }
+            if atLineStart {
+                if c == 0x20 {
+                    indent += 1
+                    if indent > 4 * maxDepth { return "nesting deeper than \(maxDepth) levels" }
+                    previous = c
+                    continue
+                }
+                if c == UInt8(ascii: "-") || (c == 0x20 && previous == UInt8(ascii: "-")) {
+                    if c == UInt8(ascii: "-") { dashes += 1 }
+                    if dashes > maxDepth { return "nesting deeper than \(maxDepth) levels" }
+                    previous = c
+                    continue
+                }
+                atLineStart = false
+            }
+            if inDouble {
+                if c == UInt8(ascii: "\"") && previous != UInt8(ascii: "\\") { inDouble = false }
+            } else if inSingle {
+                if c == UInt8(ascii: "'") { inSingle = false }
+            } else if c == UInt8(ascii: "#") && (previous == 0x20 || previous == 0x09) {
+                // comment to end of line: treat the rest as inert
+                atLineStart = false
+            } else {
+                switch c {
+                case UInt8(ascii: "\""): inDouble = true
+                case UInt8(ascii: "'") where previous == 0x20 || previous == UInt8(ascii: "[") || previous == UInt8(ascii: "{") || previous == UInt8(ascii: ",") || previous == UInt8(ascii: ":"):
+                    inSingle = true
+                case UInt8(ascii: "["), UInt8(ascii: "{"):
+                    flow += 1
+                    maxFlow = max(maxFlow, flow)
+                    if maxFlow > maxDepth { return "nesting deeper than \(maxDepth) levels" }
+                case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                    flow = max(0, flow - 1)
+                default: break
+                }
+            }
+            previous = c
+        }
+        return nil
     }
 
     private static func yamlError(_ error: YamlError, source: String, document: Int) -> ManifestError {
@@ -131,7 +278,14 @@ public enum ManifestReader {
         return p + " (" + context + ")"
     }
 
-    private static func convert(_ node: Node, path: String) throws(ManifestError) -> JSONValue {
+    private static func convert(_ node: Node, path: String, depth: Int, budget: inout Int) throws(ManifestError) -> JSONValue {
+        budget -= 1
+        if budget < 0 {
+            throw ManifestError("more than \(maxNodes) YAML nodes (alias expansion?)", line: node.mark?.line)
+        }
+        if depth > maxDepth {
+            throw ManifestError("nesting deeper than \(maxDepth) levels", line: node.mark?.line, field: path.isEmpty ? nil : path)
+        }
         switch node {
         case .scalar(let scalar):
             return resolve(scalar)
@@ -139,7 +293,7 @@ public enum ManifestReader {
             var items: [JSONValue] = []
             items.reserveCapacity(seq.count)
             for (i, item) in seq.enumerated() {
-                items.append(try convert(item, path: path + "[\(i)]"))
+                items.append(try convert(item, path: path + "[\(i)]", depth: depth + 1, budget: &budget))
             }
             return .array(items)
         case .mapping(let mapping):
@@ -155,7 +309,7 @@ public enum ManifestReader {
                 if object[key] != nil {
                     throw ManifestError("duplicate key \"\(key)\"", line: k.mark?.line, field: path.isEmpty ? nil : path)
                 }
-                object.appendUnchecked(key, try convert(v, path: childPath))
+                object.appendUnchecked(key, try convert(v, path: childPath, depth: depth + 1, budget: &budget))
             }
             return .object(object)
         case .alias:
@@ -201,12 +355,10 @@ public enum ManifestReader {
             return sign + String(v)
         }
         let plain = t.filter { $0 != "_" }
-        // Integer: 0 or [1-9][0-9]*
         if plain.allSatisfy(\.isASCIIDigit) {
             if plain.count > 1 && plain.first == "0" { return nil }
             return sign + plain
         }
-        // Float: digits with '.' and/or exponent; JSON needs a digit on both sides of '.'.
         var mantissa = plain
         var exponent = ""
         if let e = plain.firstIndex(where: { $0 == "e" || $0 == "E" }) {

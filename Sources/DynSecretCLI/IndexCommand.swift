@@ -1,0 +1,149 @@
+internal import ArgumentParser
+internal import DynSecretCore
+
+/// Reads pull secrets (and ServiceAccounts) from `-f` inputs into a registry index.
+struct PullSecretInputs {
+    var index = RegistryIndex()
+    var serviceAccounts: [String: ServiceAccount] = [:]
+    var inputErrors: [ManifestError] = []
+
+    init(files: [String], defaultNamespace: String, wantServiceAccounts: Bool) throws(CLIError) {
+        var index = RegistryIndex()
+        var serviceAccounts: [String: ServiceAccount] = [:]
+        var inputErrors: [ManifestError] = []
+        try ManifestInputs.forEachDocument(files) { result in
+            guard case .success(let doc) = result else {
+                if case .failure(let e) = result { inputErrors.append(e) }
+                return
+            }
+            for (value, _) in doc.objects {
+                guard case .object(let o) = value, o["apiVersion"]?.stringValue == "v1" else { continue }
+                switch o["kind"]?.stringValue {
+                case "Secret":
+                    // Only the pull-secret types matter; others are skipped before any decoding.
+                    let type = o["type"]?.stringValue ?? ""
+                    guard type == SecretType.dockerConfigJSON || type == SecretType.dockercfg else { continue }
+                    do {
+                        index.add(try Secret.decode(value).secret, defaultNamespace: defaultNamespace, source: doc.source, document: doc.index)
+                    } catch {
+                        index.addProblem(namespace: o["metadata"]?["namespace"]?.stringValue ?? defaultNamespace,
+                                         name: o["metadata"]?["name"]?.stringValue ?? "", message: error.description,
+                                         source: doc.source, document: doc.index)
+                    }
+                case "ServiceAccount" where wantServiceAccounts:
+                    if let sa = try? ServiceAccount.decode(value).serviceAccount {
+                        serviceAccounts["\(sa.metadata.namespace ?? defaultNamespace)/\(sa.metadata.name ?? "")"] = sa
+                    }
+                default:
+                    continue
+                }
+            }
+        }
+        self.index = index
+        self.serviceAccounts = serviceAccounts
+        self.inputErrors = inputErrors
+    }
+
+    /// Input errors and malformed pull secrets, one line each on stderr.
+    func reportProblems() {
+        for e in inputErrors { CommandIO.current.writeStderr("error: \(e.description)\n") }
+        for p in index.problems {
+            let location = [p.source, p.document.map { "document \($0)" }].compactMap { $0 }.joined(separator: ": ")
+            CommandIO.current.writeStderr("error: \(location): Secret \(p.namespace)/\(p.name): malformed pull secret, skipped: \(p.message)\n")
+        }
+    }
+}
+
+/// `dynsecret index`: which pull secrets cover which registries, per namespace.
+struct IndexCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "index",
+        abstract: "List, per namespace, each registry key and the pull secrets that cover it.",
+        discussion: """
+            Keys are normalized as the kubelet normalizes them and listed in the order the kubelet tries them. \
+            A malformed pull secret is reported on stderr and skipped; the rest is still listed (exit status 1).
+            """
+    )
+
+    @Option(name: [.short, .customLong("filename")], help: ArgumentHelp("Manifest file or directory (- for stdin); repeatable.", valueName: "path"))
+    var files: [String] = []
+
+    @Option(name: [.short, .long], help: "Namespace of Secrets that name none.")
+    var namespace = "default"
+
+    @Option(name: [.short, .long], help: "Output format.")
+    var output: ListFormat = .text
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give the manifests with -f PATH (- for stdin)") }
+    }
+
+    func run() async throws {
+        let inputs = try PullSecretInputs(files: files, defaultNamespace: namespace, wantServiceAccounts: false)
+        let index = inputs.index
+        var out: [UInt8] = []
+        switch output {
+        case .json:
+            var namespaces: [JSONValue] = []
+            for ns in index.namespaces.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+                let registries: [JSONValue] = index.keys(in: ns).map { key in
+                    .object(JSONObject([
+                        ("key", .string(key)),
+                        ("secrets", .array(index.namespaces[ns]![key]!.map { h in
+                            .object(JSONObject([("name", .string(h.secret)), ("configKey", .string(h.configKey))]))
+                        })),
+                    ]))
+                }
+                namespaces.append(.object(JSONObject([("namespace", .string(ns)), ("registries", .array(registries))])))
+            }
+            let problems: [JSONValue] = index.problems.map { p in
+                var o = JSONObject([("namespace", .string(p.namespace)), ("name", .string(p.name)), ("message", .string(p.message))])
+                if let s = p.source { o["source"] = .string(s) }
+                if let d = p.document { o["document"] = .number(String(d)) }
+                return .object(o)
+            }
+            out = GoJSONWriter.indented(.object(JSONObject([
+                ("pullSecrets", .number(String(index.secretCount))),
+                ("namespaces", .array(namespaces)),
+                ("problems", .array(problems)),
+            ])))
+        case .text:
+            var rows: [[String]] = [["NAMESPACE", "REGISTRY", "SECRETS"]]
+            for ns in index.namespaces.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+                for key in index.keys(in: ns) {
+                    let holders = index.namespaces[ns]![key]!.map { $0.configKey == key ? $0.secret : "\($0.secret) (\($0.configKey))" }
+                    rows.append([ns, key, holders.joined(separator: ", ")])
+                }
+            }
+            out = Array(Table.render(rows).utf8)
+        }
+        CommandIO.current.writeStdout(out)
+        inputs.reportProblems()
+        if !inputs.inputErrors.isEmpty { throw ExitCode(ExitStatus.usage) }
+        if !index.problems.isEmpty { throw ExitCode(ExitStatus.findings) }
+    }
+}
+
+/// `-o` choices for listing commands.
+enum ListFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+/// Left-aligned columns separated by two spaces, as kubectl prints tables.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let columns = rows.map(\.count).max() else { return "" }
+        var widths = [Int](repeating: 0, count: columns)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        var out = ""
+        for row in rows {
+            var line = ""
+            for (i, cell) in row.enumerated() {
+                line += cell
+                if i < row.count - 1 { line += String(repeating: " ", count: widths[i] - cell.count + 3) }
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+}

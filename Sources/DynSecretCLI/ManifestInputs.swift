@@ -1,0 +1,52 @@
+internal import DynSecretCore
+internal import Foundation
+
+/// The `-f` inputs of a command: files, directories (recursive: `.yaml`, `.yml`, `.json`) and `-` for stdin.
+enum ManifestInputs {
+    /// Expands paths into files in a stable order; throws for a path that does not exist.
+    static func files(_ paths: [String]) throws(CLIError) -> [String] {
+        var out: [String] = []
+        var stdinUsed = false
+        for path in paths {
+            if path == "-" {
+                if stdinUsed { throw CLIError("-f -: standard input can be given only once") }
+                stdinUsed = true
+                out.append("-")
+                continue
+            }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw CLIError("-f \(path): no such file or directory")
+            }
+            if !isDirectory.boolValue {
+                out.append(path)
+                continue
+            }
+            guard let walker = FileManager.default.enumerator(atPath: path) else { throw CLIError("-f \(path): cannot list the directory") }
+            var found: [String] = []
+            while let relative = walker.nextObject() as? String {
+                let lower = relative.lowercased()
+                guard lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") || lower.hasSuffix(".json") else { continue }
+                let full = (path as NSString).appendingPathComponent(relative)
+                var dir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue { found.append(full) }
+            }
+            out += found.sorted()
+        }
+        return out
+    }
+
+    /// Reads every document of every input, in order; read errors are passed to `body` per document or file.
+    static func forEachDocument(_ paths: [String], _ body: (Result<ManifestDocument, ManifestError>) -> Void) throws(CLIError) {
+        for file in try files(paths) {
+            let bytes: [UInt8]
+            do {
+                bytes = try Input.read(file, what: "-f")
+            } catch {
+                body(.failure(ManifestError(error.message.replacingOccurrences(of: "-f \(file): ", with: ""), source: file)))
+                continue
+            }
+            ManifestReader.forEachDocument(bytes, source: file, body)
+        }
+    }
+}

@@ -1,0 +1,174 @@
+internal import ArgumentParser
+internal import DynSecretCore
+internal import Foundation
+
+/// `dynsecret validate`: Secrets checked by type, workload images checked for pull-secret coverage.
+struct Validate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check Secrets by type and that every workload image is covered by a pull secret.",
+        discussion: """
+            Reads manifests (YAML or JSON, several documents, Lists; files, directories and - for stdin) and \
+            reports, per finding, the file, document, object, field and rule. Secrets are checked with the API \
+            server's rules and wording, then as their consumers read them (the kubelet for pull secrets, \
+            OpenSSL for TLS certificates and keys). Each container image is matched against the pod's pull \
+            secrets exactly as the kubelet matches them; an uncovered image from a --private-registry is an error.
+
+            Exit status: 0 no finding at or above --fail-on, 1 findings, 2 usage or input error.
+
+            Examples:
+              helm template my-release ./chart | dynsecret validate -f - --private-registry nvcr.io
+              dynsecret validate -f deploy/ -o sarif > dynsecret.sarif
+            """
+    )
+
+    @Option(name: [.short, .customLong("filename")], help: ArgumentHelp("Manifest file or directory (- for stdin); repeatable.", valueName: "path"))
+    var files: [String] = []
+
+    @Option(name: [.short, .long], help: "Namespace of objects that name none.")
+    var namespace = "default"
+
+    @Option(name: .customLong("private-registry"), help: ArgumentHelp("Registry that needs credentials (kubelet key syntax: nvcr.io, *.example.com, host:port/path); repeatable.", valueName: "glob"))
+    var privateRegistries: [String] = []
+
+    @Option(name: .customLong("expiry-warning"), help: ArgumentHelp("Warn about certificates expiring within this many days.", valueName: "days"))
+    var expiryWarning = 30
+
+    @Option(name: .customLong("fail-on"), help: "Lowest severity that makes the exit status 1.")
+    var failOn: SeverityThreshold = .error
+
+    @Option(name: [.short, .long], help: "Output format.")
+    var output: FindingsFormat = .text
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give the manifests to check with -f PATH (- for stdin)") }
+        if expiryWarning < 0 { throw ValidationError("--expiry-warning must not be negative") }
+        for glob in privateRegistries where CredentialKeyring.normalize(glob) == nil {
+            throw ValidationError("--private-registry \(glob): not a registry host[:port][/path] glob")
+        }
+    }
+
+    func run() async throws {
+        var options = ValidationOptions(now: Int64(Date().timeIntervalSince1970))
+        options.defaultNamespace = namespace
+        options.privateRegistries = privateRegistries
+        options.expiryWarningDays = expiryWarning
+        var run = ValidationRun(Validator(options: options, inspector: OpenSSLInspector()))
+        var inputErrors = 0
+        try ManifestInputs.forEachDocument(files) { result in
+            switch result {
+            case .success(let doc): run.add(doc)
+            case .failure(let error):
+                inputErrors += 1
+                run.addInputError(error)
+            }
+        }
+        let report = run.finish()
+        CommandIO.current.writeStdout(output.render(report))
+        if inputErrors > 0 { throw ExitCode(ExitStatus.usage) }
+        if report.findings.contains(where: { $0.severity >= failOn.severity }) { throw ExitCode(ExitStatus.findings) }
+    }
+}
+
+/// `--fail-on` choices.
+enum SeverityThreshold: String, ExpressibleByArgument, CaseIterable {
+    case error, warning, note
+
+    var severity: Severity { Severity(rawValue: rawValue)! }
+}
+
+/// `-o` choices for commands that report findings.
+enum FindingsFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, sarif
+
+    func render(_ report: ValidationReport) -> [UInt8] {
+        switch self {
+        case .text: Array(text(report).utf8)
+        case .json: GoJSONWriter.indented(json(report))
+        case .sarif: GoJSONWriter.indented(Sarif.log(report))
+        }
+    }
+
+    private func text(_ r: ValidationReport) -> String {
+        var out = ""
+        for f in r.findings { out += f.text + "\n" }
+        let counts = Dictionary(grouping: r.findings, by: \.severity).mapValues(\.count)
+        out += "\(r.objects) object\(r.objects == 1 ? "" : "s") (\(r.secrets) Secret\(r.secrets == 1 ? "" : "s"), \(r.podSpecs) pod spec\(r.podSpecs == 1 ? "" : "s"), \(r.images) image\(r.images == 1 ? "" : "s")): "
+        out += "\(counts[.error] ?? 0) error\(counts[.error] == 1 ? "" : "s"), \(counts[.warning] ?? 0) warning\(counts[.warning] == 1 ? "" : "s"), \(counts[.note] ?? 0) note\(counts[.note] == 1 ? "" : "s")\n"
+        return out
+    }
+
+    private func json(_ r: ValidationReport) -> JSONValue {
+        let findings: [JSONValue] = r.findings.map(Self.findingJSON)
+        let summary = JSONObject([
+            ("objects", .number(String(r.objects))), ("secrets", .number(String(r.secrets))),
+            ("podSpecs", .number(String(r.podSpecs))), ("images", .number(String(r.images))),
+            ("errors", .number(String(r.findings.filter { $0.severity == .error }.count))),
+            ("warnings", .number(String(r.findings.filter { $0.severity == .warning }.count))),
+            ("notes", .number(String(r.findings.filter { $0.severity == .note }.count))),
+        ])
+        return .object(JSONObject([("findings", .array(findings)), ("summary", .object(summary))]))
+    }
+
+    static func findingJSON(_ f: Finding) -> JSONValue {
+        var o = JSONObject()
+        o["rule"] = .string(f.rule)
+        o["severity"] = .string(f.severity.rawValue)
+        o["message"] = .string(f.message)
+        if let s = f.source { o["source"] = .string(s) }
+        if let d = f.document { o["document"] = .number(String(d)) }
+        if let l = f.line { o["line"] = .number(String(l)) }
+        if let obj = f.object {
+            var r = JSONObject([("kind", .string(obj.kind))])
+            if let ns = obj.namespace { r["namespace"] = .string(ns) }
+            if let n = obj.name { r["name"] = .string(n) }
+            o["object"] = .object(r)
+        }
+        if let field = f.field { o["field"] = .string(field) }
+        return .object(o)
+    }
+}
+
+/// SARIF 2.1.0 output, for code-scanning UIs.
+enum Sarif {
+    static func log(_ r: ValidationReport) -> JSONValue {
+        let rules: [JSONValue] = ValidationRule.all.map { rule in
+            .object(JSONObject([
+                ("id", .string(rule.id)),
+                ("shortDescription", .object(JSONObject([("text", .string(rule.summary))]))),
+                ("defaultConfiguration", .object(JSONObject([("level", .string(rule.severity.rawValue))]))),
+            ]))
+        }
+        let results: [JSONValue] = r.findings.map { f in
+            var physical = JSONObject([("artifactLocation", .object(JSONObject([("uri", .string(f.source == "-" || f.source == nil ? "stdin" : f.source!))])))])
+            if let line = f.line { physical["region"] = .object(JSONObject([("startLine", .number(String(line)))])) }
+            var location = JSONObject([("physicalLocation", .object(physical))])
+            if let obj = f.object {
+                let name = [obj.kind, obj.namespace, obj.name].compactMap { $0 }.joined(separator: "/") + (f.field.map { "." + $0 } ?? "")
+                location["logicalLocations"] = .array([.object(JSONObject([("fullyQualifiedName", .string(name)), ("kind", .string("object"))]))])
+            }
+            var properties = JSONObject()
+            if let d = f.document { properties["document"] = .number(String(d)) }
+            if let field = f.field { properties["field"] = .string(field) }
+            var result = JSONObject([
+                ("ruleId", .string(f.rule)),
+                ("ruleIndex", .number(String(ValidationRule.all.firstIndex { $0.id == f.rule } ?? 0))),
+                ("level", .string(f.severity.rawValue)),
+                ("message", .object(JSONObject([("text", .string(f.message))]))),
+                ("locations", .array([.object(location)])),
+            ])
+            if !properties.isEmpty { result["properties"] = .object(properties) }
+            return .object(result)
+        }
+        let driver = JSONObject([
+            ("name", .string("dynsecret")),
+            ("version", .string(DynSecretVersion.number)),
+            ("rules", .array(rules)),
+        ])
+        let run = JSONObject([("tool", .object(JSONObject([("driver", .object(driver))]))), ("results", .array(results))])
+        return .object(JSONObject([
+            ("$schema", .string("https://json.schemastore.org/sarif-2.1.0.json")),
+            ("version", .string("2.1.0")),
+            ("runs", .array([.object(run)])),
+        ]))
+    }
+}

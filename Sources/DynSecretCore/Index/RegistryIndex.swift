@@ -1,0 +1,76 @@
+/// Which pull secrets cover which registries, per namespace, as the kubelet would use them.
+///
+/// One malformed Secret is recorded in `problems` and skipped; it never stops the rest.
+public struct RegistryIndex: Sendable {
+    /// One pull secret's entry for a registry key.
+    public struct Holder: Sendable, Equatable, Codable {
+        public var secret: String
+        /// The key as written in the Secret.
+        public var configKey: String
+    }
+
+    /// A malformed pull secret, by name; the message never holds secret values.
+    public struct Problem: Sendable, Equatable, Codable {
+        public var namespace: String
+        public var name: String
+        public var message: String
+        public var source: String?
+        public var document: Int?
+    }
+
+    /// namespace → normalized key → holders, in input order.
+    public private(set) var namespaces: [String: [String: [Holder]]] = [:]
+    public private(set) var problems: [Problem] = []
+    /// Secrets that are pull secrets, per namespace, with their entries, in input order (for `which`).
+    private var pullSecrets: [String: [String: [(key: String, credential: RegistryCredential)]]] = [:]
+    public private(set) var secretCount = 0
+
+    public init() {}
+
+    /// Adds a Secret; Secrets of other types are ignored.
+    public mutating func add(_ secret: Secret, defaultNamespace: String, source: String? = nil, document: Int? = nil) {
+        let namespace = secret.metadata.namespace ?? defaultNamespace
+        let name = secret.metadata.name ?? ""
+        let entries: [(key: String, credential: RegistryCredential)]
+        do {
+            guard let e = try PullSecret.entries(of: secret) else { return }
+            entries = e
+        } catch {
+            problems.append(Problem(namespace: namespace, name: name,
+                                    message: (error.field.map { "\($0): " } ?? "") + error.message, source: source, document: document))
+            return
+        }
+        secretCount += 1
+        pullSecrets[namespace, default: [:]][name] = entries
+        for (configKey, _) in entries {
+            guard let key = CredentialKeyring.normalize(configKey) else { continue }
+            namespaces[namespace, default: [:]][key, default: []].append(Holder(secret: name, configKey: configKey))
+        }
+    }
+
+    /// Records a Secret that could not even be decoded.
+    public mutating func addProblem(namespace: String, name: String, message: String, source: String?, document: Int?) {
+        problems.append(Problem(namespace: namespace, name: name, message: message, source: source, document: document))
+    }
+
+    /// Keys of a namespace in the kubelet's lookup order (reverse byte order).
+    public func keys(in namespace: String) -> [String] {
+        (namespaces[namespace] ?? [:]).keys.sorted { utf8Less($1, $0) }
+    }
+
+    /// Whether `name` is a known, well-formed pull secret in `namespace`.
+    public func hasPullSecret(_ name: String, in namespace: String) -> Bool {
+        pullSecrets[namespace]?[name] != nil
+    }
+
+    /// The credentials the kubelet would try for `image` with these pull secrets (a pod's, in order).
+    public func lookup(image: ImageReference, namespace: String, pullSecrets names: [String]) -> [CredentialKeyring.Match] {
+        var keyring = CredentialKeyring()
+        for name in names {
+            for (key, credential) in (pullSecrets[namespace]?[name] ?? []).sorted(by: { utf8Less($0.key, $1.key) }) {
+                keyring.add(configKey: key, credential: credential, source: CredentialSource(namespace: namespace, secretName: name, registryKey: key))
+            }
+        }
+        return keyring.lookup(image.name)
+    }
+}

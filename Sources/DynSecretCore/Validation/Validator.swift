@@ -1,0 +1,183 @@
+/// Options for `Validator`.
+public struct ValidationOptions: Sendable {
+    /// Namespace of objects that name none (kubectl's `-n`).
+    public var defaultNamespace = "default"
+    /// Registry globs (kubelet key syntax: `nvcr.io`, `*.example.com`, `registry.example.com:5000/team`) whose
+    /// uncovered images are errors rather than notes.
+    public var privateRegistries: [String] = []
+    /// Certificates expiring within this many days are warnings.
+    public var expiryWarningDays = 30
+    /// The current time, seconds since the epoch (injected so that results are reproducible).
+    public var now: Int64
+
+    public init(now: Int64) { self.now = now }
+}
+
+/// The outcome of a validation run.
+public struct ValidationReport: Sendable {
+    public var findings: [Finding] = []
+    public var objects = 0
+    public var secrets = 0
+    public var podSpecs = 0
+    public var images = 0
+}
+
+/// Validates Secrets and workload image coverage over a set of manifest documents.
+///
+/// Pure: key material is parsed through the injected `KeyMaterialInspector`; time comes from the options.
+public struct Validator: Sendable {
+    public var options: ValidationOptions
+    public var inspector: (any KeyMaterialInspector)?
+
+    public init(options: ValidationOptions, inspector: (any KeyMaterialInspector)?) {
+        self.options = options
+        self.inspector = inspector
+    }
+
+    /// Validates a complete set of documents.
+    public func validate(_ documents: [ManifestDocument]) -> ValidationReport {
+        var run = ValidationRun(self)
+        for doc in documents { run.add(doc) }
+        return run.finish()
+    }
+    func checkCoverage(_ w: ValidationRun.Workload, secrets: [String: SecretCheck], serviceAccounts: [String: ServiceAccount], into findings: inout [Finding]) {
+        func add(_ rule: ValidationRule, _ message: String, field: String?, severity: Severity? = nil) {
+            findings.append(w.location.finding(rule, message, object: w.ref, field: field, severity: severity))
+        }
+        // The ServiceAccount admission plugin copies the ServiceAccount's imagePullSecrets only into pods that name none.
+        var refs: [(name: String, field: String)] = w.spec.imagePullSecrets.enumerated().map { ($0.element, "\(w.spec.field).imagePullSecrets[\($0.offset)].name") }
+        if refs.isEmpty {
+            let saKey = "\(w.namespace)/\(w.spec.serviceAccountName)"
+            if let sa = serviceAccounts[saKey] {
+                refs = sa.imagePullSecrets.map { ($0, "ServiceAccount \(w.namespace)/\(w.spec.serviceAccountName) imagePullSecrets") }
+            } else if w.spec.serviceAccountName != "default" {
+                add(.serviceAccountUnknown, "ServiceAccount \(KubeNames.goQuote(w.spec.serviceAccountName)) is not in the input; its imagePullSecrets are not known",
+                    field: "\(w.spec.field).serviceAccountName")
+            }
+        }
+        var keyring = CredentialKeyring()
+        var broken = false
+        for (name, field) in refs {
+            guard !name.isEmpty else {
+                add(.pullSecretEmptyRef, "an imagePullSecrets entry has no name", field: field)
+                continue
+            }
+            guard let check = secrets["\(w.namespace)/\(name)"] else {
+                add(.pullSecretMissing, "pull secret \(KubeNames.goQuote(name)) is not in the input (namespace \(w.namespace))", field: field)
+                continue
+            }
+            if let error = check.pullError {
+                broken = true
+                add(.pullSecretBrokenRef, "pull secret \(KubeNames.goQuote(name)) is malformed (\(error)); the kubelet fails every image pull of this pod", field: field)
+                continue
+            }
+            guard let entries = check.pullEntries else {
+                let type = check.secret?.effectiveType ?? "unknown"
+                add(.pullSecretWrongType, "pull secret \(KubeNames.goQuote(name)) has type \(KubeNames.goQuote(type)); the kubelet uses only kubernetes.io/dockerconfigjson and kubernetes.io/dockercfg", field: field)
+                continue
+            }
+            for (key, credential) in entries.sorted(by: { utf8Less($0.key, $1.key) }) {
+                keyring.add(configKey: key, credential: credential, source: CredentialSource(namespace: w.namespace, secretName: name, registryKey: key))
+            }
+        }
+        if broken { return }
+        for image in w.spec.images {
+            guard let text = image.image, !text.isEmpty else {
+                add(.imageMissing, "container \(KubeNames.goQuote(image.container)) has no image", field: image.field)
+                continue
+            }
+            let ref: ImageReference
+            do {
+                ref = try ImageReference.parse(text)
+            } catch {
+                add(.imageInvalid, "couldn't parse image name \(KubeNames.goQuote(text)): \(error.message)", field: image.field)
+                continue
+            }
+            if keyring.lookup(ref.name).isEmpty {
+                let isPrivate = options.privateRegistries.contains { glob in
+                    CredentialKeyring.normalize(glob).map { CredentialKeyring.urlsMatch($0, ref.name) } ?? false
+                }
+                let names = refs.map(\.name).filter { !$0.isEmpty }
+                let tried = names.isEmpty ? "the pod has no pull secrets" : "none of \(names.joined(separator: ", ")) has credentials for it"
+                add(.imageUncovered, "image \(text) (registry \(ref.domain)): \(tried)" + (isPrivate ? "; the registry is private" : "; the pull is anonymous"),
+                    field: image.field, severity: isPrivate ? .error : .note)
+            }
+        }
+    }
+}
+
+/// An incremental validation: documents are added one at a time (so a large input is never held whole),
+/// Secrets and workloads are checked as they come, and image coverage is decided in `finish()`.
+public struct ValidationRun: Sendable {
+    struct Workload: Sendable {
+        var ref: ObjectRef
+        var location: Location
+        var namespace: String
+        var spec: PodSpecInfo
+    }
+
+    private let validator: Validator
+    private var report = ValidationReport()
+    private var secrets: [String: SecretCheck] = [:]  // "ns/name"
+    private var serviceAccounts: [String: ServiceAccount] = [:]
+    private var workloads: [Workload] = []
+    private var seen = Set<String>()
+
+    public init(_ validator: Validator) { self.validator = validator }
+
+    public mutating func add(_ doc: ManifestDocument) {
+        let options = validator.options
+        for (object, prefix) in doc.objects {
+            let location = Location(source: doc.source, document: doc.index, line: doc.line, fieldPrefix: prefix)
+            guard case .object(let o) = object else {
+                report.findings.append(location.finding(.manifestNotObject, "expected an object, got \(object.typeName)", object: nil, field: nil))
+                continue
+            }
+            report.objects += 1
+            let kind = o["kind"]?.stringValue ?? ""
+            let apiVersion = o["apiVersion"]?.stringValue ?? ""
+            let namespace = o["metadata"]?["namespace"]?.stringValue ?? options.defaultNamespace
+            let name = o["metadata"]?["name"]?.stringValue
+            let ref = ObjectRef(kind: kind.isEmpty ? "<no kind>" : kind, namespace: namespace, name: name)
+            if kind.isEmpty || apiVersion.isEmpty {
+                report.findings.append(location.finding(.manifestNoKind, kind.isEmpty ? "Object 'Kind' is missing" : "Object 'apiVersion' is missing", object: ref, field: nil))
+                continue
+            }
+            let identity = "\(apiVersion)/\(kind)/\(namespace)/\(name ?? "")"
+            if name != nil, !seen.insert(identity).inserted {
+                report.findings.append(location.finding(.duplicateObject, "appears more than once in the input; the later one wins when applied", object: ref, field: nil))
+            }
+            switch (apiVersion, kind) {
+            case ("v1", "Secret"):
+                report.secrets += 1
+                let check = validator.checkSecret(o, namespace: namespace, location: location, into: &report.findings)
+                secrets["\(check.ref.namespace ?? namespace)/\(name ?? "")"] = check
+            case ("v1", "ServiceAccount"):
+                if let sa = try? ServiceAccount.decode(.object(o)).serviceAccount {
+                    serviceAccounts["\(namespace)/\(name ?? "")"] = sa
+                }
+            default:
+                for spec in PodSpecFinder.podSpecs(in: o) {
+                    workloads.append(Workload(ref: ref, location: location, namespace: namespace, spec: spec))
+                }
+            }
+        }
+    }
+
+    /// Records an input error (a document that could not be read) as an error finding.
+    public mutating func addInputError(_ error: ManifestError) {
+        report.findings.append(Finding(rule: .manifestSyntax, message: error.message, source: error.source, document: error.document,
+                                       line: error.line, field: error.field))
+    }
+
+    /// Checks image coverage across everything added and returns the report.
+    public func finish() -> ValidationReport {
+        var report = report
+        for w in workloads {
+            report.podSpecs += 1
+            report.images += w.spec.images.count
+            validator.checkCoverage(w, secrets: secrets, serviceAccounts: serviceAccounts, into: &report.findings)
+        }
+        return report
+    }
+}
