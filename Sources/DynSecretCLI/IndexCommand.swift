@@ -23,11 +23,11 @@ struct PullSecretInputs {
                     // Only the pull-secret types matter; others are skipped before any decoding.
                     let type = o["type"]?.stringValue ?? ""
                     guard type == SecretType.dockerConfigJSON || type == SecretType.dockercfg else { continue }
-                    do {
+                    do throws(ManifestError) {
                         index.add(try Secret.decode(value).secret, defaultNamespace: defaultNamespace, source: doc.source, document: doc.index)
                     } catch {
                         index.addProblem(namespace: o["metadata"]?["namespace"]?.stringValue ?? defaultNamespace,
-                                         name: o["metadata"]?["name"]?.stringValue ?? "", message: error.description,
+                                         name: o["metadata"]?["name"]?.stringValue ?? "", message: (error.field.map { "\($0): " } ?? "") + error.message,
                                          source: doc.source, document: doc.index)
                     }
                 case "ServiceAccount" where wantServiceAccounts:
