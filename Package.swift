@@ -69,7 +69,8 @@ let package = Package(
         .testTarget(name: "DynSecretCryptoTests", dependencies: ["DynSecretCrypto"]),
         .testTarget(
             name: "DynSecretCLITests",
-            dependencies: ["DynSecretCLI", "DynSecretCore", "dynsecret"]
+            dependencies: ["DynSecretCLI", "DynSecretCore", "dynsecret"],
+            exclude: ["Corpus"]
         ),
     ]
 )

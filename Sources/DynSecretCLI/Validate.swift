@@ -33,6 +33,9 @@ struct Validate: AsyncParsableCommand {
     @Option(name: .customLong("expiry-warning"), help: ArgumentHelp("Warn about certificates expiring within this many days.", valueName: "days"))
     var expiryWarning = 30
 
+    @Option(name: .customLong("now"), help: ArgumentHelp("Judge expiry as of this RFC 3339 time instead of now (e.g. the release date).", valueName: "time"))
+    var now: String?
+
     @Option(name: .customLong("fail-on"), help: "Lowest severity that makes the exit status 1.")
     var failOn: SeverityThreshold = .error
 
@@ -42,13 +45,14 @@ struct Validate: AsyncParsableCommand {
     func validate() throws {
         if files.isEmpty { throw ValidationError("give the manifests to check with -f PATH (- for stdin)") }
         if expiryWarning < 0 { throw ValidationError("--expiry-warning must not be negative") }
+        if let now, RFC3339.parse(now) == nil { throw ValidationError("--now \(now): not an RFC 3339 time such as 2027-01-31T00:00:00Z") }
         for glob in privateRegistries where CredentialKeyring.normalize(glob) == nil {
             throw ValidationError("--private-registry \(glob): not a registry host[:port][/path] glob")
         }
     }
 
     func run() async throws {
-        var options = ValidationOptions(now: Int64(Date().timeIntervalSince1970))
+        var options = ValidationOptions(now: now.flatMap(RFC3339.parse) ?? Int64(Date().timeIntervalSince1970))
         options.defaultNamespace = namespace
         options.privateRegistries = privateRegistries
         options.expiryWarningDays = expiryWarning

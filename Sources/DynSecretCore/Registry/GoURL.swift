@@ -42,6 +42,13 @@ struct GoURL: Equatable {
         if let colon = h.lastIndex(of: ":") {
             guard validOptionalPort(h[colon...]) else { return false }
         }
+        // Go unescapes the host: only `%25` and escapes of non-ASCII bytes are allowed.
+        var rest = Substring(h)
+        while let pct = rest.firstIndex(of: "%") {
+            let hex = rest[rest.index(after: pct)...].prefix(2)
+            guard hex.count == 2, let v = UInt8(hex, radix: 16), v == 0x25 || v >= 0x80 else { return false }
+            rest = rest[rest.index(pct, offsetBy: 3)...]
+        }
         return h.unicodeScalars.allSatisfy { c in
             isUnreserved(c) || "!$&'()*+,;=:%[]<>\"".unicodeScalars.contains(c) || c.value >= 0x80
         } && !h.contains(" ")

@@ -175,8 +175,11 @@ extension Validator {
         let object = top.objectValue ?? JSONObject()
         let entryObjects: JSONObject = key == ".dockercfg" ? object : (object["auths"]?.objectValue ?? JSONObject())
         let prefix = key == ".dockercfg" ? field + "." : field + ".auths"
-        if entries.isEmpty {
-            var why = key == ".dockercfg" ? "no registry entries" : "no entries in auths"
+        // Entries with neither username nor password are what `docker login` leaves behind when a credential
+        // store keeps the real credentials.
+        let usable = entries.filter { !($0.credential.username.isEmpty && $0.credential.password.isEmpty) }
+        if usable.isEmpty {
+            var why = entries.isEmpty ? (key == ".dockercfg" ? "no registry entries" : "no entries in auths") : "no entry holds a username or password"
             let helpers = [object["credsStore"] != nil ? "credsStore" : nil, object["credHelpers"] != nil ? "credHelpers" : nil].compactMap { $0 }
             if !helpers.isEmpty { why += "; \(helpers.joined(separator: " and ")) point to credential helpers on a workstation, which no kubelet can run" }
             add(.pullSecretNoCredentials, why, field, nil)
@@ -193,7 +196,7 @@ extension Validator {
                 let suggestion = normalized.contains("/") ? "docker.io/" + normalized.split(separator: "/", maxSplits: 1)[1] : RegistryServer.dockerHubKey
                 add(.pullSecretUnmatchableKey, "no image can match \(KubeNames.goQuote(configKey)): Docker Hub images are looked up as docker.io/…; write \(suggestion)", entryField, nil)
             }
-            if credential.username.isEmpty && credential.password.isEmpty {
+            if credential.username.isEmpty && credential.password.isEmpty && !usable.isEmpty {
                 add(.pullSecretEmptyCredential, "the entry has no username or password", entryField, nil)
             }
             if raw["identitytoken"] != nil || raw["registrytoken"] != nil {
