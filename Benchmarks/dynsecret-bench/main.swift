@@ -135,7 +135,15 @@ let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "create-registry":
     try benchCreateRegistry(parseOptions(args.dropFirst()))
+case "index":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 5 }
+    try benchIndex(o, count: 100_000)
+case "validate":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 3 }
+    try benchValidate(o, count: 10_000)
 default:
-    print("usage: dynsecret-bench create-registry [--runs N] [--dynsecret PATH] [--kubectl PATH]")
+    print("usage: dynsecret-bench create-registry|index|validate [--runs N] [--dynsecret PATH] [--kubectl PATH]")
     exit(args.isEmpty ? 0 : 2)
 }

@@ -1,47 +1,67 @@
 internal import ArgumentParser
 internal import DynSecretCore
+internal import Foundation
 
-/// Reads pull secrets (and ServiceAccounts) from `-f` inputs into a registry index.
-struct PullSecretInputs {
-    var index = RegistryIndex()
+/// Reads pull secrets (and ServiceAccounts) from `-f` inputs into a registry index, parsing on all cores.
+struct PullSecretInputs: Sendable {
+    var index: RegistryIndex
     var serviceAccounts: [String: ServiceAccount] = [:]
     var inputErrors: [ManifestError] = []
 
-    init(files: [String], defaultNamespace: String, wantServiceAccounts: Bool) throws(CLIError) {
-        var index = RegistryIndex()
-        var serviceAccounts: [String: ServiceAccount] = [:]
-        var inputErrors: [ManifestError] = []
-        try ManifestInputs.forEachDocument(files) { result in
-            guard case .success(let doc) = result else {
-                if case .failure(let e) = result { inputErrors.append(e) }
-                return
+    /// `forLookup` keeps credentials and ServiceAccounts (for `which`); a plain index needs neither.
+    static func read(files: [String], defaultNamespace: String, forLookup: Bool) async throws(CLIError) -> PullSecretInputs {
+        var total = PullSecretInputs(index: RegistryIndex(keepCredentials: forLookup))
+        for file in try ManifestInputs.files(files) {
+            let bytes: [UInt8]
+            do {
+                bytes = try Input.read(file, what: "-f")
+            } catch {
+                total.inputErrors.append(ManifestError(error.message.replacingOccurrences(of: "-f \(file): ", with: ""), source: file))
+                continue
             }
-            for (value, _) in doc.objects {
-                guard case .object(let o) = value, o["apiVersion"]?.stringValue == "v1" else { continue }
-                switch o["kind"]?.stringValue {
-                case "Secret":
-                    // Only the pull-secret types matter; others are skipped before any decoding.
-                    let type = o["type"]?.stringValue ?? ""
-                    guard type == SecretType.dockerConfigJSON || type == SecretType.dockercfg else { continue }
-                    do throws(ManifestError) {
-                        index.add(try Secret.decode(value).secret, defaultNamespace: defaultNamespace, source: doc.source, document: doc.index)
-                    } catch {
-                        index.addProblem(namespace: o["metadata"]?["namespace"]?.stringValue ?? defaultNamespace,
-                                         name: o["metadata"]?["name"]?.stringValue ?? "", message: (error.field.map { "\($0): " } ?? "") + error.message,
-                                         source: doc.source, document: doc.index)
-                    }
-                case "ServiceAccount" where wantServiceAccounts:
-                    if let sa = try? ServiceAccount.decode(value).serviceAccount {
-                        serviceAccounts["\(sa.metadata.namespace ?? defaultNamespace)/\(sa.metadata.name ?? "")"] = sa
-                    }
-                default:
-                    continue
-                }
+            let parts = await ManifestReader.reduceDocuments(bytes, source: file, workers: ProcessInfo.processInfo.activeProcessorCount,
+                                                             initial: { PullSecretInputs(index: RegistryIndex(keepCredentials: forLookup)) }) { acc, result in
+                acc.add(result, defaultNamespace: defaultNamespace, forLookup: forLookup)
+            }
+            for part in parts {
+                total.index.merge(part.index)
+                total.serviceAccounts.merge(part.serviceAccounts) { _, new in new }
+                total.inputErrors += part.inputErrors
             }
         }
-        self.index = index
-        self.serviceAccounts = serviceAccounts
-        self.inputErrors = inputErrors
+        return total
+    }
+
+    mutating func add(_ result: Result<ManifestDocument, ManifestError>, defaultNamespace: String, forLookup: Bool) {
+        let doc: ManifestDocument
+        switch result {
+        case .success(let d): doc = d
+        case .failure(let e):
+            inputErrors.append(e)
+            return
+        }
+        for (value, _) in doc.objects {
+            guard case .object(let o) = value, o["apiVersion"]?.stringValue == "v1" else { continue }
+            switch o["kind"]?.stringValue {
+            case "Secret":
+                // Only the pull-secret types matter; others are skipped before any decoding.
+                let type = o["type"]?.stringValue ?? ""
+                guard type == SecretType.dockerConfigJSON || type == SecretType.dockercfg else { continue }
+                do throws(ManifestError) {
+                    index.add(try Secret.decode(value).secret, defaultNamespace: defaultNamespace, source: doc.source, document: doc.index)
+                } catch {
+                    index.addProblem(namespace: o["metadata"]?["namespace"]?.stringValue ?? defaultNamespace,
+                                     name: o["metadata"]?["name"]?.stringValue ?? "", message: (error.field.map { "\($0): " } ?? "") + error.message,
+                                     source: doc.source, document: doc.index)
+                }
+            case "ServiceAccount" where forLookup:
+                if let sa = try? ServiceAccount.decode(value).serviceAccount {
+                    serviceAccounts["\(sa.metadata.namespace ?? defaultNamespace)/\(sa.metadata.name ?? "")"] = sa
+                }
+            default:
+                continue
+            }
+        }
     }
 
     /// Input errors and malformed pull secrets, one line each on stderr.
@@ -66,7 +86,12 @@ struct IndexCommand: AsyncParsableCommand {
     )
 
     @Option(name: [.short, .customLong("filename")], help: ArgumentHelp("Manifest file or directory (- for stdin); repeatable.", valueName: "path"))
-    var files: [String] = []
+    var filenames: [String] = []
+
+    @Argument(help: ArgumentHelp("More manifest files or directories (as pre-commit passes them).", valueName: "path"))
+    var paths: [String] = []
+
+    var files: [String] { filenames + paths }
 
     @Option(name: [.short, .long], help: "Namespace of Secrets that name none.")
     var namespace = "default"
@@ -79,7 +104,7 @@ struct IndexCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let inputs = try PullSecretInputs(files: files, defaultNamespace: namespace, wantServiceAccounts: false)
+        let inputs = try await PullSecretInputs.read(files: files, defaultNamespace: namespace, forLookup: false)
         let index = inputs.index
         var out: [UInt8] = []
         switch output {

@@ -19,10 +19,19 @@ enum Input {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw CLIError("\(what) \(path): permission denied")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        // Read in chunks straight into the array, so a large file is never held twice.
+        guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CLIError("\(what) \(path): cannot read the file")
         }
-        return Array(data)
+        defer { try? handle.close() }
+        var bytes: [UInt8] = []
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int { bytes.reserveCapacity(size) }
+        do {
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { bytes.append(contentsOf: chunk) }
+        } catch {
+            throw CLIError("\(what) \(path): cannot read the file")
+        }
+        return bytes
     }
 
     /// A password read from stdin or a file: one trailing newline (LF or CRLF) is dropped, as `docker login` does.

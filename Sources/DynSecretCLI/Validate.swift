@@ -22,7 +22,12 @@ struct Validate: AsyncParsableCommand {
     )
 
     @Option(name: [.short, .customLong("filename")], help: ArgumentHelp("Manifest file or directory (- for stdin); repeatable.", valueName: "path"))
-    var files: [String] = []
+    var filenames: [String] = []
+
+    @Argument(help: ArgumentHelp("More manifest files or directories (as pre-commit passes them).", valueName: "path"))
+    var paths: [String] = []
+
+    var files: [String] { filenames + paths }
 
     @Option(name: [.short, .long], help: "Namespace of objects that name none.")
     var namespace = "default"

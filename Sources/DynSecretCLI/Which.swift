@@ -43,7 +43,7 @@ struct Which: AsyncParsableCommand {
         } catch {
             throw CLIError("couldn't parse image name \(KubeNames.goQuote(image)): \(error.message)")
         }
-        let inputs = try PullSecretInputs(files: files, defaultNamespace: namespace, wantServiceAccounts: true)
+        let inputs = try await PullSecretInputs.read(files: files, defaultNamespace: namespace, forLookup: true)
         var names = pullSecrets
         var origin = "--pull-secret"
         if names.isEmpty {

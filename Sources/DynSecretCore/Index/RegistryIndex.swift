@@ -24,8 +24,27 @@ public struct RegistryIndex: Sendable {
     /// Secrets that are pull secrets, per namespace, with their entries, in input order (for `which`).
     private var pullSecrets: [String: [String: [(key: String, credential: RegistryCredential)]]] = [:]
     public private(set) var secretCount = 0
+    /// Normalized keys by config key: a cluster has few distinct registries and many Secrets.
+    private var normalized: [String: String?] = [:]
 
-    public init() {}
+    /// Whether credentials are kept for `lookup` (needed by `which`, not by a plain listing).
+    private var keepCredentials = true
+
+    public init(keepCredentials: Bool = true) {
+        self.keepCredentials = keepCredentials
+    }
+
+    /// Appends everything of `other` after this index's content (for indexes built over consecutive input chunks).
+    public mutating func merge(_ other: RegistryIndex) {
+        for (ns, keys) in other.namespaces {
+            for (key, holders) in keys { namespaces[ns, default: [:]][key, default: []] += holders }
+        }
+        problems += other.problems
+        for (ns, secrets) in other.pullSecrets {
+            pullSecrets[ns, default: [:]].merge(secrets) { _, new in new }
+        }
+        secretCount += other.secretCount
+    }
 
     /// Adds a Secret; Secrets of other types are ignored.
     public mutating func add(_ secret: Secret, defaultNamespace: String, source: String? = nil, document: Int? = nil) {
@@ -41,9 +60,16 @@ public struct RegistryIndex: Sendable {
             return
         }
         secretCount += 1
-        pullSecrets[namespace, default: [:]][name] = entries
+        pullSecrets[namespace, default: [:]][name] = keepCredentials ? entries : []
         for (configKey, _) in entries {
-            guard let key = CredentialKeyring.normalize(configKey) else { continue }
+            let key: String?
+            if let cached = normalized[configKey] {
+                key = cached
+            } else {
+                key = CredentialKeyring.normalize(configKey)
+                normalized[configKey] = key
+            }
+            guard let key else { continue }
             namespaces[namespace, default: [:]][key, default: []].append(Holder(secret: name, configKey: configKey))
         }
     }
@@ -59,6 +85,7 @@ public struct RegistryIndex: Sendable {
     }
 
     /// Whether `name` is a known, well-formed pull secret in `namespace`.
+    /// (With `keepCredentials: false` the entries themselves are not kept, but the Secret's presence is.)
     public func hasPullSecret(_ name: String, in namespace: String) -> Bool {
         pullSecrets[namespace]?[name] != nil
     }

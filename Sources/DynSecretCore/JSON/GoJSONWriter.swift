@@ -64,6 +64,12 @@ public enum GoJSONWriter {
     /// Appends `s` as a quoted JSON string with Go's escaping.
     public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Fast path: nothing to escape.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x3C || $0 == 0x3E || $0 == 0x26 || $0 == 0xE2 }) {
+            out.append(contentsOf: s.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         var utf8 = Array(s.utf8)
         utf8.withUnsafeMutableBufferPointer { buf in
             var i = 0

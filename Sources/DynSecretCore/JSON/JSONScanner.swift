@@ -6,15 +6,23 @@ enum JSONScanner {
         return i
     }
 
-    static func line(of offset: Int, in b: [UInt8]) -> Int {
-        var n = 1
-        var i = 0
-        let end = min(offset, b.count)
-        while i < end {
-            if b[i] == 0x0A { n += 1 }
-            i += 1
+    /// Line numbers for increasing offsets, counted incrementally (linear over the whole input).
+    struct LineCounter {
+        private var offset = 0
+        private var line = 1
+
+        mutating func line(of target: Int, in b: [UInt8]) -> Int {
+            if target < offset {
+                offset = 0
+                line = 1
+            }
+            let end = min(target, b.count)
+            while offset < end {
+                if b[offset] == 0x0A { line += 1 }
+                offset += 1
+            }
+            return line
         }
-        return n
     }
 
     /// The end offset of the value starting at `i` (bracket and string aware), or nil when the input ends first.
@@ -64,39 +72,55 @@ enum JSONScanner {
         return nil
     }
 
-    /// For an object spanning `start..<end` whose `kind` ends in `List` and whose `items` is an array:
-    /// the byte ranges of the items. Nil when the object is not such a list.
-    static func listItems(_ b: [UInt8], _ start: Int, _ end: Int) -> (items: [Range<Int>], error: String?)? {
+    /// For an object starting at `start` whose `kind` ends in `List` and whose `items` is an array: the byte ranges
+    /// of the items and the object's end, found in one pass. Nil when the object is not such a list.
+    static func listItems(_ b: [UInt8], _ start: Int) -> (items: [Range<Int>], end: Int, error: String?)? {
         var i = skipWhitespace(b, start + 1)
         var kind: String?
-        var items: Range<Int>?
-        while i < end, b[i] == 0x22 {
+        var ranges: [Range<Int>]?
+        var itemsError: String?
+        while i < b.count, b[i] == 0x22 {
             guard let keyEnd = stringEnd(b, i) else { return nil }
             let key = b[(i + 1)..<(keyEnd - 1)]
             i = skipWhitespace(b, keyEnd)
-            guard i < end, b[i] == UInt8(ascii: ":") else { return nil }
+            guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
             i = skipWhitespace(b, i + 1)
-            guard let valueEnd = valueEnd(b, i), valueEnd <= end else { return nil }
-            if key.elementsEqual("kind".utf8), b[i] == 0x22 {
-                kind = String(decoding: b[(i + 1)..<(valueEnd - 1)], as: UTF8.self)
-            } else if key.elementsEqual("items".utf8), b[i] == UInt8(ascii: "[") {
-                items = i..<valueEnd
+            guard i < b.count else { return nil }
+            if key.elementsEqual("items".utf8), b[i] == UInt8(ascii: "[") {
+                var items: [Range<Int>] = []
+                var j = skipWhitespace(b, i + 1)
+                while true {
+                    guard j < b.count else { return nil }
+                    if b[j] == UInt8(ascii: "]") {
+                        j += 1
+                        break
+                    }
+                    guard let e = valueEnd(b, j) else { return nil }
+                    items.append(j..<e)
+                    j = skipWhitespace(b, e)
+                    guard j < b.count else { return nil }
+                    if b[j] == UInt8(ascii: ",") {
+                        j = skipWhitespace(b, j + 1)
+                    } else if b[j] != UInt8(ascii: "]") {
+                        itemsError = "expected ',' or ']' between list items"
+                        guard let e = valueEnd(b, i) else { return nil }
+                        j = e
+                        break
+                    }
+                }
+                ranges = items
+                i = j
+            } else {
+                guard let valueEnd = valueEnd(b, i) else { return nil }
+                if key.elementsEqual("kind".utf8), b[i] == 0x22 {
+                    kind = String(decoding: b[(i + 1)..<(valueEnd - 1)], as: UTF8.self)
+                }
+                i = valueEnd
             }
-            i = skipWhitespace(b, valueEnd)
-            if i < end, b[i] == UInt8(ascii: ",") { i = skipWhitespace(b, i + 1) }
+            i = skipWhitespace(b, i)
+            if i < b.count, b[i] == UInt8(ascii: ",") { i = skipWhitespace(b, i + 1) }
         }
-        guard let kind, kind.hasSuffix("List"), let items else { return nil }
-        var ranges: [Range<Int>] = []
-        var j = skipWhitespace(b, items.lowerBound + 1)
-        while j < items.upperBound - 1 {
-            guard let e = valueEnd(b, j), e <= items.upperBound - 1 else { return (ranges, "unterminated list item") }
-            ranges.append(j..<e)
-            j = skipWhitespace(b, e)
-            if j < items.upperBound - 1 {
-                guard b[j] == UInt8(ascii: ",") else { return (ranges, "expected ',' between list items") }
-                j = skipWhitespace(b, j + 1)
-            }
-        }
-        return (ranges, nil)
+        guard i < b.count, b[i] == UInt8(ascii: "}"), let kind, kind.hasSuffix("List"), let ranges else { return nil }
+        return (ranges, i + 1, itemsError)
     }
 }

@@ -41,47 +41,47 @@ public enum Base64 {
     /// Decodes standard base64; `padded` selects Go's `StdEncoding` (padding required) or `RawStdEncoding` (no padding allowed).
     /// Carriage returns and newlines are skipped, as Go does. Returns `nil` on any other invalid input.
     public static func decode(_ text: String, padded: Bool = true) -> [UInt8]? {
-        var chars: [UInt8] = []
-        chars.reserveCapacity(text.utf8.count)
-        for c in text.utf8 where c != 0x0A && c != 0x0D { chars.append(c) }
+        var chars = Array(text.utf8)
+        if chars.contains(where: { $0 == 0x0A || $0 == 0x0D }) { chars.removeAll { $0 == 0x0A || $0 == 0x0D } }
+        var count = chars.count
         var pad = 0
         if padded {
-            guard chars.count % 4 == 0 else { return nil }
-            while pad < 2, let last = chars.last, last == UInt8(ascii: "=") {
-                chars.removeLast()
+            guard count % 4 == 0 else { return nil }
+            while pad < 2, count > 0, chars[count - 1] == UInt8(ascii: "=") {
+                count -= 1
                 pad += 1
             }
         }
-        // Remaining length after padding removal determines the tail size.
-        let tail = chars.count % 4
+        let tail = count % 4
         if tail == 1 { return nil }
         if padded, pad > 0, tail != 4 - pad { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count * 3 / 4)
+        let t = table
+        var out = [UInt8](repeating: 0, count: count / 4 * 3 + (tail == 0 ? 0 : tail - 1))
         var i = 0
-        while i + 4 <= chars.count {
-            var n: UInt32 = 0
-            for j in 0..<4 {
-                let v = table[Int(chars[i + j])]
-                if v == 0xFF { return nil }
-                n = n << 6 | UInt32(v)
-            }
-            out.append(UInt8(n >> 16 & 0xFF))
-            out.append(UInt8(n >> 8 & 0xFF))
-            out.append(UInt8(n & 0xFF))
+        var o = 0
+        var bad: UInt8 = 0
+        while i + 4 <= count {
+            let a = t[Int(chars[i])], b = t[Int(chars[i + 1])], c = t[Int(chars[i + 2])], d = t[Int(chars[i + 3])]
+            bad |= a | b | c | d
+            let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+            out[o] = UInt8(truncatingIfNeeded: n >> 16)
+            out[o + 1] = UInt8(truncatingIfNeeded: n >> 8)
+            out[o + 2] = UInt8(truncatingIfNeeded: n)
             i += 4
+            o += 3
         }
         if tail > 0 {
             var n: UInt32 = 0
             for j in 0..<tail {
-                let v = table[Int(chars[i + j])]
-                if v == 0xFF { return nil }
+                let v = t[Int(chars[i + j])]
+                bad |= v
                 n = n << 6 | UInt32(v)
             }
             n <<= UInt32(6 * (4 - tail))
-            out.append(UInt8(n >> 16 & 0xFF))
-            if tail == 3 { out.append(UInt8(n >> 8 & 0xFF)) }
+            out[o] = UInt8(truncatingIfNeeded: n >> 16)
+            if tail == 3 { out[o + 1] = UInt8(truncatingIfNeeded: n >> 8) }
         }
-        return out
+        // Invalid characters map to 0xFF, which has bits above the 6 a valid value uses.
+        return bad & 0xC0 == 0 ? out : nil
     }
 }

@@ -50,47 +50,102 @@ public enum ManifestReader {
 
     /// Calls `body` with each document or per-document error, in order.
     public static func forEachDocument(_ bytes: [UInt8], source: String, _ body: (Result<ManifestDocument, ManifestError>) -> Void) {
+        for unit in units(bytes, source: source) {
+            if let result = parse(unit, bytes, source: source) { body(result) }
+        }
+    }
+
+    /// Parses the documents on `workers` concurrent tasks, each folding a contiguous run of documents into its
+    /// own accumulator; returns the accumulators in input order (merge them in that order to keep input order).
+    /// Memory stays bounded by the accumulators: parsed documents are dropped as soon as they are folded in.
+    public static func reduceDocuments<Accumulator: Sendable>(
+        _ bytes: [UInt8], source: String, workers: Int,
+        initial: @escaping @Sendable () -> Accumulator,
+        _ fold: @escaping @Sendable (inout Accumulator, Result<ManifestDocument, ManifestError>) -> Void
+    ) async -> [Accumulator] {
+        let all = units(bytes, source: source)
+        let n = max(1, min(workers, all.count / 64 + 1))
+        let chunk = (all.count + n - 1) / n
+        return await withTaskGroup(of: (Int, Accumulator).self) { group in
+            for w in 0..<n {
+                let slice = Array(all[min(all.count, w * chunk)..<min(all.count, (w + 1) * chunk)])
+                group.addTask {
+                    var acc = initial()
+                    for unit in slice {
+                        if let result = parse(unit, bytes, source: source) { fold(&acc, result) }
+                    }
+                    return (w, acc)
+                }
+            }
+            var out: [(Int, Accumulator)] = []
+            for await r in group { out.append(r) }
+            return out.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    /// A document (or list item) located in the input, not yet parsed.
+    struct Unit: Sendable {
+        enum Kind: Sendable {
+            case json(prefix: String)
+            case yaml
+            case failure(ManifestError)
+        }
+        var range: Range<Int>
+        var index: Int
+        var line: Int
+        var kind: Kind
+    }
+
+    static func units(_ bytes: [UInt8], source: String) -> [Unit] {
+        var out: [Unit] = []
         var start = 0
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { start = 3 }
         while start < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[start]) { start += 1 }
         if start < bytes.count, bytes[start] == UInt8(ascii: "{") || bytes[start] == UInt8(ascii: "[") {
-            readJSONStream(bytes, from: start, source: source, body)
-            return
+            jsonUnits(bytes, from: start, source: source) { out.append($0) }
+        } else if String(validating: bytes, as: UTF8.self) == nil {
+            out.append(Unit(range: 0..<0, index: 1, line: 1, kind: .failure(ManifestError("not valid UTF-8 text (binary data?)", source: source))))
+        } else {
+            yamlUnits(bytes) { out.append($0) }
         }
-        guard String(validating: bytes, as: UTF8.self) != nil else {
-            body(.failure(ManifestError("not valid UTF-8 text (binary data?)", source: source)))
-            return
+        return out
+    }
+
+    static func parse(_ unit: Unit, _ bytes: [UInt8], source: String) -> Result<ManifestDocument, ManifestError>? {
+        switch unit.kind {
+        case .failure(let e): return .failure(e)
+        case .json(let prefix): return parseJSON(bytes[unit.range], source: source, index: unit.index, line: unit.line, prefix: prefix)
+        case .yaml: return parseYAMLDocument(bytes[unit.range], source: source, index: unit.index, firstLine: unit.line)
         }
-        readYAML(bytes, source: source, body)
     }
 
     // MARK: - JSON
 
-    private static func readJSONStream(_ bytes: [UInt8], from: Int, source: String, _ body: (Result<ManifestDocument, ManifestError>) -> Void) {
+    private static func jsonUnits(_ bytes: [UInt8], from: Int, source: String, _ emit: (Unit) -> Void) {
         var offset = from
         var index = 0
+        var lines = JSONScanner.LineCounter()
         while true {
             offset = JSONScanner.skipWhitespace(bytes, offset)
             guard offset < bytes.count else { return }
             index += 1
-            let line = JSONScanner.line(of: offset, in: bytes)
-            guard let end = JSONScanner.valueEnd(bytes, offset) else {
-                body(.failure(ManifestError("unterminated JSON value", source: source, document: index, line: line)))
-                return
-            }
-            if bytes[offset] == UInt8(ascii: "{"), let list = JSONScanner.listItems(bytes, offset, end) {
+            let line = lines.line(of: offset, in: bytes)
+            if bytes[offset] == UInt8(ascii: "{"), let list = JSONScanner.listItems(bytes, offset) {
                 // A List: its items one by one, each bounded like a document.
                 for (i, range) in list.items.enumerated() {
-                    let itemLine = JSONScanner.line(of: range.lowerBound, in: bytes)
-                    body(parseJSON(bytes[range], source: source, index: index, line: itemLine, prefix: "items[\(i)]."))
+                    emit(Unit(range: range, index: index, line: lines.line(of: range.lowerBound, in: bytes), kind: .json(prefix: "items[\(i)].")))
                 }
                 if let error = list.error {
-                    body(.failure(ManifestError(error, source: source, document: index, line: line)))
-                    return
+                    emit(Unit(range: offset..<offset, index: index, line: line, kind: .failure(ManifestError(error, source: source, document: index, line: line))))
                 }
-            } else {
-                body(parseJSON(bytes[offset..<end], source: source, index: index, line: line, prefix: ""))
+                offset = list.end
+                continue
             }
+            guard let end = JSONScanner.valueEnd(bytes, offset) else {
+                emit(Unit(range: offset..<offset, index: index, line: line, kind: .failure(ManifestError("unterminated JSON value", source: source, document: index, line: line))))
+                return
+            }
+            emit(Unit(range: offset..<end, index: index, line: line, kind: .json(prefix: "")))
             offset = end
         }
     }
@@ -111,16 +166,14 @@ public enum ManifestReader {
     // MARK: - YAML
 
     /// Splits a YAML stream at `---` / `...` marker lines; such a line at column 0 always ends a document.
-    private static func readYAML(_ bytes: [UInt8], source: String, _ body: (Result<ManifestDocument, ManifestError>) -> Void) {
+    private static func yamlUnits(_ bytes: [UInt8], _ emit: (Unit) -> Void) {
         var index = 0
         var started = false      // the current document has a number
         var hasContent = false   // it has a line that is not blank, a comment or a directive
         var docStart = 0         // byte offset where its text starts
         var docStartLine = 1     // the line that offset is on
         func flush(_ end: Int) {
-            if hasContent, let result = parseYAMLDocument(bytes[docStart..<end], source: source, index: index, firstLine: docStartLine) {
-                body(result)
-            }
+            if hasContent { emit(Unit(range: docStart..<end, index: index, line: docStartLine, kind: .yaml)) }
             started = false
             hasContent = false
         }
