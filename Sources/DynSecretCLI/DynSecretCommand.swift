@@ -10,7 +10,7 @@ public struct DynSecretCommand: AsyncParsableCommand {
         commandName: "dynsecret",
         abstract: "Secret and registry-credential manager for Kubernetes.",
         version: DynSecretVersion.text,
-        subcommands: [CreateRegistry.self, VersionCommand.self]
+        subcommands: [CreateRegistry.self, Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self, VersionCommand.self]
     )
 
     public init() {}

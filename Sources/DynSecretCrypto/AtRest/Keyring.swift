@@ -201,7 +201,7 @@ extension Keyring {
         do { mode = try AtomicFile.permissions(path) } catch { throw KeyringError("keyring \(error.description)") }
         guard let mode else { throw KeyringError("keyring \(path): no such file (create one with 'dynsecret keys generate --keyring \(path)')") }
         if mode & 0o077 != 0 {
-            throw KeyringError("keyring \(path): permissions \(String(mode, radix: 8)) are too open; it holds keys and must be private to its owner: run 'chmod 600 \(path)'")
+            throw KeyringError("keyring \(path): permissions 0\(String(mode, radix: 8)) are too open; it holds keys and must be private to its owner: run 'chmod 600 \(path)'")
         }
         let bytes: [UInt8]
         do { bytes = try AtomicFile.read(path) } catch { throw KeyringError("keyring \(error.description)") }

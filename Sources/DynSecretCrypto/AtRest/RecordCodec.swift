@@ -355,4 +355,22 @@ public enum AtRestRecord {
         w.raw(record.ciphertext)
         return w.bytes
     }
+
+    /// The record with all its slots replaced by `slots` (opened with `keys` first); context and payload ciphertext kept.
+    static func reseal(_ bytes: [UInt8], keys: RecordKeys, expecting: ExpectedContext, slots slotKeys: [SlotKey],
+                       random: some RecordRandomness) throws(RecordError) -> [UInt8] {
+        let record = try ParsedRecord(bytes)
+        try expecting.check(record.context)
+        let dek = try unwrap(record, keys: keys)
+        _ = try openPayload(record, dek: dek)
+        let context = Array(record.contextBytes)
+        var slots: [Slot] = []
+        for key in slotKeys { slots.append(try wrap(dek, context: context, key: key, random: random)) }
+        let header = try headerWithMAC(contextBytes: context, slots: slots, dek: dek)
+        var w = ByteWriter()
+        w.raw(header)
+        w.u32(UInt32(record.bytes.count - record.ciphertextOffset))
+        w.raw(record.ciphertext)
+        return w.bytes
+    }
 }
