@@ -135,6 +135,8 @@ let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "create-registry":
     try benchCreateRegistry(parseOptions(args.dropFirst()))
+case "crypto":
+    try benchCrypto(args.dropFirst())
 default:
     print("usage: dynsecret-bench create-registry [--runs N] [--dynsecret PATH] [--kubectl PATH]")
     exit(args.isEmpty ? 0 : 2)

@@ -94,6 +94,51 @@ extension SecureRandom {
     }
 }
 
+/// Algorithms fetched once from OpenSSL's default provider: an implicit fetch on every operation (what
+/// `EVP_aes_256_gcm()` or a digest name triggers in OpenSSL 3) costs more than sealing a 2 KiB record.
+// @unchecked Sendable: fetched EVP_CIPHER/EVP_MAC objects are immutable and reference-counted atomically, and the HMAC
+// template context is only ever read (EVP_MAC_CTX_dup takes a const pointer); OpenSSL documents both as shareable.
+final class Algorithms: @unchecked Sendable {
+    let aes256GCM: OpaquePointer
+    let hmacTemplate: OpaquePointer
+
+    private init() throws(CryptoError) {
+        guard let cipher = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else { throw CryptoError.drain("fetching AES-256-GCM") }
+        guard let mac = EVP_MAC_fetch(nil, "HMAC", nil) else {
+            EVP_CIPHER_free(cipher)
+            throw CryptoError.drain("fetching HMAC")
+        }
+        defer { EVP_MAC_free(mac) }
+        guard let ctx = EVP_MAC_CTX_new(mac) else {
+            EVP_CIPHER_free(cipher)
+            throw CryptoError.drain("HMAC context")
+        }
+        var digest = Array("SHA256".utf8CString)
+        let ok = digest.withUnsafeMutableBufferPointer { d in
+            "digest".withCString { key in
+                var params = [OSSL_PARAM_construct_utf8_string(key, d.baseAddress, 0), OSSL_PARAM_construct_end()]
+                return EVP_MAC_CTX_set_params(ctx, &params)
+            }
+        }
+        guard ok == 1 else {
+            EVP_MAC_CTX_free(ctx)
+            EVP_CIPHER_free(cipher)
+            throw CryptoError.drain("HMAC-SHA256 setup")
+        }
+        aes256GCM = cipher
+        hmacTemplate = ctx
+    }
+
+    deinit {
+        EVP_CIPHER_free(aes256GCM)
+        EVP_MAC_CTX_free(hmacTemplate)
+    }
+
+    private static let cached: Result<Algorithms, CryptoError> = Result { () throws(CryptoError) in try Algorithms() }
+
+    static func shared() throws(CryptoError) -> Algorithms { try cached.get() }
+}
+
 /// An `EVP_CIPHER_CTX`, freed on deinit.
 final class CipherContext {
     let pointer: OpaquePointer
@@ -111,80 +156,40 @@ public enum AES256GCM {
     public static let keySize = 32
     public static let nonceSize = 12
     public static let tagSize = 16
-    /// EVP's update calls take an `int` length.
-    private static let chunk = 1 << 30
 
     /// Encrypts `buffer` in place and writes the tag to `tag`.
     static func seal(key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
                      inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeMutableRawBufferPointer) throws(CryptoError) {
-        guard key.count == keySize, nonce.count == nonceSize, tag.count == tagSize else {
-            throw CryptoError(operation: "AES-256-GCM seal: bad key, nonce or tag size", openSSLErrors: [])
-        }
-        let ctx = try CipherContext()
-        guard EVP_EncryptInit_ex(ctx.pointer, EVP_aes_256_gcm(), nil, u8(key), u8(nonce)) == 1 else {
-            throw CryptoError.drain("AES-256-GCM seal init")
-        }
-        var outLength: Int32 = 0
-        try feedAAD(ctx, aad, &outLength, encrypt: true)
-        var offset = 0
-        while offset < buffer.count {
-            let n = min(chunk, buffer.count - offset)
-            let p = buffer.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self)
-            guard EVP_EncryptUpdate(ctx.pointer, p, &outLength, p, Int32(n)) == 1, outLength == Int32(n) else {
-                throw CryptoError.drain("AES-256-GCM seal")
-            }
-            offset += n
-        }
-        var scratch = [UInt8](repeating: 0, count: 16)
-        guard EVP_EncryptFinal_ex(ctx.pointer, &scratch, &outLength) == 1 else {
-            throw CryptoError.drain("AES-256-GCM seal final")
-        }
-        guard EVP_CIPHER_CTX_ctrl(ctx.pointer, EVP_CTRL_AEAD_GET_TAG, Int32(tagSize), tag.baseAddress) == 1 else {
-            throw CryptoError.drain("AES-256-GCM get tag")
-        }
+        _ = try crypt(encrypt: true, key: key, nonce: nonce, aad: aad, input: UnsafeRawBufferPointer(buffer), output: buffer, tag: tag)
     }
 
     /// Decrypts `buffer` in place; returns false when the tag does not authenticate (the buffer then holds garbage
     /// that the caller must wipe and discard).
     static func open(key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
                      inPlace buffer: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer) throws(CryptoError) -> Bool {
-        guard key.count == keySize, nonce.count == nonceSize, tag.count == tagSize else {
-            throw CryptoError(operation: "AES-256-GCM open: bad key, nonce or tag size", openSSLErrors: [])
-        }
-        let ctx = try CipherContext()
-        guard EVP_DecryptInit_ex(ctx.pointer, EVP_aes_256_gcm(), nil, u8(key), u8(nonce)) == 1 else {
-            throw CryptoError.drain("AES-256-GCM open init")
-        }
-        var outLength: Int32 = 0
-        try feedAAD(ctx, aad, &outLength, encrypt: false)
-        var offset = 0
-        while offset < buffer.count {
-            let n = min(chunk, buffer.count - offset)
-            let p = buffer.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self)
-            guard EVP_DecryptUpdate(ctx.pointer, p, &outLength, p, Int32(n)) == 1, outLength == Int32(n) else {
-                throw CryptoError.drain("AES-256-GCM open")
-            }
-            offset += n
-        }
-        guard EVP_CIPHER_CTX_ctrl(ctx.pointer, EVP_CTRL_AEAD_SET_TAG, Int32(tagSize), UnsafeMutableRawPointer(mutating: tag.baseAddress)) == 1 else {
-            throw CryptoError.drain("AES-256-GCM set tag")
-        }
-        var scratch = [UInt8](repeating: 0, count: 16)
-        let ok = EVP_DecryptFinal_ex(ctx.pointer, &scratch, &outLength)
-        // A failed tag check queues no error in OpenSSL 3; clear anything that was queued regardless.
-        if ok != 1 { ERR_clear_error() }
-        return ok == 1
+        try open(key: key, nonce: nonce, aad: aad, input: UnsafeRawBufferPointer(buffer), output: buffer, tag: tag)
     }
 
-    private static func feedAAD(_ ctx: CipherContext, _ aad: UnsafeRawBufferPointer, _ outLength: inout Int32, encrypt: Bool) throws(CryptoError) {
-        var offset = 0
-        while offset < aad.count {
-            let n = min(chunk, aad.count - offset)
-            let p = aad.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self)
-            let ok = encrypt ? EVP_EncryptUpdate(ctx.pointer, nil, &outLength, p, Int32(n)) : EVP_DecryptUpdate(ctx.pointer, nil, &outLength, p, Int32(n))
-            guard ok == 1 else { throw CryptoError.drain("AES-256-GCM associated data") }
-            offset += n
+    /// Decrypts `input` into `output` (same size, or the same memory); false when the tag does not authenticate.
+    static func open(key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
+                     input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer, tag: UnsafeRawBufferPointer) throws(CryptoError) -> Bool {
+        try crypt(encrypt: false, key: key, nonce: nonce, aad: aad, input: input, output: output,
+                  tag: UnsafeMutableRawBufferPointer(mutating: tag))
+    }
+
+    private static func crypt(encrypt: Bool, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
+                              input: UnsafeRawBufferPointer, output: UnsafeMutableRawBufferPointer,
+                              tag: UnsafeMutableRawBufferPointer) throws(CryptoError) -> Bool {
+        guard input.count == output.count else {
+            throw CryptoError(operation: "AES-256-GCM: input and output sizes differ", openSSLErrors: [])
         }
+        let stream = try GCMStream(encrypt: encrypt, key: key, nonce: nonce, aad: aad)
+        try stream.update(input, into: output)
+        if encrypt {
+            try stream.sealFinal(tag: tag)
+            return true
+        }
+        return try stream.openFinal(tag: UnsafeRawBufferPointer(tag))
     }
 
     /// `plaintext` sealed: ciphertext followed by the 16-byte tag.
@@ -229,41 +234,140 @@ public enum AES256GCM {
     }
 }
 
-/// HKDF (RFC 5869) with SHA-256.
+/// One AES-256-GCM encryption or decryption fed piece by piece, so records are sealed and opened in a single pass
+/// from and into their final buffers. Owns its `EVP_CIPHER_CTX`.
+final class GCMStream {
+    private let ctx: CipherContext
+    private let encrypt: Bool
+    /// EVP's update calls take an `int` length.
+    private static let chunk = 1 << 30
+
+    init(encrypt: Bool, key: UnsafeRawBufferPointer, nonce: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer) throws(CryptoError) {
+        self.encrypt = encrypt
+        let what = encrypt ? "AES-256-GCM seal" : "AES-256-GCM open"
+        guard key.count == AES256GCM.keySize, nonce.count == AES256GCM.nonceSize else {
+            throw CryptoError(operation: "\(what): bad key or nonce size", openSSLErrors: [])
+        }
+        let cipher = try Algorithms.shared().aes256GCM
+        ctx = try CipherContext()
+        guard EVP_CipherInit_ex(ctx.pointer, cipher, nil, u8(key), u8(nonce), encrypt ? 1 : 0) == 1 else {
+            throw CryptoError.drain("\(what) init")
+        }
+        var outLength: Int32 = 0
+        var offset = 0
+        while offset < aad.count {
+            let n = min(Self.chunk, aad.count - offset)
+            guard EVP_CipherUpdate(ctx.pointer, nil, &outLength, u8(aad)! + offset, Int32(n)) == 1 else {
+                throw CryptoError.drain("AES-256-GCM associated data")
+            }
+            offset += n
+        }
+    }
+
+    /// Transforms `input` into `output` (same size; they may be the same memory).
+    func update(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard input.count == output.count else { throw CryptoError(operation: "AES-256-GCM: input and output sizes differ", openSSLErrors: []) }
+        var offset = 0
+        var outLength: Int32 = 0
+        while offset < input.count {
+            let n = min(Self.chunk, input.count - offset)
+            guard EVP_CipherUpdate(ctx.pointer, u8m(output)! + offset, &outLength, u8(input)! + offset, Int32(n)) == 1, outLength == Int32(n) else {
+                throw CryptoError.drain(encrypt ? "AES-256-GCM seal" : "AES-256-GCM open")
+            }
+            offset += n
+        }
+    }
+
+    func sealFinal(tag: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard tag.count == AES256GCM.tagSize else { throw CryptoError(operation: "AES-256-GCM: bad tag size", openSSLErrors: []) }
+        var scratch = [UInt8](repeating: 0, count: 16)
+        var outLength: Int32 = 0
+        guard EVP_CipherFinal_ex(ctx.pointer, &scratch, &outLength) == 1 else { throw CryptoError.drain("AES-256-GCM seal final") }
+        guard EVP_CIPHER_CTX_ctrl(ctx.pointer, EVP_CTRL_AEAD_GET_TAG, Int32(AES256GCM.tagSize), tag.baseAddress) == 1 else {
+            throw CryptoError.drain("AES-256-GCM get tag")
+        }
+    }
+
+    /// Whether the data fed so far authenticates under `tag`.
+    func openFinal(tag: UnsafeRawBufferPointer) throws(CryptoError) -> Bool {
+        guard tag.count == AES256GCM.tagSize else { throw CryptoError(operation: "AES-256-GCM: bad tag size", openSSLErrors: []) }
+        guard EVP_CIPHER_CTX_ctrl(ctx.pointer, EVP_CTRL_AEAD_SET_TAG, Int32(AES256GCM.tagSize), UnsafeMutableRawPointer(mutating: tag.baseAddress)) == 1 else {
+            throw CryptoError.drain("AES-256-GCM set tag")
+        }
+        var scratch = [UInt8](repeating: 0, count: 16)
+        var outLength: Int32 = 0
+        let ok = EVP_CipherFinal_ex(ctx.pointer, &scratch, &outLength)
+        // A failed tag check is the expected outcome for tampered input, not an OpenSSL failure; drop anything queued.
+        if ok != 1 { ERR_clear_error() }
+        return ok == 1
+    }
+}
+
+/// HKDF (RFC 5869) with SHA-256, computed with OpenSSL's HMAC.
 public enum HKDF {
-    /// `length` bytes of output key material. An empty salt means the RFC's default (32 zero bytes).
+    /// `length` bytes (at most 8160) of output key material. An empty salt means the RFC's default (32 zero bytes).
     public static func sha256(key: UnsafeRawBufferPointer, salt: [UInt8], info: [UInt8], length: Int) throws(CryptoError) -> SecretBytes {
-        guard let ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nil) else { throw CryptoError.drain("HKDF context") }
-        defer { EVP_PKEY_CTX_free(ctx) }
+        guard length > 0, length <= 255 * 32 else { throw CryptoError(operation: "HKDF-SHA256: length \(length) out of range", openSSLErrors: []) }
+        // Extract: PRK = HMAC(salt, IKM).
+        var prk = [UInt8](repeating: 0, count: 32)
+        defer { Cleanse.wipe(&prk) }
         let effectiveSalt = salt.isEmpty ? [UInt8](repeating: 0, count: 32) : salt
-        guard EVP_PKEY_derive_init(ctx) == 1,
-              EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) == 1,
-              EVP_PKEY_CTX_set1_hkdf_salt(ctx, effectiveSalt, Int32(effectiveSalt.count)) == 1,
-              EVP_PKEY_CTX_set1_hkdf_key(ctx, u8(key), Int32(key.count)) == 1,
-              EVP_PKEY_CTX_add1_hkdf_info(ctx, info, Int32(info.count)) == 1
-        else { throw CryptoError.drain("HKDF-SHA256 setup") }
-        return try SecretBytes(count: length) { (out) throws(CryptoError) in
-            var n = length
-            guard EVP_PKEY_derive(ctx, u8m(out), &n) == 1, n == length else { throw CryptoError.drain("HKDF-SHA256 derive") }
+        try withBytes(effectiveSalt) { (s) throws(CryptoError) in
+            try withMutableBytes(&prk) { (out) throws(CryptoError) in try HMACSHA256.mac(key: s, parts: [key], into: out) }
+        }
+        // Expand: T(i) = HMAC(PRK, T(i-1) ‖ info ‖ i).
+        return try SecretBytes(count: length) { (okm) throws(CryptoError) in
+            var previous = [UInt8]()
+            defer { Cleanse.wipe(&previous) }
+            var block = [UInt8](repeating: 0, count: 32)
+            defer { Cleanse.wipe(&block) }
+            var produced = 0
+            var counter: UInt8 = 1
+            while produced < length {
+                let message = previous + info + [counter]
+                try withBytes(prk) { (k) throws(CryptoError) in
+                    try withBytes(message) { (m) throws(CryptoError) in
+                        try withMutableBytes(&block) { (out) throws(CryptoError) in try HMACSHA256.mac(key: k, parts: [m], into: out) }
+                    }
+                }
+                let n = min(32, length - produced)
+                block.withUnsafeBytes { okm.baseAddress!.advanced(by: produced).copyMemory(from: $0.baseAddress!, byteCount: n) }
+                produced += n
+                previous = block
+                counter &+= 1
+            }
         }
     }
 
     public static func sha256(key: SecretBytes, salt: [UInt8], info: [UInt8], length: Int = 32) throws(CryptoError) -> SecretBytes {
-        try withBytes(key) { (k) throws(CryptoError) in try sha256(key: k, salt: salt, info: info, length: length) }
+        try key.withUnsafeBytes { (k) throws(CryptoError) in try sha256(key: k, salt: salt, info: info, length: length) }
     }
 }
 
-/// HMAC (RFC 2104) with SHA-256.
+/// HMAC (RFC 2104) with SHA-256 through OpenSSL's EVP_MAC.
 public enum HMACSHA256 {
+    /// The MAC of the concatenation of `parts`, written to `out` (32 bytes).
+    static func mac(key: UnsafeRawBufferPointer, parts: [UnsafeRawBufferPointer], into out: UnsafeMutableRawBufferPointer) throws(CryptoError) {
+        guard out.count == 32 else { throw CryptoError(operation: "HMAC-SHA256: output must be 32 bytes", openSSLErrors: []) }
+        guard let ctx = EVP_MAC_CTX_dup(try Algorithms.shared().hmacTemplate) else { throw CryptoError.drain("HMAC context") }
+        defer { EVP_MAC_CTX_free(ctx) }
+        // An empty key still needs a non-null pointer.
+        let initialized = key.count > 0
+            ? EVP_MAC_init(ctx, u8(key), key.count, nil)
+            : [UInt8(0)].withUnsafeBufferPointer { EVP_MAC_init(ctx, $0.baseAddress, 0, nil) }
+        guard initialized == 1 else { throw CryptoError.drain("HMAC-SHA256 init") }
+        for part in parts where part.count > 0 {
+            guard EVP_MAC_update(ctx, u8(part), part.count) == 1 else { throw CryptoError.drain("HMAC-SHA256") }
+        }
+        var n = 0
+        guard EVP_MAC_final(ctx, u8m(out), &n, 32) == 1, n == 32 else { throw CryptoError.drain("HMAC-SHA256 final") }
+    }
+
     public static func mac(key: SecretBytes, message: UnsafeRawBufferPointer) throws(CryptoError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        var n: UInt32 = 0
-        let ok = key.withUnsafeBytes { k in
-            out.withUnsafeMutableBufferPointer { o in
-                HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), u8(message), message.count, o.baseAddress, &n)
-            }
+        try key.withUnsafeBytes { (k) throws(CryptoError) in
+            try withMutableBytes(&out) { (o) throws(CryptoError) in try mac(key: k, parts: [message], into: o) }
         }
-        guard ok != nil, n == 32 else { throw CryptoError.drain("HMAC-SHA256") }
         return out
     }
 

@@ -244,73 +244,124 @@ enum PayloadCoding {
     static func sortedKeys(_ p: RecordPayload) -> [String] {
         p.data.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
+}
 
-    /// Writes the padded encoding into `out` (exactly `encodedSize` bytes).
-    static func encode(_ p: RecordPayload, into out: UnsafeMutableRawBufferPointer) throws(RecordError) {
-        var i = 0
-        func put(_ b: UInt8) { out[i] = b; i += 1 }
-        func put16(_ v: Int) { put(UInt8(v >> 8 & 0xFF)); put(UInt8(v & 0xFF)) }
-        func put32(_ v: Int) { for s in stride(from: 24, through: 0, by: -8) { put(UInt8(v >> s & 0xFF)) } }
-        func putBytes(_ b: UnsafeRawBufferPointer) {
-            if b.count > 0 { out.baseAddress!.advanced(by: i).copyMemory(from: b.baseAddress!, byteCount: b.count) }
-            i += b.count
+extension PayloadCoding {
+    /// Encodes and encrypts `p` in one pass straight into `output` (exactly `encodedSize(p)` bytes): framing from a
+    /// small buffer, each value from its own storage, then the zero padding.
+    static func seal(_ p: RecordPayload, with stream: GCMStream, into output: UnsafeMutableRawBufferPointer) throws(RecordError) {
+        var offset = 0
+        func feed(_ bytes: UnsafeRawBufferPointer) throws(CryptoError) {
+            guard bytes.count > 0 else { return }
+            try stream.update(bytes, into: UnsafeMutableRawBufferPointer(rebasing: output[offset..<offset + bytes.count]))
+            offset += bytes.count
         }
-        let type = Array(p.type.utf8)
-        guard type.count <= 0xFFFF else { throw RecordError(.malformed, "the Secret type is longer than 65535 bytes") }
-        put16(type.count)
-        type.withUnsafeBytes { putBytes($0) }
-        put32(p.data.count)
-        for key in sortedKeys(p) {
-            let k = Array(key.utf8)
-            guard k.count <= 0xFFFF else { throw RecordError(.malformed, "a data key is longer than 65535 bytes") }
-            let v = p.data[key]!
-            guard v.count <= UInt32.max else { throw RecordError(.malformed, "a data value is larger than 4 GiB") }
-            put16(k.count)
-            k.withUnsafeBytes { putBytes($0) }
-            put32(v.count)
-            v.withUnsafeBytes { putBytes($0) }
-        }
-        if i < out.count {
-            (out.baseAddress! + i).initializeMemory(as: UInt8.self, repeating: 0, count: out.count - i)
+        do {
+            var frame = ByteWriter()
+            let type = Array(p.type.utf8)
+            guard type.count <= 0xFFFF else { throw RecordError(.malformed, "the Secret type is longer than 65535 bytes") }
+            frame.lp16(type)
+            frame.u32(UInt32(p.data.count))
+            for key in sortedKeys(p) {
+                let k = Array(key.utf8)
+                let v = p.data[key]!
+                guard k.count <= 0xFFFF else { throw RecordError(.malformed, "a data key is longer than 65535 bytes") }
+                guard v.count <= Int(UInt32.max) else { throw RecordError(.malformed, "a data value is larger than 4 GiB") }
+                frame.lp16(k)
+                frame.u32(UInt32(v.count))
+                try withBytes(frame.bytes) { (b) throws(CryptoError) in try feed(b) }
+                frame.bytes.removeAll(keepingCapacity: true)
+                try withBytes(v) { (b) throws(CryptoError) in try feed(b) }
+            }
+            try withBytes(frame.bytes) { (b) throws(CryptoError) in try feed(b) }
+            let padding = output.count - offset
+            guard padding >= 0, padding < KSR1.padBlock else { throw RecordError(.malformed, "payload size mismatch") }
+            try withBytes([UInt8](repeating: 0, count: padding)) { (b) throws(CryptoError) in try feed(b) }
+        } catch let e as RecordError {
+            throw e
+        } catch let e as CryptoError {
+            throw .crypto(e)
+        } catch {
+            throw RecordError(.crypto, "\(error)")
         }
     }
 
-    /// Decodes the canonical encoding; rejects unsorted or duplicate keys and non-zero padding.
-    static func decode(_ b: UnsafeRawBufferPointer) throws(RecordError) -> RecordPayload {
-        var i = 0
-        func need(_ n: Int, _ what: String) throws(RecordError) {
-            guard b.count - i >= n else { throw RecordError(.payloadMalformed, "the payload ends inside the \(what)") }
-        }
-        func int(_ n: Int, _ what: String) throws(RecordError) -> Int {
-            try need(n, what)
-            var v = 0
-            for _ in 0..<n { v = v << 8 | Int(b[i]); i += 1 }
-            return v
-        }
-        func bytes(_ n: Int, _ what: String) throws(RecordError) -> [UInt8] {
-            try need(n, what)
-            defer { i += n }
-            return Array(UnsafeRawBufferPointer(rebasing: b[i..<i + n]))
-        }
-        let typeBytes = try bytes(try int(2, "type length"), "type")
-        guard let type = String(validating: typeBytes, as: UTF8.self) else { throw RecordError(.payloadMalformed, "the Secret type is not UTF-8") }
-        let n = try int(4, "key count")
+    /// Decrypts and decodes `ciphertext` in one pass, each value straight into its own array. The tag is checked before
+    /// anything is returned; a framing error found on the way is reported only if the payload authenticates (otherwise
+    /// the payload was tampered with and that is the error). Values are wiped on every failure.
+    static func open(_ ciphertext: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer, with stream: GCMStream) throws(RecordError) -> RecordPayload {
+        var offset = 0
         var data: [String: [UInt8]] = [:]
-        var previous: [UInt8]?
-        for _ in 0..<n {
-            let key = try bytes(try int(2, "key length"), "key")
-            if let previous, !previous.lexicographicallyPrecedes(key) {
-                throw RecordError(.payloadMalformed, "the payload's data keys are not sorted and unique")
+        var framingError: RecordError?
+        var type = ""
+        func take(_ n: Int, _ what: String) throws -> [UInt8] {
+            guard n >= 0, ciphertext.count - offset >= n else { throw RecordError(.payloadMalformed, "the payload ends inside the \(what)") }
+            let start = offset
+            offset += n
+            var out = [UInt8](unsafeUninitializedCapacity: n) { _, c in c = n }
+            try withMutableBytes(&out) { (o) throws(CryptoError) in
+                try stream.update(UnsafeRawBufferPointer(rebasing: ciphertext[start..<start + n]), into: o)
             }
-            guard let k = String(validating: key, as: UTF8.self) else { throw RecordError(.payloadMalformed, "a data key is not UTF-8") }
-            data[k] = try bytes(try int(4, "value length"), "value")
-            previous = key
+            return out
         }
-        guard b.count % KSR1.padBlock == 0, b.count - i < KSR1.padBlock else {
-            throw RecordError(.payloadMalformed, "the payload padding is \(b.count - i) bytes; it must be under \(KSR1.padBlock)")
+        func int(_ n: Int, _ what: String) throws -> Int { try take(n, what).reduce(0) { $0 << 8 | Int($1) } }
+        do {
+            let typeBytes = try take(try int(2, "type length"), "type")
+            guard let t = String(validating: typeBytes, as: UTF8.self) else { throw RecordError(.payloadMalformed, "the Secret type is not UTF-8") }
+            type = t
+            let n = try int(4, "key count")
+            var previous: [UInt8]?
+            for _ in 0..<n {
+                let key = try take(try int(2, "key length"), "key")
+                if let previous, !previous.lexicographicallyPrecedes(key) {
+                    throw RecordError(.payloadMalformed, "the payload's data keys are not sorted and unique")
+                }
+                guard let k = String(validating: key, as: UTF8.self) else { throw RecordError(.payloadMalformed, "a data key is not UTF-8") }
+                data[k] = try take(try int(4, "value length"), "value")
+                previous = key
+            }
+            let rest = ciphertext.count - offset
+            guard ciphertext.count % KSR1.padBlock == 0, rest < KSR1.padBlock else {
+                throw RecordError(.payloadMalformed, "the payload padding is \(rest) bytes; it must be under \(KSR1.padBlock)")
+            }
+            if try take(rest, "padding").contains(where: { $0 != 0 }) {
+                throw RecordError(.padding, "the payload padding holds non-zero bytes")
+            }
+        } catch let e as RecordError {
+            framingError = e
+        } catch let e as CryptoError {
+            throw .crypto(e)
+        } catch {
+            throw RecordError(.crypto, "\(error)")
         }
-        for j in i..<b.count where b[j] != 0 {
-            throw RecordError(.padding, "the payload padding holds non-zero bytes")
+        func wipeAll() { for k in Array(data.keys) { Cleanse.wipe(&data[k]!) } }
+        let authentic: Bool
+        do {
+            if offset < ciphertext.count {
+                // Decrypt what framing did not consume, so the tag covers all of it.
+                var scratch = [UInt8](repeating: 0, count: 1 << 16)
+                while offset < ciphertext.count {
+                    let n = min(scratch.count, ciphertext.count - offset)
+                    let start = offset
+                    try withMutableBytes(&scratch) { (s) throws(CryptoError) in
+                        try stream.update(UnsafeRawBufferPointer(rebasing: ciphertext[start..<start + n]), into: UnsafeMutableRawBufferPointer(rebasing: s[0..<n]))
+                    }
+                    offset += n
+                }
+                Cleanse.wipe(&scratch)
+            }
+            authentic = try stream.openFinal(tag: tag)
+        } catch {
+            wipeAll()
+            throw .crypto(error)
+        }
+        guard authentic else {
+            wipeAll()
+            throw RecordError(.payloadAuthentication, "the payload does not authenticate: the ciphertext or the record's context was changed")
+        }
+        if let framingError {
+            wipeAll()
+            throw framingError
         }
         return RecordPayload(type: type, data: data)
     }

@@ -134,14 +134,13 @@ public enum AtRestRecord {
             let body = UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + plainSize])
             let tag = UnsafeMutableRawBufferPointer(rebasing: raw[(start + plainSize)...])
             do {
-                try PayloadCoding.encode(payload, into: body)
-                try withBytes(kPayload) { (k) throws(CryptoError) in
+                let stream = try withBytes(kPayload) { (k) throws(CryptoError) in
                     try withBytes(contextBytes) { (aad) throws(CryptoError) in
-                        try withBytes(payloadNonce) { (n) throws(CryptoError) in
-                            try AES256GCM.seal(key: k, nonce: n, aad: aad, inPlace: body, tag: tag)
-                        }
+                        try withBytes(payloadNonce) { (n) throws(CryptoError) in try GCMStream(encrypt: true, key: k, nonce: n, aad: aad) }
                     }
                 }
+                try PayloadCoding.seal(payload, with: stream, into: body)
+                try stream.sealFinal(tag: tag)
                 initialized = total
             } catch let e as RecordError {
                 failure = e
@@ -295,25 +294,22 @@ public enum AtRestRecord {
         let kPayload: SecretBytes
         do { kPayload = try HKDF.sha256(key: dek, salt: [], info: KSR1.infoPayload) } catch { throw .crypto(error) }
         let n = record.bytes.count - record.ciphertextOffset - AES256GCM.tagSize
-        var plain = Array(record.bytes[record.ciphertextOffset..<record.ciphertextOffset + n])
-        defer { Cleanse.wipe(&plain) }
-        let ok: Bool
+        let stream: GCMStream
         do {
-            ok = try withBytes(record.bytes) { (all) throws(CryptoError) in
+            stream = try withBytes(record.bytes) { (all) throws(CryptoError) in
                 try withBytes(kPayload) { (k) throws(CryptoError) in
                     try withBytes(record.payloadNonce) { (nonce) throws(CryptoError) in
-                        try withMutableBytes(&plain) { (p) throws(CryptoError) in
-                            try AES256GCM.open(key: k, nonce: nonce, aad: UnsafeRawBufferPointer(rebasing: all[0..<record.contextEnd]),
-                                               inPlace: p, tag: UnsafeRawBufferPointer(rebasing: all[(record.ciphertextOffset + n)...]))
-                        }
+                        try GCMStream(encrypt: false, key: k, nonce: nonce, aad: UnsafeRawBufferPointer(rebasing: all[0..<record.contextEnd]))
                     }
                 }
             }
         } catch {
             throw .crypto(error)
         }
-        guard ok else { throw RecordError(.payloadAuthentication, "the payload does not authenticate: the ciphertext or the record's context was changed") }
-        return try withBytes(plain) { (p) throws(RecordError) in try PayloadCoding.decode(p) }
+        return try withBytes(record.bytes) { (all) throws(RecordError) in
+            try PayloadCoding.open(UnsafeRawBufferPointer(rebasing: all[record.ciphertextOffset..<record.ciphertextOffset + n]),
+                                   tag: UnsafeRawBufferPointer(rebasing: all[(record.ciphertextOffset + n)...]), with: stream)
+        }
     }
 
     /// Parses, checks the context, unwraps and decrypts `bytes`.
