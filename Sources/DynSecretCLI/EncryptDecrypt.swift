@@ -95,8 +95,7 @@ struct Decrypt: ParsableCommand {
         } catch {
             throw CLIError(error.located(record).description)
         }
-        var secret = AtRestStore.secret(opened.payload, context: opened.record.context)
-        if !opened.record.context.uid.isEmpty { secret.metadata.uid = nil }
+        let secret = AtRestStore.secret(opened.payload, context: opened.record.context)
         CommandIO.current.writeStdout(output.render(secret))
     }
 }

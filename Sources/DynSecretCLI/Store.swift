@@ -55,6 +55,9 @@ struct StoreCommand: ParsableCommand {
             for (id, n) in perKey.sorted(by: { $0.key < $1.key }) where !known.contains(id) { rows.append([id.description, "unknown", String(n)]) }
             var text = "store \(s.directory) (id \(s.storeID)): \(total) record(s)\n" + AtRestCLI.table(rows)
             if passphraseSlots > 0 { text += "records with a passphrase slot: \(passphraseSlots)\n" }
+            if let leftovers = try? s.interruptedWrites(), !leftovers.isEmpty {
+                text += "temporary files of interrupted writes (ignored, safe to delete): \(leftovers.count)\n"
+            }
             CommandIO.current.writeStdout(Array(text.utf8))
             for p in problems { CommandIO.current.writeStderr("error: \(p)\n") }
             if !problems.isEmpty {

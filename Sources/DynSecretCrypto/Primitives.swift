@@ -234,6 +234,18 @@ public enum AES256GCM {
     }
 }
 
+/// An `EVP_MAC_CTX` copied from a template, freed on deinit.
+final class MACContext {
+    let pointer: OpaquePointer
+
+    init(copying template: OpaquePointer) throws(CryptoError) {
+        guard let p = EVP_MAC_CTX_dup(template) else { throw CryptoError.drain("HMAC context") }
+        pointer = p
+    }
+
+    deinit { EVP_MAC_CTX_free(pointer) }
+}
+
 /// One AES-256-GCM encryption or decryption fed piece by piece, so records are sealed and opened in a single pass
 /// from and into their final buffers. Owns its `EVP_CIPHER_CTX`.
 final class GCMStream {
@@ -324,7 +336,8 @@ public enum HKDF {
             var produced = 0
             var counter: UInt8 = 1
             while produced < length {
-                let message = previous + info + [counter]
+                var message = previous + info + [counter]
+                defer { Cleanse.wipe(&message) }
                 try withBytes(prk) { (k) throws(CryptoError) in
                     try withBytes(message) { (m) throws(CryptoError) in
                         try withMutableBytes(&block) { (out) throws(CryptoError) in try HMACSHA256.mac(key: k, parts: [m], into: out) }
@@ -349,8 +362,8 @@ public enum HMACSHA256 {
     /// The MAC of the concatenation of `parts`, written to `out` (32 bytes).
     static func mac(key: UnsafeRawBufferPointer, parts: [UnsafeRawBufferPointer], into out: UnsafeMutableRawBufferPointer) throws(CryptoError) {
         guard out.count == 32 else { throw CryptoError(operation: "HMAC-SHA256: output must be 32 bytes", openSSLErrors: []) }
-        guard let ctx = EVP_MAC_CTX_dup(try Algorithms.shared().hmacTemplate) else { throw CryptoError.drain("HMAC context") }
-        defer { EVP_MAC_CTX_free(ctx) }
+        let context = try MACContext(copying: try Algorithms.shared().hmacTemplate)
+        let ctx = context.pointer
         // An empty key still needs a non-null pointer.
         let initialized = key.count > 0
             ? EVP_MAC_init(ctx, u8(key), key.count, nil)

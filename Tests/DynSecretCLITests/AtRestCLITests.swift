@@ -136,6 +136,26 @@ private func assertNoLeak(_ r: RunResult, _ what: Comment? = nil) {
         #expect(r.stderr.contains("truncated"))
     }
 
+    @Test func passphraseSlot() async throws {
+        let dir = try TempDir()
+        let k = dir.url.appendingPathComponent("k.yaml").path
+        let rec = dir.url.appendingPathComponent("r.ksr1").path
+        let pw = try dir.file("pw", "long passphrase for the recovery slot\n")
+        let wrong = try dir.file("wrong", "not it\n")
+        _ = await dynsecret(["keys", "generate", "--keyring", k])
+        var r = await dynsecret(["encrypt", "--keyring", k, "-f", "-", "-o", rec, "--passphrase-file", pw], stdin: secretManifest())
+        #expect(r.code == 0, "\(r.stderr)")
+        r = await dynsecret(["decrypt", rec, "--passphrase-file", pw])
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout.contains(Base64.encode(Array(canary.utf8))))
+        r = await dynsecret(["decrypt", rec, "--passphrase-file", wrong])
+        #expect(r.code == 2 && r.stdout.isEmpty)
+        #expect(r.stderr == "error: record \(rec): the passphrase slot did not open: wrong passphrase, or the header was changed\n")
+        r = await dynsecret(["decrypt", rec])
+        #expect(r.code == 2)
+        #expect(r.stderr.contains("give --keyring FILE or --passphrase-file FILE"))
+    }
+
     @Test func encryptRejectsBadInput() async throws {
         let dir = try TempDir()
         let k = dir.url.appendingPathComponent("k.yaml").path
@@ -246,6 +266,8 @@ private func assertNoLeak(_ r: RunResult, _ what: Comment? = nil) {
         // Interrupted writes leave their temporary files behind (ignored by readers): proof that kills landed mid-write.
         let leftovers = try FileManager.default.subpathsOfDirectory(atPath: store).filter { $0.contains("/.") && $0.contains(".tmp-") }
         #expect(!leftovers.isEmpty)
+        let status = try runProcess(binary, ["store", "status", "--store", store, "--keyring", k])
+        #expect(status.stdout.contains("temporary files of interrupted writes (ignored, safe to delete): \(leftovers.count)"))
         let restored = try runProcess(binary, ["store", "restore", "--store", store, "--keyring", k, "--all-versions"])
         #expect(restored.code == 0)
         let docs = try ManifestReader.read(Array(restored.stdout.utf8), source: "-")

@@ -163,6 +163,22 @@ struct Vectors {
         #expect(accepted == 0)
     }
 
+    /// Every truncation of a record is refused (never a crash, never a payload).
+    @Test func everyTruncationIsRejected() {
+        let v = Self.vectors.positive[0]
+        let ring = Self.vectors.keyring(["1"])
+        var codes = Set<String>()
+        for length in 0..<v.record.count {
+            do {
+                _ = try AtRestRecord.open(Array(v.record.prefix(length)), keys: RecordKeys(keyring: ring))
+                Issue.record("a record cut to \(length) bytes opened")
+            } catch {
+                codes.insert(error.code.name)
+            }
+        }
+        #expect(codes == ["not-a-record", "truncated"])
+    }
+
     /// The independent Python implementation checks the same vector file.
     @Test func pythonChecksTheVectors() throws {
         let r = try python([referenceScript, "check", testSourceDirectory.appendingPathComponent("Vectors/ksr1-vectors.json").path])

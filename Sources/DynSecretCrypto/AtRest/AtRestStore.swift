@@ -21,8 +21,6 @@ public struct RecordLocation: Sendable, Hashable, Comparable {
     public var generation: UInt64
     public var path: String
 
-    public var context: (namespace: String, name: String, uid: String, generation: UInt64) { (namespace, name, uid, generation) }
-
     public static func < (a: RecordLocation, b: RecordLocation) -> Bool {
         (a.namespace, a.name, a.generation, a.uid) < (b.namespace, b.name, b.generation, b.uid)
     }
@@ -129,6 +127,24 @@ public struct AtRestStore: Sendable {
             throw StoreError("store \(error.description)")
         }
         return out.sorted()
+    }
+
+    /// Temporary files left by interrupted writes (never read as records; safe to delete).
+    public func interruptedWrites() throws(StoreError) -> [String] {
+        var out: [String] = []
+        do throws(FileError) {
+            let root = "\(directory)/records"
+            for ns in try AtomicFile.list(root) where !ns.hasPrefix(".") {
+                for n in try AtomicFile.list("\(root)/\(ns)") where !n.hasPrefix(".") {
+                    for file in try AtomicFile.list("\(root)/\(ns)/\(n)") where file.hasPrefix(".") && file.contains(".tmp-") {
+                        out.append("\(root)/\(ns)/\(n)/\(file)")
+                    }
+                }
+            }
+        } catch {
+            throw StoreError("store \(error.description)")
+        }
+        return out
     }
 
     /// The bytes and header of the record at `location`, with its context checked against the path.

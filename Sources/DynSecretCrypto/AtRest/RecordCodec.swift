@@ -234,7 +234,6 @@ public enum AtRestRecord {
     static func unwrap(_ record: ParsedRecord, keys: RecordKeys) throws(RecordError) -> SecretBytes {
         let context = Array(record.contextBytes)
         var lastFailure: RecordError?
-        var tried = 0
         for slot in record.slots {
             let key: SlotKey
             if slot.type == KSR1.slotKEK, let kek = keys.keyring?.decryptionKey(KeyID(bytes: slot.kid)) {
@@ -244,7 +243,6 @@ public enum AtRestRecord {
             } else {
                 continue
             }
-            tried += 1
             let wk: SecretBytes
             do {
                 wk = try wrappingKey(slot: slot, key: key)
@@ -271,7 +269,6 @@ public enum AtRestRecord {
         if let lastFailure { throw lastFailure }
         let ids = record.keyIDs.map(\.description).joined(separator: ", ")
         let want = record.hasPassphraseSlot ? (ids.isEmpty ? "the passphrase" : "a key among \(ids) or the passphrase") : "a key among \(ids)"
-        _ = tried
         throw RecordError(.noUsableSlot, "no slot opens with the keys given: the record needs \(want) (retired keys are kept out)")
     }
 
