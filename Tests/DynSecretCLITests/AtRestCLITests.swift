@@ -253,7 +253,7 @@ private func assertNoLeak(_ r: RunResult, _ what: Comment? = nil) {
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            usleep(UInt32.random(in: 40_000...250_000, using: &rng))
+            usleep(UInt32.random(in: 40_000...400_000, using: &rng))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1
