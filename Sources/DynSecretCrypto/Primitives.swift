@@ -43,12 +43,12 @@ public final class SecretBytes: @unchecked Sendable {
     public let count: Int
 
     /// Calls `body` with the bytes; the pointer must not escape.
-    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
 
     /// A copy as an array, for writing the key to a file; wipe it after use with `Cleanse.wipe`.
-    public func copyBytes() -> [UInt8] { withUnsafeBytes { Array($0) } }
+    func copyBytes() -> [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// Constant-time equality of the key bytes.
     public func equals(_ other: SecretBytes) -> Bool {
@@ -73,7 +73,7 @@ public enum Cleanse {
 /// Constant-time comparison.
 public enum ConstantTime {
     /// Whether `a` and `b` are equal, in time that depends only on their lengths.
-    public static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
         guard a.count == b.count else { return false }
         if a.count == 0 { return true }
         return CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0
@@ -318,7 +318,7 @@ final class GCMStream {
 /// HKDF (RFC 5869) with SHA-256, computed with OpenSSL's HMAC.
 public enum HKDF {
     /// `length` bytes (at most 8160) of output key material. An empty salt means the RFC's default (32 zero bytes).
-    public static func sha256(key: UnsafeRawBufferPointer, salt: [UInt8], info: [UInt8], length: Int) throws(CryptoError) -> SecretBytes {
+    static func sha256(key: UnsafeRawBufferPointer, salt: [UInt8], info: [UInt8], length: Int) throws(CryptoError) -> SecretBytes {
         guard length > 0, length <= 255 * 32 else { throw CryptoError(operation: "HKDF-SHA256: length \(length) out of range", openSSLErrors: []) }
         // Extract: PRK = HMAC(salt, IKM).
         var prk = [UInt8](repeating: 0, count: 32)
@@ -376,7 +376,7 @@ public enum HMACSHA256 {
         guard EVP_MAC_final(ctx, u8m(out), &n, 32) == 1, n == 32 else { throw CryptoError.drain("HMAC-SHA256 final") }
     }
 
-    public static func mac(key: SecretBytes, message: UnsafeRawBufferPointer) throws(CryptoError) -> [UInt8] {
+    static func mac(key: SecretBytes, message: UnsafeRawBufferPointer) throws(CryptoError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         try key.withUnsafeBytes { (k) throws(CryptoError) in
             try withMutableBytes(&out) { (o) throws(CryptoError) in try mac(key: k, parts: [message], into: o) }
