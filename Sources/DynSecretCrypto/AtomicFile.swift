@@ -32,7 +32,7 @@ public enum AtomicFile {
         _ = try? SecureRandom.bytes(8).withUnsafeBytes { src in suffix.withUnsafeMutableBytes { $0.copyMemory(from: src) } }
         let temp = "\(dir)/.\(base).tmp-\(Hex.encode(suffix))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode))
-        guard fd >= 0 else { throw .errno(temp, "cannot create") }
+        guard fd >= 0 else { throw .errno(path, "cannot create a temporary file next to it") }
         var ok = false
         defer {
             if !ok {
