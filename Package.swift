@@ -33,7 +33,7 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
-        .target(name: "DynSecretCrypto", dependencies: ["CDynSecretOpenSSL"]),
+        .target(name: "DynSecretCrypto", dependencies: ["CDynSecretOpenSSL", "DynSecretCore"]),
         // System libcurl; imported only by DynSecretKube's transport.
         .systemLibrary(
             name: "CDynSecretCurl",
@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(name: "dynsecret", dependencies: ["DynSecretCLI"]),
         .executableTarget(
             name: "dynsecret-bench",
-            dependencies: ["DynSecretCore"],
+            dependencies: ["DynSecretCore", "DynSecretCrypto"],
             path: "Benchmarks/dynsecret-bench"
         ),
 
@@ -66,7 +66,12 @@ let package = Package(
             dependencies: ["DynSecretCore"],
             resources: [.copy("Golden")]
         ),
-        .testTarget(name: "DynSecretCryptoTests", dependencies: ["DynSecretCrypto"]),
+        .testTarget(
+            name: "DynSecretCryptoTests",
+            dependencies: ["DynSecretCrypto", "DynSecretCore"],
+            // Read from the source tree: the Python reference reader and the published vectors.
+            exclude: ["ksr1_reference.py", "Vectors"]
+        ),
         .testTarget(
             name: "DynSecretCLITests",
             dependencies: ["DynSecretCLI", "DynSecretCore", "dynsecret"],

@@ -143,7 +143,9 @@ case "validate":
     var o = parseOptions(args.dropFirst())
     if o.runs == Options().runs { o.runs = 3 }
     try benchValidate(o, count: 10_000)
+case "crypto":
+    try benchCrypto(args.dropFirst())
 default:
-    print("usage: dynsecret-bench create-registry|index|validate [--runs N] [--dynsecret PATH] [--kubectl PATH]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto [options]")
     exit(args.isEmpty ? 0 : 2)
 }

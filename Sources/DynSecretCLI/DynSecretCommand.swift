@@ -10,7 +10,10 @@ public struct DynSecretCommand: AsyncParsableCommand {
         commandName: "dynsecret",
         abstract: "Secret and registry-credential manager for Kubernetes.",
         version: DynSecretVersion.text,
-        subcommands: [CreateRegistry.self, Validate.self, IndexCommand.self, Which.self, VersionCommand.self]
+        subcommands: [
+            CreateRegistry.self, Validate.self, IndexCommand.self, Which.self,
+            Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self, VersionCommand.self,
+        ]
     )
 
     public init() {}
