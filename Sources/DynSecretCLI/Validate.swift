@@ -47,7 +47,11 @@ struct Validate: AsyncParsableCommand {
     @Option(name: [.short, .long], help: "Output format.")
     var output: FindingsFormat = .text
 
+    @Flag(name: .customLong("list-rules"), help: "Print the rule ids, their default severity and what they check, then exit.")
+    var listRules = false
+
     func validate() throws {
+        if listRules { return }
         if files.isEmpty { throw ValidationError("give the manifests to check with -f PATH (- for stdin)") }
         if expiryWarning < 0 { throw ValidationError("--expiry-warning must not be negative") }
         if let now, RFC3339.parse(now) == nil { throw ValidationError("--now \(now): not an RFC 3339 time such as 2027-01-31T00:00:00Z") }
@@ -57,6 +61,11 @@ struct Validate: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if listRules {
+            let rows = [["RULE", "SEVERITY", "CHECKS"]] + ValidationRule.all.map { [$0.id, $0.severity.rawValue, $0.summary] }
+            CommandIO.current.writeStdout(Array(Table.render(rows).utf8))
+            return
+        }
         var options = ValidationOptions(now: now.flatMap(RFC3339.parse) ?? Int64(Date().timeIntervalSince1970))
         options.defaultNamespace = namespace
         options.privateRegistries = privateRegistries

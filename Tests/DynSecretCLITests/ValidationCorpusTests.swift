@@ -89,3 +89,40 @@ let corpusRuns: [CorpusRun] = {
         #expect(summary?["podSpecs"] != .number("0"))
     }
 }
+
+@Suite struct ValidationPackagingTests {
+    @Test func docsListEveryRule() async throws {
+        let doc = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/validation.md"), encoding: .utf8)
+        for rule in ValidationRule.all { #expect(doc.contains("| `\(rule.id)` | \(rule.severity.rawValue) |"), "\(rule.id)") }
+        let listed = await dynsecret(["validate", "--list-rules"])
+        #expect(listed.code == 0 && listed.stdout.split(separator: "\n").count == ValidationRule.all.count + 1)
+    }
+
+    @Test func preCommitHooksDeclareTheValidateEntry() throws {
+        let bytes = Array(try Data(contentsOf: repositoryRoot.appendingPathComponent(".pre-commit-hooks.yaml")))
+        let hooks = try #require(try ManifestReader.read(bytes, source: ".pre-commit-hooks.yaml").first?.value.arrayValue)
+        #expect(hooks.compactMap { $0["id"]?.stringValue } == ["dynsecret-validate", "dynsecret-validate-system"])
+        #expect(hooks.allSatisfy { $0["entry"]?.stringValue == "dynsecret validate" })
+    }
+
+    /// The hook Job renders with kustomize, carries the Helm and Argo CD hook annotations and validates.
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/hooks with kustomize is skipped"))
+    func hookJobRenders() async throws {
+        let rendered = try runProcess(kubectlPath!, ["kustomize", repositoryRoot.appendingPathComponent("deploy/hooks").path])
+        #expect(rendered.code == 0, "\(rendered.stderr)")
+        let docs = try ManifestReader.read(Array(rendered.stdout.utf8), source: "hooks")
+        let kinds = docs.compactMap { $0.value["kind"]?.stringValue }.sorted()
+        #expect(kinds == ["ConfigMap", "Job", "Role", "RoleBinding", "ServiceAccount"])
+        let job = try #require(docs.first { $0.value["kind"] == .string("Job") }?.value)
+        #expect(job["metadata"]?["annotations"]?["helm.sh/hook"] == .string("pre-install,pre-upgrade"))
+        #expect(job["metadata"]?["annotations"]?["argocd.argoproj.io/hook"] == .string("PreSync"))
+        let pod = job["spec"]?["template"]?["spec"]
+        #expect(pod?["securityContext"]?["runAsNonRoot"] == .bool(true))
+        #expect(pod?["containers"]?.arrayValue?.first?["securityContext"]?["readOnlyRootFilesystem"] == .bool(true))
+        let role = try #require(docs.first { $0.value["kind"] == .string("Role") }?.value)
+        let verbs = (role["rules"]?.arrayValue ?? []).flatMap { $0["verbs"]?.arrayValue ?? [] }.compactMap(\.stringValue)
+        #expect(Set(verbs).isSubset(of: ["get", "list"]))
+        let check = await dynsecret(["validate", "-f", "-", "--fail-on", "warning"], stdin: rendered.stdout)
+        #expect(check.code == 0, "\(check.stdout)")
+    }
+}
