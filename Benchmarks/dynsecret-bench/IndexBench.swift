@@ -44,7 +44,7 @@ func generateSecretList(count: Int, to path: String) throws {
 func generateManifestStream(count: Int, to path: String) throws {
     var out = ""
     for i in 0..<count {
-        let ns = "team-\(i % 100)"
+        let ns = "team-\((i / 4) % 100)"
         switch i % 4 {
         case 0:
             let payload = Data("{\"auths\":{\"nvcr.io\":{\"auth\":\"\(Data("u\(i):p\(i)".utf8).base64EncodedString())\"}}}".utf8).base64EncodedString()

@@ -48,7 +48,7 @@ struct PullSecretInputs: Sendable {
                 let type = o["type"]?.stringValue ?? ""
                 guard type == SecretType.dockerConfigJSON || type == SecretType.dockercfg else { continue }
                 do throws(ManifestError) {
-                    index.add(try Secret.decode(value).secret, defaultNamespace: defaultNamespace, source: doc.source, document: doc.index)
+                    index.add(try Secret.decodePullSecretFields(value), defaultNamespace: defaultNamespace, source: doc.source, document: doc.index)
                 } catch {
                     index.addProblem(namespace: o["metadata"]?["namespace"]?.stringValue ?? defaultNamespace,
                                      name: o["metadata"]?["name"]?.stringValue ?? "", message: (error.field.map { "\($0): " } ?? "") + error.message,

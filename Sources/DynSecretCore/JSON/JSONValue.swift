@@ -80,6 +80,23 @@ public struct JSONObject: Sendable, Hashable {
 
     /// Members as parsed: a later duplicate key replaces the earlier value at the earlier position.
     init(parsed: [(key: String, value: JSONValue)]) {
+        if parsed.count <= 12 {
+            // Small objects (nearly all of them): compare pairwise instead of hashing.
+            var unique = true
+            outer: for i in parsed.indices {
+                for j in parsed.indices where j > i && parsed[i].key == parsed[j].key {
+                    unique = false
+                    break outer
+                }
+            }
+            if unique {
+                members = parsed
+                return
+            }
+            members = []
+            for m in parsed { self[m.key] = m.value }
+            return
+        }
         var seen = Set<String>(minimumCapacity: parsed.count)
         if parsed.allSatisfy({ seen.insert($0.key).inserted }) {
             members = parsed

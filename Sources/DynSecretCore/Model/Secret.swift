@@ -75,6 +75,22 @@ public struct Secret: Sendable, Equatable {
         return (secret, unknown)
     }
 
+    /// Decodes only what the kubelet reads from a pull secret: name, namespace, type and the one payload key
+    /// (`data` or `stringData`). Other fields are not checked; use `decode` for validation.
+    public static func decodePullSecretFields(_ value: JSONValue) throws(ManifestError) -> Secret {
+        guard case .object(let object) = value else { throw ManifestError("expected a Secret object, got \(value.typeName)") }
+        let r = FieldReader(object, path: "")
+        let meta = FieldReader(try r.object("metadata") ?? JSONObject(), path: "metadata")
+        var secret = Secret(metadata: ObjectMeta(name: try meta.string("name"), namespace: try meta.string("namespace")), type: try r.string("type") ?? "")
+        guard let key = SecretType.pullSecretKey(forType: secret.effectiveType) else { return secret }
+        if case .string(let s)? = try r.object("data")?[key] {
+            guard let bytes = Base64.decode(s) else { throw ManifestError("invalid base64 value", field: "data[\(key)]") }
+            secret.data[key] = bytes
+        }
+        if case .string(let s)? = try r.object("stringData")?[key] { secret.stringData[key] = s }
+        return secret
+    }
+
     /// The JSON form in the API's field order (`kind`, `apiVersion`, `metadata`, `immutable`, `data`, `stringData`, `type`),
     /// map keys sorted by bytes, data base64-encoded: the same bytes kubectl prints.
     public var json: JSONValue {

@@ -7,7 +7,7 @@ public enum DockerConfigEntry {
     /// letter case, as Go's JSON decoder matches them.
     public static func credential(in entry: JSONObject) throws(ManifestError) -> RegistryCredential? {
         func field(_ name: String) throws(ManifestError) -> String {
-            let member = entry.members.first { $0.key == name } ?? entry.members.first { $0.key.lowercased() == name }
+            let member = entry.members.first { $0.key == name } ?? entry.members.first { asciiCaseInsensitiveEqual($0.key, name) }
             switch member?.value {
             case nil, .null?: return ""
             case .string(let s)?: return s
@@ -116,6 +116,12 @@ public struct DockerCLIConfigImport: Sendable {
         }
         return result
     }
+}
+
+/// Go's JSON field matching: equal under Unicode simple case folding; ASCII folding covers the fields read here.
+func asciiCaseInsensitiveEqual(_ a: String, _ lowercase: String) -> Bool {
+    guard a.utf8.count == lowercase.utf8.count else { return false }
+    return zip(a.utf8, lowercase.utf8).allSatisfy { x, y in (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) == y }
 }
 
 extension String {

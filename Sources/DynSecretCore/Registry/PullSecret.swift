@@ -14,7 +14,7 @@ public enum PullSecret {
             let top = try parseTop(bytes)
             guard case .object(let object)? = top else { return [] }
             // Go matches the `auths` field name in any letter case.
-            let auths = object.members.first { $0.key == "auths" } ?? object.members.first { $0.key.lowercased() == "auths" }
+            let auths = object.members.first { $0.key == "auths" } ?? object.members.first { asciiCaseInsensitiveEqual($0.key, "auths") }
             switch auths?.value {
             case nil, .null?: return []
             case .object(let o)?: return try decodeEntries(o, prefix: auths!.key)
