@@ -60,7 +60,7 @@ public struct RegistryIndex: Sendable {
             return
         }
         secretCount += 1
-        pullSecrets[namespace, default: [:]][name] = keepCredentials ? entries : []
+        if keepCredentials { pullSecrets[namespace, default: [:]][name] = entries }
         for (configKey, _) in entries {
             let key: String?
             if let cached = normalized[configKey] {
@@ -84,8 +84,7 @@ public struct RegistryIndex: Sendable {
         (namespaces[namespace] ?? [:]).keys.sorted { utf8Less($1, $0) }
     }
 
-    /// Whether `name` is a known, well-formed pull secret in `namespace`.
-    /// (With `keepCredentials: false` the entries themselves are not kept, but the Secret's presence is.)
+    /// Whether `name` is a known, well-formed pull secret in `namespace` (always false with `keepCredentials: false`).
     public func hasPullSecret(_ name: String, in namespace: String) -> Bool {
         pullSecrets[namespace]?[name] != nil
     }
