@@ -98,17 +98,7 @@ func benchIndex(_ o: Options, count: Int) throws {
     let peer = ["-r", filter, list]
     _ = try timed(dynsecret, ours, stdin: nil)
     _ = try timed(jq, peer, stdin: nil)
-    var a: [Double] = []
-    var b: [Double] = []
-    for i in 0..<o.runs {
-        if i % 2 == 0 {
-            a.append(try timed(dynsecret, ours, stdin: nil))
-            b.append(try timed(jq, peer, stdin: nil))
-        } else {
-            b.append(try timed(jq, peer, stdin: nil))
-            a.append(try timed(dynsecret, ours, stdin: nil))
-        }
-    }
+    let (a, b) = try alternate(runs: o.runs, { try timed(dynsecret, ours, stdin: nil) }, { try timed(jq, peer, stdin: nil) })
     let rssA = peakRSS(dynsecret, ours, stdin: nil)
     let rssB = peakRSS(jq, peer, stdin: nil)
     let medA = percentile(a, 0.5)

@@ -77,6 +77,22 @@ func peakRSS(_ path: String, _ args: [String], stdin: String?) -> Int? {
     return Int(text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last ?? "")
 }
 
+/// Runs two measurements `runs` times each, alternating which goes first so drift and caching favour neither.
+func alternate(runs: Int, _ a: () throws -> Double, _ b: () throws -> Double) rethrows -> ([Double], [Double]) {
+    var xs: [Double] = []
+    var ys: [Double] = []
+    for i in 0..<runs {
+        if i % 2 == 0 {
+            xs.append(try a())
+            ys.append(try b())
+        } else {
+            ys.append(try b())
+            xs.append(try a())
+        }
+    }
+    return (xs, ys)
+}
+
 func percentile(_ xs: [Double], _ q: Double) -> Double {
     let s = xs.sorted()
     let i = min(s.count - 1, max(0, Int((Double(s.count - 1) * q).rounded())))
@@ -108,18 +124,7 @@ func benchCreateRegistry(_ o: Options) throws {
         _ = try timed(dynsecret, ours, stdin: password)
         _ = try timed(kubectl, peer, stdin: nil)
     }
-    var a: [Double] = []
-    var b: [Double] = []
-    for i in 0..<o.runs {
-        // Alternate which side goes first so drift and caching favour neither.
-        if i % 2 == 0 {
-            a.append(try timed(dynsecret, ours, stdin: password))
-            b.append(try timed(kubectl, peer, stdin: nil))
-        } else {
-            b.append(try timed(kubectl, peer, stdin: nil))
-            a.append(try timed(dynsecret, ours, stdin: password))
-        }
-    }
+    let (a, b) = try alternate(runs: o.runs, { try timed(dynsecret, ours, stdin: password) }, { try timed(kubectl, peer, stdin: nil) })
     let rssA = (0..<5).compactMap { _ in peakRSS(dynsecret, ours, stdin: password) }
     let rssB = (0..<5).compactMap { _ in peakRSS(kubectl, peer, stdin: nil) }
 
