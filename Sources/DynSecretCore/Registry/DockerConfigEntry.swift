@@ -21,11 +21,11 @@ public enum DockerConfigEntry {
             guard let decoded = Base64.decode(trimmed, padded: trimmed.hasSuffix("=")) else {
                 throw ManifestError("invalid base64 in auth field", field: "auth")
             }
-            let text = String(decoding: decoded, as: UTF8.self)
-            guard let colon = text.firstIndex(of: ":") else {
+            guard let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else {
                 throw ManifestError("unable to parse auth field, must be formatted as base64(username:password)", field: "auth")
             }
-            return RegistryCredential(username: String(text[..<colon]), password: String(text[text.index(after: colon)...]), email: email)
+            return RegistryCredential(username: String(decoding: decoded[..<colon], as: UTF8.self),
+                                      password: String(decoding: decoded[(colon + 1)...], as: UTF8.self), email: email)
         }
         let username = try field("username")
         let password = try field("password")
@@ -125,11 +125,16 @@ func asciiCaseInsensitiveEqual(_ a: String, _ lowercase: String) -> Bool {
 }
 
 extension String {
+    /// Go's `strings.TrimSpace` for ASCII whitespace.
     func trimmingASCIIWhitespace() -> String {
-        let ws: Set<Character> = [" ", "\t", "\n", "\r", "\u{0B}", "\u{0C}"]
-        var s = Substring(self)
-        while let f = s.first, ws.contains(f) { s = s.dropFirst() }
-        while let l = s.last, ws.contains(l) { s = s.dropLast() }
-        return String(s)
+        func ws(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+        let u = utf8
+        guard let f = u.first, let l = u.last, ws(f) || ws(l) else { return self }
+        let bytes = Array(u)
+        var lo = 0
+        var hi = bytes.count
+        while lo < hi, ws(bytes[lo]) { lo += 1 }
+        while hi > lo, ws(bytes[hi - 1]) { hi -= 1 }
+        return String(decoding: bytes[lo..<hi], as: UTF8.self)
     }
 }
