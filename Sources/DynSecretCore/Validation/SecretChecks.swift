@@ -233,7 +233,7 @@ extension Validator {
             keyOK = false
             add(.tlsKeyInvalid, error.message, "data[tls.key]", nil)
         }
-        guard let leaf = certs.first else { return }
+        guard !certs.isEmpty else { return }
         if keyOK && !inspector.keyMatchesCertificate(certificatePEM: cert, keyPEM: key) {
             add(.tlsKeyMismatch, "the private key does not match the certificate's public key", "data[tls.key]", nil)
         }
@@ -250,7 +250,6 @@ extension Validator {
                 add(.tlsCertNotYetValid, "\(which) (\(c.subject)) is valid only from \(RFC3339.format(c.notBefore))", "data[tls.crt]", nil)
             }
         }
-        _ = leaf
     }
 
     private func checkBootstrapToken(_ secret: Secret, add: (ValidationRule, String, String?, Severity?) -> Void) {
