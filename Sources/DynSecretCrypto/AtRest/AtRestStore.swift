@@ -71,7 +71,7 @@ public struct AtRestStore: Sendable {
         try Self.checkSegment(namespace, what: "namespace")
         try Self.checkSegment(name, what: "name")
         guard uid.utf8.allSatisfy({ Self.isAlnum($0) || $0 == UInt8(ascii: "-") }) else {
-            throw StoreError("uid \"\(uid)\" may hold only letters, digits and '-'")
+            throw StoreError("uid \"\(RecordError.display(uid))\" may hold only letters, digits and '-'")
         }
         let g = String(generation)
         let padded = String(repeating: "0", count: 20 - g.count) + g
@@ -105,7 +105,10 @@ public struct AtRestStore: Sendable {
     }
 
     /// Records in the store, optionally for one namespace or one Secret, sorted by namespace, name and generation.
+    /// A `namespace` or `name` that is not a valid path segment (such as `..`) is refused.
     public func records(namespace: String? = nil, name: String? = nil) throws(StoreError) -> [RecordLocation] {
+        if let namespace { try Self.checkSegment(namespace, what: "namespace") }
+        if let name { try Self.checkSegment(name, what: "name") }
         var out: [RecordLocation] = []
         do throws(FileError) {
             let root = "\(directory)/records"
@@ -212,7 +215,7 @@ public struct AtRestStore: Sendable {
     static func checkSegment(_ s: String, what: String) throws(StoreError) {
         guard !s.isEmpty, s.utf8.count <= 253, s != ".", s != "..", !s.hasPrefix("."),
               s.utf8.allSatisfy({ isAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
-        else { throw StoreError("\(what) \"\(s)\" is not a valid Kubernetes name") }
+        else { throw StoreError("\(what) \"\(RecordError.display(s))\" is not a valid Kubernetes name") }
     }
 }
 
