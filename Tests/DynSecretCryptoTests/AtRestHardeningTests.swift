@@ -135,6 +135,21 @@ import Glibc
         #expect(try store.records(namespace: "team-a", name: "db").isEmpty)
     }
 
+    /// A store entry whose directory name holds a line break and that cannot be read gives a one-line error.
+    @Test func storeFileErrorsStayOneLine() throws {
+        let dir = try TempDirectory()
+        let store = try AtRestStore.open(dir.path + "/s", create: true, durable: false)
+        let odd = dir.path + "/s/records/team-a/x\ny"
+        try AtomicFile.makeDirectory(odd, durable: false)
+        #expect(mkfifo(odd + "/00000000000000000001.ksr1", 0o600) == 0)
+        let locations = try store.records()
+        #expect(locations.count == 1)
+        #expect { try store.parse(locations[0]) } throws: { error in
+            guard let e = error as? StoreError else { return false }
+            return !e.message.contains("\n") && e.message.contains("x\\u{a}y") && e.message.contains("not a regular file")
+        }
+    }
+
     /// Bundles with absurd counts or lengths are refused quickly with an error, never a crash or a huge allocation.
     @Test func hostileBundleIsRefused() throws {
         let dir = try TempDirectory()

@@ -99,7 +99,7 @@ public struct AtRestStore: Sendable {
             try AtomicFile.makeDirectory(AtomicFile.directory(of: path), durable: durable)
             try AtomicFile.write(bytes, to: path, durable: durable)
         } catch {
-            throw StoreError("store \(error.description)")
+            throw StoreError("store \(RecordError.display(error.description, limit: 4096))")
         }
         return RecordLocation(namespace: namespace, name: name, uid: uid, generation: generation, path: path)
     }
@@ -127,7 +127,7 @@ public struct AtRestStore: Sendable {
                 }
             }
         } catch {
-            throw StoreError("store \(error.description)")
+            throw StoreError("store \(RecordError.display(error.description, limit: 4096))")
         }
         return out.sorted()
     }
@@ -145,7 +145,7 @@ public struct AtRestStore: Sendable {
                 }
             }
         } catch {
-            throw StoreError("store \(error.description)")
+            throw StoreError("store \(RecordError.display(error.description, limit: 4096))")
         }
         return out
     }
@@ -184,12 +184,12 @@ public struct AtRestStore: Sendable {
             throw StoreError(error.located(location.path).description, record: error.located(location.path))
         }
         guard let updated else { return false }
-        do { try AtomicFile.write(updated, to: location.path, durable: durable) } catch { throw StoreError("store \(error.description)") }
+        do { try AtomicFile.write(updated, to: location.path, durable: durable) } catch { throw StoreError("store \(RecordError.display(error.description, limit: 4096))") }
         return true
     }
 
     func readBytes(_ location: RecordLocation) throws(StoreError) -> [UInt8] {
-        do { return try AtomicFile.read(location.path) } catch { throw StoreError("store \(error.description)") }
+        do { return try AtomicFile.read(location.path) } catch { throw StoreError("store \(RecordError.display(error.description, limit: 4096))") }
     }
 
     func expectation(_ l: RecordLocation) -> ExpectedContext {
