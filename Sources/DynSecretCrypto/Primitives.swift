@@ -406,14 +406,14 @@ public enum Scrypt {
         return o1 || o2 || o3 || o4 || o5 ? nil : withSlack
     }
 
-    /// A 32-byte (or `length`-byte) key from `password`. The memory limit given to OpenSSL is twice what the
-    /// parameters need (OpenSSL's own default cap of 32 MiB would reject the recommended costs), and parameters
-    /// whose need exceeds `memoryCeiling` are refused before anything is allocated.
+    /// A 32-byte (or `length`-byte) key from `password`. Parameters whose need exceeds `memoryCeiling` are refused
+    /// before anything is allocated; the memory limit given to OpenSSL is twice that need, but never more than
+    /// `memoryCeiling` (OpenSSL's own default cap of 32 MiB would reject the recommended costs).
     public static func derive(password: [UInt8], salt: [UInt8], logN: Int, r: Int, p: Int, length: Int = 32) throws(CryptoError) -> SecretBytes {
         guard (1...30).contains(logN), r > 0, p > 0, let needed = memoryNeeded(logN: logN, r: r, p: p), needed <= memoryCeiling else {
             throw CryptoError(operation: "scrypt: invalid parameters logN=\(logN) r=\(r) p=\(p) (at most \(memoryCeiling) bytes of memory)", openSSLErrors: [])
         }
-        let maxmem = needed * 2
+        let maxmem = min(needed * 2, memoryCeiling)
         return try SecretBytes(count: length) { (out) throws(CryptoError) in
             let ok = password.withUnsafeBufferPointer { pw in
                 salt.withUnsafeBufferPointer { s in
