@@ -58,6 +58,19 @@ enum AtRestCLI {
         do { try AtomicFile.write(bytes, to: path) } catch { throw CLIError("cannot write \(error.description)") }
     }
 
+    /// Loads, changes and saves the keyring at `path` under an exclusive lock (`PATH.lock`).
+    static func updateKeyring<R>(_ path: String, _ body: (inout Keyring) throws(CLIError) -> R) throws(CLIError) -> R {
+        do {
+            return try Keyring.update(path: path) { ring in try body(&ring) }
+        } catch let e as CLIError {
+            throw e
+        } catch let e as KeyringError {
+            throw CLIError(e.message)
+        } catch {
+            throw CLIError("keyring \(path): \(error)")
+        }
+    }
+
     static func openStore(_ path: String, create: Bool = false, durable: Bool = true) throws(CLIError) -> AtRestStore {
         do { return try AtRestStore.open(path, create: create, durable: durable) } catch { throw CLIError(error.message) }
     }

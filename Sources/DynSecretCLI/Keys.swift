@@ -26,7 +26,8 @@ struct Keys: ParsableCommand {
             }
             let ring: Keyring
             do { ring = try Keyring.generate(now: AtRestCLI.now().text) } catch { throw CLIError(error.description) }
-            do { try ring.save(path: keyring.path) } catch { throw CLIError(error.message) }
+            // Linked into place, never renamed over: a keyring created meanwhile by another process is kept.
+            do { try ring.save(path: keyring.path, replace: false) } catch { throw CLIError(error.message) }
             CommandIO.current.writeStdout(Array("created keyring \(keyring.path); primary key \(ring.primary!.id)\n".utf8))
         }
     }
@@ -47,11 +48,10 @@ struct Keys: ParsableCommand {
         @OptionGroup var keyring: KeyringOption
 
         func run() throws {
-            var ring = try keyring.load()
-            let old = ring.primary?.id
-            let new: KeyID
-            do { new = try ring.rotate(now: AtRestCLI.now().text) } catch { throw CLIError(error.description) }
-            do { try ring.save(path: keyring.path) } catch { throw CLIError(error.message) }
+            let (old, new) = try AtRestCLI.updateKeyring(keyring.path) { (ring: inout Keyring) throws(CLIError) -> (KeyID?, KeyID) in
+                let old = ring.primary?.id
+                do throws(CryptoError) { return (old, try ring.rotate(now: AtRestCLI.now().text)) } catch { throw CLIError(error.description) }
+            }
             var text = "new primary key \(new)"
             if let old { text += "; \(old) is now decrypt-only (run 'dynsecret store rewrap' to move records off it)" }
             CommandIO.current.writeStdout(Array((text + "\n").utf8))
@@ -72,7 +72,12 @@ struct Keys: ParsableCommand {
         var force = false
 
         func run() throws {
-            var ring = try keyring.load()
+            let id = try AtRestCLI.updateKeyring(keyring.path) { (ring: inout Keyring) throws(CLIError) -> KeyID in try retire(&ring) }
+            CommandIO.current.writeStdout(Array("retired key \(id)\n".utf8))
+        }
+
+        /// Checks the store and retires the key in `ring` (called with the keyring locked).
+        private func retire(_ ring: inout Keyring) throws(CLIError) -> KeyID {
             let id: KeyID
             do { id = try ring.find(kid) } catch { throw CLIError(error.message) }
             if let store {
@@ -95,8 +100,7 @@ struct Keys: ParsableCommand {
                 throw CLIError("give --store DIR so records that still need key \(id) are counted, or --force")
             }
             do { try ring.retire(id) } catch { throw CLIError(error.message) }
-            do { try ring.save(path: keyring.path) } catch { throw CLIError(error.message) }
-            CommandIO.current.writeStdout(Array("retired key \(id)\n".utf8))
+            return id
         }
     }
 }

@@ -1,6 +1,7 @@
 internal import ArgumentParser
 internal import DynSecretCore
 internal import DynSecretCrypto
+internal import Foundation
 
 /// `dynsecret store`: the directory of encrypted Secret versions the replicator keeps.
 struct StoreCommand: ParsableCommand {
@@ -173,7 +174,9 @@ struct StoreCommand: ParsableCommand {
             discussion: """
                 By default the latest generation of each Secret is written, as YAML documents separated by '---' on \
                 standard output, or one file per Secret (NAMESPACE.NAME.yaml, mode 0600) with --out-dir. \
-                Applying them to a cluster is not available yet.
+                With --out-dir every namespace must be a DNS-1123 label and every name a DNS-1123 subdomain (so the \
+                file name is unambiguous and stays inside the directory), and no file may exist yet; otherwise \
+                nothing is written. Applying them to a cluster is not available yet.
                 """
         )
         @Option(name: .customLong("store"), help: ArgumentHelp("Store directory.", valueName: "dir"))
@@ -236,13 +239,51 @@ struct StoreCommand: ParsableCommand {
                 versions = versions.enumerated().filter { latest["\($0.element.context.namespace)/\($0.element.context.name)"] == $0.offset }.map(\.element)
             }
             if let outDir {
-                do { try AtomicFile.makeDirectory(outDir) } catch { throw CLIError("cannot create \(error.description)") }
-                for v in versions {
-                    try AtRestCLI.emit(Array(v.secret.yamlText.utf8), to: "\(outDir)/\(v.context.namespace).\(v.context.name).yaml")
-                }
+                try Self.writeFiles(versions, to: outDir)
                 CommandIO.current.writeStderr("wrote \(versions.count) manifest(s) to \(outDir)\n")
             } else {
                 CommandIO.current.writeStdout(Array(YAMLWriter.documents(versions.map(\.secret.json)).utf8))
+            }
+        }
+
+        /// Writes one NAMESPACE.NAME.yaml per version into `dir`, all or nothing.
+        ///
+        /// Names come from records (attacker-controlled in a bundle), so every one is checked before anything is
+        /// written: the namespace must be a DNS-1123 label (no '.', so the first '.' of the file name separates it
+        /// from the name and no two Secrets share a file) and the name a DNS-1123 subdomain (no '/', no '..').
+        /// Existing files are never replaced; if a write fails, the files written before it are removed.
+        static func writeFiles(_ versions: [(context: RecordContext, secret: Secret)], to dir: String) throws(CLIError) {
+            var files: [(path: String, secret: Secret)] = []
+            var seen = Set<String>()
+            for v in versions {
+                let ns = v.context.namespace, name = v.context.name
+                let shown = "\(RecordError.display(ns))/\(RecordError.display(name))"
+                if !KubeNames.dns1123LabelProblems(ns).isEmpty {
+                    throw CLIError("record \(shown): namespace \"\(RecordError.display(ns))\" is not a DNS-1123 label; nothing written")
+                }
+                if !KubeNames.dns1123SubdomainProblems(name).isEmpty {
+                    throw CLIError("record \(shown): name \"\(RecordError.display(name))\" is not a DNS-1123 subdomain; nothing written")
+                }
+                let file = "\(ns).\(name).yaml"
+                guard seen.insert(file).inserted else { throw CLIError("records \(shown): two Secrets would be written to \(file); nothing written") }
+                let path = "\(dir)/\(file)"
+                if (try? AtomicFile.permissions(path)) != nil || FileManager.default.fileExists(atPath: path) {
+                    throw CLIError("\(path) already exists; refusing to replace it; nothing written")
+                }
+                files.append((path, v.secret))
+            }
+            do { try AtomicFile.makeDirectory(dir) } catch { throw CLIError("cannot create \(error.description)") }
+            var written: [String] = []
+            for f in files {
+                var text = Array(f.secret.yamlText.utf8)
+                defer { Cleanse.wipe(&text) }
+                do {
+                    try AtomicFile.write(text, to: f.path, replace: false)
+                    written.append(f.path)
+                } catch {
+                    for w in written { try? AtomicFile.remove(w) }
+                    throw CLIError("cannot write \(error.description); nothing written")
+                }
             }
         }
     }

@@ -8,6 +8,8 @@ internal import Darwin
 public struct FileError: Error, Sendable, CustomStringConvertible {
     public var path: String
     public var message: String
+    /// The system error number behind the failure, or 0.
+    public var code: Int32 = 0
     public init(path: String, message: String) {
         self.path = path
         self.message = message
@@ -15,8 +17,25 @@ public struct FileError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(path): \(message)" }
 
     static func errno(_ path: String, _ what: String) -> FileError {
-        FileError(path: path, message: "\(what): \(String(cString: strerror(Glibc.errno)))")
+        let code = Glibc.errno
+        var e = FileError(path: path, message: "\(what): \(String(cString: strerror(code)))")
+        e.code = code
+        return e
     }
+
+    /// Whether the file was missing.
+    public var isNoSuchFile: Bool { code == ENOENT }
+    /// Whether the file already existed (a write that must not replace it).
+    public var isAlreadyExists: Bool { code == EEXIST }
+}
+
+/// What `fstat` says about an open file.
+public struct FileStatus: Sendable {
+    /// Permission bits (`st_mode & 0o7777`).
+    public var mode: UInt32
+    /// The owner's user id.
+    public var owner: UInt32
+    public var size: Int
 }
 
 /// Files holding secrets: written whole or not at all, mode 0600, and read with permission checks.
@@ -25,7 +44,11 @@ public enum AtomicFile {
     /// rename over `path`, fsync of the directory. A crash leaves the old file or the new one, never a mix.
     ///
     /// With `durable: false` the two fsyncs are skipped (still atomic against crashes of the process, not of the machine).
-    public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o600, durable: Bool = true) throws(FileError) {
+    ///
+    /// With `replace: false` the temporary file is hard-linked to `path` instead of renamed over it, so an existing
+    /// file (or a symbolic link) at `path` is never replaced; that fails with `isAlreadyExists`.
+    public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o600, durable: Bool = true,
+                             replace: Bool = true) throws(FileError) {
         let dir = directory(of: path)
         let base = path.split(separator: "/").last.map(String.init) ?? path
         var suffix = [UInt8](repeating: 0, count: 8)
@@ -57,10 +80,20 @@ public enum AtomicFile {
             unlink(temp)
             throw .errno(temp, "cannot close")
         }
-        guard rename(temp, path) == 0 else {
-            let e = FileError.errno(path, "cannot rename the temporary file into place")
+        if replace {
+            guard rename(temp, path) == 0 else {
+                let e = FileError.errno(path, "cannot rename the temporary file into place")
+                unlink(temp)
+                throw e
+            }
+        } else {
+            guard link(temp, path) == 0 else {
+                var e = FileError.errno(path, "cannot link the temporary file into place")
+                if e.code == EEXIST { e.message = "already exists" }
+                unlink(temp)
+                throw e
+            }
             unlink(temp)
-            throw e
         }
         if durable { try syncDirectory(dir) }
     }
@@ -96,13 +129,36 @@ public enum AtomicFile {
         return UInt32(st.st_mode) & 0o7777
     }
 
-    /// The bytes of `path`.
-    public static func read(_ path: String) throws(FileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .errno(path, "cannot open") }
+    /// The largest file `read` accepts by default (records, bundles).
+    public static let defaultMaxBytes = 64 << 20
+
+    /// The bytes of `path`: a regular file (not a symbolic link, FIFO or device) of at most `maxBytes` bytes.
+    ///
+    /// The file is opened with `O_NOFOLLOW | O_NONBLOCK` and checked with `fstat` on the open descriptor; `check` sees
+    /// that status before anything is read (so a caller can refuse, say, a file others can read).
+    public static func read(_ path: String, maxBytes: Int = defaultMaxBytes,
+                            check: (FileStatus) throws(FileError) -> Void = { _ in }) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        guard fd >= 0 else {
+            if Glibc.errno == ELOOP {
+                var e = FileError(path: path, message: "is a symbolic link; refusing to follow it")
+                e.code = ELOOP
+                throw e
+            }
+            throw .errno(path, "cannot open")
+        }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .errno(path, "cannot stat") }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw FileError(path: path, message: "not a regular file") }
+        guard st.st_size <= maxBytes else {
+            throw FileError(path: path, message: "the file is \(st.st_size) bytes; the limit is \(maxBytes)")
+        }
+        try check(FileStatus(mode: UInt32(st.st_mode) & 0o7777, owner: UInt32(st.st_uid), size: Int(st.st_size)))
         var out: [UInt8] = []
+        out.reserveCapacity(Int(st.st_size))
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        defer { Cleanse.wipe(&chunk) }
         while true {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
@@ -110,9 +166,30 @@ public enum AtomicFile {
                 throw .errno(path, "cannot read")
             }
             if n == 0 { break }
+            guard out.count + n <= maxBytes else {
+                Cleanse.wipe(&out)
+                throw FileError(path: path, message: "the file grew beyond the limit of \(maxBytes) bytes while being read")
+            }
             out.append(contentsOf: chunk[0..<n])
         }
         return out
+    }
+
+    /// The effective user id of this process.
+    public static var effectiveUser: UInt32 { UInt32(geteuid()) }
+
+    /// Runs `body` while holding an exclusive `flock` on `lockPath` (created 0600 if missing, never through a
+    /// symbolic link), so read-modify-write cycles of the file it guards do not interleave across processes.
+    public static func withExclusiveLock<R>(_ lockPath: String, _ body: () throws -> R) throws -> R {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode_t(0o600))
+        guard fd >= 0 else { throw FileError.errno(lockPath, "cannot open the lock file") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if Glibc.errno == EINTR { continue }
+            throw FileError.errno(lockPath, "cannot lock")
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
     }
 
     /// Names in a directory (without `.` and `..`), sorted; empty when it does not exist.

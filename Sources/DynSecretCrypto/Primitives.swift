@@ -391,18 +391,29 @@ public enum HMACSHA256 {
 
 /// scrypt (RFC 7914) with an explicit memory limit.
 public enum Scrypt {
-    /// The memory scrypt needs for these parameters: 128·r·N·p bytes plus the block buffer.
-    public static func memoryNeeded(logN: Int, r: Int, p: Int) -> UInt64 {
-        128 * UInt64(r) * (UInt64(1) << UInt64(logN)) * UInt64(p) + 128 * UInt64(r) * UInt64(p) + 4096
+    /// The most memory `derive` ever lets scrypt use: 1.1 GiB (logN 20 with r = 8 needs 1 GiB and a little more).
+    public static let memoryCeiling: UInt64 = 1_181_116_006
+
+    /// The memory scrypt needs for these parameters, 128·r·N·p bytes plus the block buffer and 4 KiB of slack;
+    /// nil when that does not fit in 64 bits (or the parameters are not positive).
+    public static func memoryNeeded(logN: Int, r: Int, p: Int) -> UInt64? {
+        guard (0..<64).contains(logN), r > 0, p > 0 else { return nil }
+        let (rp, o1) = UInt64(r).multipliedReportingOverflow(by: UInt64(p))
+        let (blocks, o2) = rp.multipliedReportingOverflow(by: 128)
+        let (v, o3) = blocks.multipliedReportingOverflow(by: UInt64(1) << UInt64(logN))
+        let (total, o4) = v.addingReportingOverflow(blocks)
+        let (withSlack, o5) = total.addingReportingOverflow(4096)
+        return o1 || o2 || o3 || o4 || o5 ? nil : withSlack
     }
 
-    /// A 32-byte (or `length`-byte) key from `password`; memory is capped at exactly what the parameters need
-    /// (OpenSSL's own default cap of 32 MiB would reject the recommended costs).
+    /// A 32-byte (or `length`-byte) key from `password`. Parameters whose need exceeds `memoryCeiling` are refused
+    /// before anything is allocated; the memory limit given to OpenSSL is twice that need, but never more than
+    /// `memoryCeiling` (OpenSSL's own default cap of 32 MiB would reject the recommended costs).
     public static func derive(password: [UInt8], salt: [UInt8], logN: Int, r: Int, p: Int, length: Int = 32) throws(CryptoError) -> SecretBytes {
-        guard (1...30).contains(logN), r > 0, p > 0 else {
-            throw CryptoError(operation: "scrypt: invalid parameters logN=\(logN) r=\(r) p=\(p)", openSSLErrors: [])
+        guard (1...30).contains(logN), r > 0, p > 0, let needed = memoryNeeded(logN: logN, r: r, p: p), needed <= memoryCeiling else {
+            throw CryptoError(operation: "scrypt: invalid parameters logN=\(logN) r=\(r) p=\(p) (at most \(memoryCeiling) bytes of memory)", openSSLErrors: [])
         }
-        let maxmem = memoryNeeded(logN: logN, r: r, p: p) * 2
+        let maxmem = min(needed * 2, memoryCeiling)
         return try SecretBytes(count: length) { (out) throws(CryptoError) in
             let ok = password.withUnsafeBufferPointer { pw in
                 salt.withUnsafeBufferPointer { s in

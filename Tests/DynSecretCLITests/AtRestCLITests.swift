@@ -231,6 +231,11 @@ private func assertNoLeak(_ r: RunResult, _ what: Comment? = nil) {
     }
 
     /// A writer SIGKILLed at random points leaves every record complete: the old version or the new one, never torn.
+    ///
+    /// The pass condition does not depend on timing luck: each round waits until the writer has completed at least
+    /// one write (so process start-up on a slow, loaded machine cannot eat the kill window), then kills it after a
+    /// short random delay. A kill that landed mid-write is proven by a new temporary file left behind; the test needs
+    /// at least `minTornWrites` of those and runs for a bounded time (`budget`), checking the store after every kill.
     @Test func crashSafety() throws {
         let binary = try #require(dynsecretBinary, "the dynsecret binary was not built")
         let dir = try TempDir()
@@ -241,31 +246,53 @@ private func assertNoLeak(_ r: RunResult, _ what: Comment? = nil) {
         }
         #expect(try runProcess(binary, ["keys", "generate", "--keyring", k]).code == 0)
         #expect(try runProcess(binary, ["store", "put", "--store", store, "--keyring", k, "-f", manifests[0].1]).code == 0)
+        let recordDir = "\(store)/records/team-a/db"
+        func leftovers() -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: recordDir)) ?? []).filter { $0.hasPrefix(".") && $0.contains(".tmp-") })
+        }
+        func inode(_ path: String) -> UInt64? {
+            var st = stat()
+            return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
+        }
+        let minTornWrites = 3
+        let budget: TimeInterval = 120
+        let start = Date()
         var rng = SystemRandomNumberGenerator()
         var kills = 0
-        for round in 0..<50 {
+        var tornWrites = 0
+        var round = 0
+        while round < 50 || tornWrites < minTornWrites {
+            if Date().timeIntervalSince(start) > budget { break }
             let (_, path) = manifests[round % 2]
+            // Generations 12 (rewritten over and over) and 13+round (a new file each round).
+            let generation = round % 4 == 0 ? 13 + round : 12
+            let target = "\(recordDir)/\(String(repeating: "0", count: 20 - String(generation).count))\(generation)-0b8c-44.ksr1"
+            let before = inode(target)
+            let tempsBefore = leftovers()
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binary)
-            // Generations 12 (rewritten over and over) and 13+round (a new file each round).
-            p.arguments = ["store", "put", "--store", store, "--keyring", k, "-f", path, "--repeat", "100000",
-                           "--generation", round % 4 == 0 ? String(13 + round) : "12"]
+            p.arguments = ["store", "put", "--store", store, "--keyring", k, "-f", path, "--repeat", "100000", "--generation", String(generation)]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            usleep(UInt32.random(in: 40_000...400_000, using: &rng))
+            // Wait (bounded) until the writer has put one complete record in place: it is now in its write loop.
+            let waitStart = Date()
+            while p.isRunning && inode(target) == before && Date().timeIntervalSince(waitStart) < 30 { usleep(1_000) }
+            usleep(UInt32.random(in: 0...30_000, using: &rng))
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 kills += 1
             }
             p.waitUntilExit()
+            if !leftovers().subtracting(tempsBefore).isEmpty { tornWrites += 1 }
             let check = try runProcess(binary, ["store", "status", "--store", store, "--keyring", k, "--verify"])
             #expect(check.code == 0, "round \(round): \(check.stderr)")
+            round += 1
         }
-        #expect(kills >= 40)
+        #expect(tornWrites >= minTornWrites, "only \(tornWrites) of \(kills) kills in \(round) rounds landed mid-write")
         // Interrupted writes leave their temporary files behind (ignored by readers): proof that kills landed mid-write.
         let leftovers = try FileManager.default.subpathsOfDirectory(atPath: store).filter { $0.contains("/.") && $0.contains(".tmp-") }
-        #expect(!leftovers.isEmpty)
+        #expect(leftovers.count >= tornWrites)
         let status = try runProcess(binary, ["store", "status", "--store", store, "--keyring", k])
         #expect(status.stdout.contains("temporary files of interrupted writes (ignored, safe to delete): \(leftovers.count)"))
         let restored = try runProcess(binary, ["store", "restore", "--store", store, "--keyring", k, "--all-versions"])

@@ -11,6 +11,9 @@ public enum AtRestBundle {
     /// A bundle of every record in `store`, protected by `passphrase` and/or `recovery`'s primary key.
     public static func export(store: AtRestStore, keyring: Keyring, passphrase: [UInt8]?, recovery: Keyring?,
                               scryptLogN: Int = KSR1.defaultScryptLogN, created: UInt64) throws(StoreError) -> [UInt8] {
+        guard (KSR1.minScryptLogN...KSR1.maxScryptLogN).contains(scryptLogN) else {
+            throw StoreError("scrypt logN must be \(KSR1.minScryptLogN)...\(KSR1.maxScryptLogN), not \(scryptLogN)")
+        }
         var records: [(RecordLocation, [UInt8], ExpectedContext)] = []
         for loc in try store.records() { records.append((loc, try store.readBytes(loc), store.expectation(loc))) }
         return try export(records: records, keyring: keyring, passphrase: passphrase, recovery: recovery, scryptLogN: scryptLogN,
@@ -49,6 +52,10 @@ public enum AtRestBundle {
                     throw StoreError(error.located(loc.path).description, record: error)
                 }
                 let c = try ParsedRecord(rewrapped).context
+                // The manifest is tab-separated lines: a field holding a tab or a line break would corrupt it.
+                guard [c.storeID, c.namespace, c.name, c.uid].allSatisfy({ !$0.contains(where: { $0 == "\t" || $0.isNewline }) }) else {
+                    throw StoreError("record \(RecordError.display(loc.path, limit: 4096)): a context field holds a tab or line break; it cannot be exported")
+                }
                 manifest += [c.storeID, c.namespace, c.name, c.uid, String(c.generation), try SHA256.hex(rewrapped)].joined(separator: "\t") + "\n"
                 w.u32(UInt32(rewrapped.count))
                 w.raw(rewrapped)
@@ -80,8 +87,12 @@ public enum AtRestBundle {
         let count = Int(try r.u32("record count"))
         func next(_ what: String) throws(RecordError) -> [UInt8] { try r.take(Int(try r.u32(what + " length")), what) }
         let keyRecord = try next("bundle key record")
-        let (_, keyPayload) = try AtRestRecord.open(keyRecord, keys: keys, expecting: ExpectedContext(storeID: storeID, namespace: "", name: "bundle-key"))
-        guard keyPayload.type == keyType, var raw = keyPayload.data["key"], raw.count == 32 else {
+        var (_, keyPayload) = try AtRestRecord.open(keyRecord, keys: keys, expecting: ExpectedContext(storeID: storeID, namespace: "", name: "bundle-key"))
+        // Move the key out of the payload so the buffer wiped is the only one that holds it; wipe anything else.
+        var raw = keyPayload.data.removeValue(forKey: "key") ?? []
+        for k in Array(keyPayload.data.keys) { Cleanse.wipe(&keyPayload.data[k]!) }
+        guard keyPayload.type == keyType, keyPayload.data.isEmpty, raw.count == 32 else {
+            Cleanse.wipe(&raw)
             throw RecordError(.payloadMalformed, "the bundle key record holds no 32-byte key")
         }
         var ring = Keyring(keys: [])
@@ -104,13 +115,14 @@ public enum AtRestBundle {
         for (i, line) in lines.enumerated() {
             let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             guard f.count == 6, let generation = UInt64(f[4]) else { throw RecordError(.payloadMalformed, "bundle manifest line \(i + 1) is malformed") }
+            let shown = "\(RecordError.display(f[1]))/\(RecordError.display(f[2])) generation \(generation)"
             guard seen.insert(f[0..<5].joined(separator: "\t")).inserted else {
-                throw RecordError(.contextMismatch, "the bundle manifest lists \(f[1])/\(f[2]) generation \(f[4]) twice (duplicated record)")
+                throw RecordError(.contextMismatch, "the bundle manifest lists \(shown) twice (duplicated record)")
             }
             let hash: String
             do { hash = try SHA256.hex(records[i]) } catch { throw .crypto(error) }
             guard ConstantTime.equal(Array(hash.utf8), Array(f[5].utf8)) else {
-                throw RecordError(.contextMismatch, "record \(i + 1) of the bundle is not the one its manifest lists for \(f[1])/\(f[2]) generation \(f[4]) (replaced, rolled back or reordered)")
+                throw RecordError(.contextMismatch, "record \(i + 1) of the bundle is not the one its manifest lists for \(shown) (replaced, rolled back or reordered)")
             }
             let expected = RecordContext(storeID: f[0], namespace: f[1], name: f[2], uid: f[3], generation: generation)
             let (record, payload) = try AtRestRecord.open(records[i], keys: RecordKeys(keyring: ring), expecting: ExpectedContext(exactly: expected))

@@ -71,7 +71,7 @@ public struct AtRestStore: Sendable {
         try Self.checkSegment(namespace, what: "namespace")
         try Self.checkSegment(name, what: "name")
         guard uid.utf8.allSatisfy({ Self.isAlnum($0) || $0 == UInt8(ascii: "-") }) else {
-            throw StoreError("uid \"\(uid)\" may hold only letters, digits and '-'")
+            throw StoreError("uid \"\(RecordError.display(uid))\" may hold only letters, digits and '-'")
         }
         let g = String(generation)
         let padded = String(repeating: "0", count: 20 - g.count) + g
@@ -99,13 +99,16 @@ public struct AtRestStore: Sendable {
             try AtomicFile.makeDirectory(AtomicFile.directory(of: path), durable: durable)
             try AtomicFile.write(bytes, to: path, durable: durable)
         } catch {
-            throw StoreError("store \(error.description)")
+            throw StoreError("store \(RecordError.display(error.description, limit: 4096))")
         }
         return RecordLocation(namespace: namespace, name: name, uid: uid, generation: generation, path: path)
     }
 
     /// Records in the store, optionally for one namespace or one Secret, sorted by namespace, name and generation.
+    /// A `namespace` or `name` that is not a valid path segment (such as `..`) is refused.
     public func records(namespace: String? = nil, name: String? = nil) throws(StoreError) -> [RecordLocation] {
+        if let namespace { try Self.checkSegment(namespace, what: "namespace") }
+        if let name { try Self.checkSegment(name, what: "name") }
         var out: [RecordLocation] = []
         do throws(FileError) {
             let root = "\(directory)/records"
@@ -124,7 +127,7 @@ public struct AtRestStore: Sendable {
                 }
             }
         } catch {
-            throw StoreError("store \(error.description)")
+            throw StoreError("store \(RecordError.display(error.description, limit: 4096))")
         }
         return out.sorted()
     }
@@ -142,7 +145,7 @@ public struct AtRestStore: Sendable {
                 }
             }
         } catch {
-            throw StoreError("store \(error.description)")
+            throw StoreError("store \(RecordError.display(error.description, limit: 4096))")
         }
         return out
     }
@@ -181,12 +184,12 @@ public struct AtRestStore: Sendable {
             throw StoreError(error.located(location.path).description, record: error.located(location.path))
         }
         guard let updated else { return false }
-        do { try AtomicFile.write(updated, to: location.path, durable: durable) } catch { throw StoreError("store \(error.description)") }
+        do { try AtomicFile.write(updated, to: location.path, durable: durable) } catch { throw StoreError("store \(RecordError.display(error.description, limit: 4096))") }
         return true
     }
 
     func readBytes(_ location: RecordLocation) throws(StoreError) -> [UInt8] {
-        do { return try AtomicFile.read(location.path) } catch { throw StoreError("store \(error.description)") }
+        do { return try AtomicFile.read(location.path) } catch { throw StoreError("store \(RecordError.display(error.description, limit: 4096))") }
     }
 
     func expectation(_ l: RecordLocation) -> ExpectedContext {
@@ -212,7 +215,7 @@ public struct AtRestStore: Sendable {
     static func checkSegment(_ s: String, what: String) throws(StoreError) {
         guard !s.isEmpty, s.utf8.count <= 253, s != ".", s != "..", !s.hasPrefix("."),
               s.utf8.allSatisfy({ isAlnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
-        else { throw StoreError("\(what) \"\(s)\" is not a valid Kubernetes name") }
+        else { throw StoreError("\(what) \"\(RecordError.display(s))\" is not a valid Kubernetes name") }
     }
 }
 

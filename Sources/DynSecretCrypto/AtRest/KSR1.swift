@@ -47,7 +47,8 @@ public enum KSR1 {
     static let infoKEKWrap = Array("ksr1 kek-wrap".utf8)
     static let scryptSaltPrefix = Array("ksr1 scrypt".utf8)
 
-    /// scrypt limits: writers use logN 18 by default, never below 17; readers refuse logN above 20 (1 GiB) or r ≠ 8, p ≠ 1.
+    /// scrypt limits: writers use logN 18 by default, never below 17; readers refuse logN below 17 or above 20 (1 GiB),
+    /// r ≠ 8 or p ≠ 1.
     public static let defaultScryptLogN = 18
     public static let minScryptLogN = 17
     public static let maxScryptLogN = 20
@@ -160,6 +161,9 @@ public struct ParsedRecord: Sendable {
                 throw RecordError(.malformed, "slot \(i): the wrapped key is \(wrapped.count) bytes, not \(KSR1.wrappedSize)")
             }
             slots.append(Slot(type: type, kid: kid, params: params, salt: salt, nonce: nonce, wrapped: wrapped))
+        }
+        guard slots.filter({ $0.type == KSR1.slotPassphrase }).count <= 1 else {
+            throw RecordError(.malformed, "more than one passphrase slot (a record has at most one)")
         }
         self.slots = slots
         macOffset = r.offset
@@ -317,6 +321,11 @@ extension PayloadCoding {
                     throw RecordError(.payloadMalformed, "the payload's data keys are not sorted and unique")
                 }
                 guard let k = String(validating: key, as: UTF8.self) else { throw RecordError(.payloadMalformed, "a data key is not UTF-8") }
+                // Distinct bytes can still be one Swift dictionary key (Unicode canonical equivalence, NFC vs NFD);
+                // never let a later value silently replace an earlier one.
+                guard data[k] == nil else {
+                    throw RecordError(.payloadMalformed, "the payload has two data keys that are the same text in different Unicode forms")
+                }
                 data[k] = try take(try int(4, "value length"), "value")
                 previous = key
             }

@@ -195,23 +195,58 @@ public struct KeyringError: Error, Sendable, CustomStringConvertible {
 }
 
 extension Keyring {
-    /// Reads the keyring at `path`, refusing one that group or others can access (as ssh refuses such private keys).
+    /// The largest keyring file `load` reads.
+    public static let maxFileBytes = 1 << 20
+
+    /// Reads the keyring at `path`, refusing one that group or others can access (as ssh refuses such private keys),
+    /// one owned by another user, and anything but a regular file (a symbolic link is not followed). The checks are
+    /// made with `fstat` on the descriptor that is then read, so the file cannot be swapped in between.
     public static func load(path: String) throws(KeyringError) -> Keyring {
-        let mode: UInt32?
-        do { mode = try AtomicFile.permissions(path) } catch { throw KeyringError("keyring \(error.description)") }
-        guard let mode else { throw KeyringError("keyring \(path): no such file (create one with 'dynsecret keys generate --keyring \(path)')") }
-        if mode & 0o077 != 0 {
-            throw KeyringError("keyring \(path): permissions 0\(String(mode, radix: 8)) are too open; it holds keys and must be private to its owner: run 'chmod 600 \(path)'")
+        var bytes: [UInt8]
+        do {
+            bytes = try AtomicFile.read(path, maxBytes: maxFileBytes) { (st) throws(FileError) in
+                if st.mode & 0o077 != 0 {
+                    throw FileError(path: path, message: "permissions 0\(String(st.mode, radix: 8)) are too open; it holds keys and must be private to its owner: run 'chmod 600 \(path)'")
+                }
+                if st.owner != AtomicFile.effectiveUser {
+                    throw FileError(path: path, message: "owned by user \(st.owner), not by this user (\(AtomicFile.effectiveUser)); it holds keys and must be private to its owner")
+                }
+            }
+        } catch {
+            if error.isNoSuchFile {
+                throw KeyringError("keyring \(path): no such file (create one with 'dynsecret keys generate --keyring \(path)')")
+            }
+            throw KeyringError("keyring \(error.description)")
         }
-        let bytes: [UInt8]
-        do { bytes = try AtomicFile.read(path) } catch { throw KeyringError("keyring \(error.description)") }
+        defer { Cleanse.wipe(&bytes) }
         return try decode(bytes, source: path)
     }
 
-    /// Writes the keyring to `path` atomically with mode 0600.
-    public func save(path: String) throws(KeyringError) {
+    /// Writes the keyring to `path` atomically with mode 0600. With `replace: false` an existing file at `path` is
+    /// never replaced (the new file is hard-linked into place, which fails if anything is there).
+    public func save(path: String, replace: Bool = true) throws(KeyringError) {
         var text = encode()
         defer { Cleanse.wipe(&text) }
-        do { try AtomicFile.write(text, to: path, mode: 0o600) } catch { throw KeyringError("keyring \(error.description)") }
+        do {
+            try AtomicFile.write(text, to: path, mode: 0o600, replace: replace)
+        } catch {
+            if error.isAlreadyExists { throw KeyringError("keyring \(path) already exists; use 'dynsecret keys rotate' to add a key") }
+            throw KeyringError("keyring \(error.description)")
+        }
+    }
+
+    /// Loads the keyring at `path`, lets `body` change it and saves it, all under an exclusive lock on the sibling file
+    /// `PATH.lock`, so concurrent rotations or retirements never lose each other's changes.
+    public static func update<R>(path: String, _ body: (inout Keyring) throws -> R) throws -> R {
+        do {
+            return try AtomicFile.withExclusiveLock(path + ".lock") {
+                var ring = try load(path: path)
+                let result = try body(&ring)
+                try ring.save(path: path)
+                return result
+            }
+        } catch let e as FileError {
+            throw KeyringError("keyring lock \(e.description)")
+        }
     }
 }

@@ -19,14 +19,17 @@ public struct ExpectedContext: Sendable, Equatable {
         self.init(storeID: context.storeID, namespace: context.namespace, name: context.name, uid: context.uid, generation: context.generation)
     }
 
+    /// Compares each given field with `c`: strings as UTF-8 bytes (not by Unicode canonical equivalence, so NFC and
+    /// NFD spellings differ, as they do in the path and for the Python reader).
     func check(_ c: RecordContext) throws(RecordError) {
         func mismatch(_ field: String, _ got: String, _ want: String) -> RecordError {
-            RecordError(.contextMismatch, "the record is bound to \(field) \"\(got)\", expected \"\(want)\" (moved or swapped record)")
+            RecordError(.contextMismatch, "the record is bound to \(field) \"\(RecordError.display(got))\", expected \"\(RecordError.display(want))\" (moved or swapped record)")
         }
-        if let storeID, storeID != c.storeID { throw mismatch("store", c.storeID, storeID) }
-        if let namespace, namespace != c.namespace { throw mismatch("namespace", c.namespace, namespace) }
-        if let name, name != c.name { throw mismatch("name", c.name, name) }
-        if let uid, uid != c.uid { throw mismatch("uid", c.uid, uid) }
+        func differ(_ a: String, _ b: String) -> Bool { !a.utf8.elementsEqual(b.utf8) }
+        if let storeID, differ(storeID, c.storeID) { throw mismatch("store", c.storeID, storeID) }
+        if let namespace, differ(namespace, c.namespace) { throw mismatch("namespace", c.namespace, namespace) }
+        if let name, differ(name, c.name) { throw mismatch("name", c.name, name) }
+        if let uid, differ(uid, c.uid) { throw mismatch("uid", c.uid, uid) }
         if let generation, generation != c.generation { throw mismatch("generation", String(c.generation), String(generation)) }
     }
 }
@@ -84,6 +87,14 @@ public enum AtRestRecord {
     static func seal(_ payload: RecordPayload, context: RecordContext, created: UInt64, slots slotKeys: [SlotKey],
                      random: some RecordRandomness) throws(RecordError) -> [UInt8] {
         guard (1...KSR1.maxSlots).contains(slotKeys.count) else { throw RecordError(.malformed, "a record needs 1...8 slots") }
+        var passphraseSlots = 0
+        for case .passphrase(_, let logN) in slotKeys {
+            passphraseSlots += 1
+            guard (KSR1.minScryptLogN...KSR1.maxScryptLogN).contains(logN) else {
+                throw RecordError(.scryptCost, "scrypt logN must be \(KSR1.minScryptLogN)...\(KSR1.maxScryptLogN)")
+            }
+        }
+        guard passphraseSlots <= 1 else { throw RecordError(.malformed, "a record has at most one passphrase slot") }
         do {
             let dek = try random.dataKey()
             var header = ByteWriter()
@@ -190,13 +201,27 @@ public enum AtRestRecord {
             slot.params = Slot.scryptParams(logN: logN)
         }
         let wk = try wrappingKey(slot: slot, key: key)
+        // The DEK is copied only into the output buffer and encrypted there in place: no plaintext copy is left behind.
+        var wrapped = [UInt8](repeating: 0, count: KSR1.wrappedSize)
+        let aad = context + slot.prefix
         do {
-            slot.wrapped = try withBytes(dek) { (d) throws(CryptoError) in
-                try AES256GCM.seal(key: wk, nonce: slot.nonce, aad: context + slot.prefix, plaintext: Array(d))
+            try withBytes(wk) { (k) throws(CryptoError) in
+                try withBytes(slot.nonce) { (iv) throws(CryptoError) in
+                    try withBytes(aad) { (a) throws(CryptoError) in
+                        try withMutableBytes(&wrapped) { (o) throws(CryptoError) in
+                            let body = UnsafeMutableRawBufferPointer(rebasing: o[0..<dek.count])
+                            dek.withUnsafeBytes { body.copyMemory(from: $0) }
+                            try AES256GCM.seal(key: k, nonce: iv, aad: a, inPlace: body,
+                                               tag: UnsafeMutableRawBufferPointer(rebasing: o[dek.count...]))
+                        }
+                    }
+                }
             }
         } catch {
+            Cleanse.wipe(&wrapped)
             throw .crypto(error)
         }
+        slot.wrapped = wrapped
         return slot
     }
 
@@ -224,8 +249,8 @@ public enum AtRestRecord {
         let logN = Int(try r.u8("scrypt logN"))
         let rr = Int(try r.u32("scrypt r"))
         let p = Int(try r.u32("scrypt p"))
-        guard logN >= 1, logN <= KSR1.maxScryptLogN, rr == 8, p == 1 else {
-            throw RecordError(.scryptCost, "the passphrase slot asks for scrypt logN=\(logN) r=\(rr) p=\(p); readers accept logN ≤ \(KSR1.maxScryptLogN), r = 8, p = 1")
+        guard logN >= KSR1.minScryptLogN, logN <= KSR1.maxScryptLogN, rr == 8, p == 1 else {
+            throw RecordError(.scryptCost, "the passphrase slot asks for scrypt logN=\(logN) r=\(rr) p=\(p); readers accept logN \(KSR1.minScryptLogN)...\(KSR1.maxScryptLogN), r = 8, p = 1")
         }
         return (logN, rr, p)
     }
@@ -250,20 +275,33 @@ public enum AtRestRecord {
                 lastFailure = error
                 continue
             }
-            let opened: [UInt8]?
+            var opened: [UInt8]?
             do {
                 opened = try AES256GCM.open(key: wk, nonce: slot.nonce, aad: context + slot.prefix, sealed: slot.wrapped)
             } catch {
                 throw .crypto(error)
             }
-            guard var raw = opened, raw.count == 32 else {
-                lastFailure = RecordError(.unwrapFailed, slot.type == KSR1.slotPassphrase
-                    ? "the passphrase slot did not open: wrong passphrase, or the header was changed"
-                    : "the slot for key \(KeyID(bytes: slot.kid)) did not open: wrong key bytes, or the header was changed")
+            // Move the bytes out of the optional so the one buffer that holds them is the one wiped.
+            var raw = opened.take() ?? []
+            let slotFailure = RecordError(.unwrapFailed, slot.type == KSR1.slotPassphrase
+                ? "the passphrase slot did not open: wrong passphrase, or the header was changed"
+                : "the slot for key \(KeyID(bytes: slot.kid)) did not open: wrong key bytes, or the header was changed")
+            guard raw.count == 32 else {
+                Cleanse.wipe(&raw)
+                lastFailure = slotFailure
                 continue
             }
             let dek = SecretBytes(consuming: &raw)
-            try checkMAC(record, dek: dek)
+            if slot.type == KSR1.slotPassphrase {
+                // A passphrase slot reports a wrong MAC exactly as a wrong passphrase: one error, no oracle.
+                do { try checkMAC(record, dek: dek) } catch {
+                    if error.code != .headerMAC { throw error }
+                    lastFailure = slotFailure
+                    continue
+                }
+            } else {
+                try checkMAC(record, dek: dek)
+            }
             return dek
         }
         if let lastFailure { throw lastFailure }

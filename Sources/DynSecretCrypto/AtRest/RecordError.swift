@@ -57,7 +57,33 @@ public struct RecordError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        record.map { "record \($0): \(message)" } ?? message
+        record.map { "record \(RecordError.display($0, limit: 4096)): \(message)" } ?? message
+    }
+
+    /// `text` made safe to show inside a one-line message: control characters (C0, DEL, C1, the Unicode line and
+    /// paragraph separators, bidi controls) and backslashes escaped as `\u{XX}` / `\\`, and cut to about `limit`
+    /// UTF-8 bytes with `…`.
+    /// Record context strings come from the record itself (attacker-controlled in a bundle), so they are shown only
+    /// through this.
+    public static func display(_ text: String, limit: Int = 100) -> String {
+        var out = ""
+        var bytes = 0
+        for scalar in text.unicodeScalars {
+            let piece: String
+            switch scalar.value {
+            case 0x5C: piece = "\\\\"
+            case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+                piece = "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: piece = String(scalar)
+            }
+            if bytes + piece.utf8.count > limit {
+                out += "…"
+                break
+            }
+            out += piece
+            bytes += piece.utf8.count
+        }
+        return out
     }
 
     static func crypto(_ error: CryptoError) -> RecordError {
