@@ -52,12 +52,20 @@ public enum ReplicationPlanner {
 
         mutating func run() -> ReplicationPlan {
             var intents: [String: [Intent]] = [:]
+            var sourceOf: [String: String] = [:]
             for (i, rule) in policy.rules.enumerated() {
-                for intent in targets(of: rule, index: i) { intents[intent.key, default: []].append(intent) }
+                let (sources, list) = targets(of: rule, index: i)
+                for s in sources where sourceOf[Run.key(s.metadata)] == nil { sourceOf[Run.key(s.metadata)] = rule.name }
+                for intent in list { intents[intent.key, default: []].append(intent) }
             }
             for key in intents.keys.sorted(by: utf8Less) {
                 let list = intents[key]!
                 let ruleNames = Array(Set(list.map { policy.rules[$0.rule].name })).sorted(by: utf8Less)
+                if let owner = sourceOf[key] {
+                    emit(.init(.report, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
+                               reason: "conflict: this Secret is the source of rule \(owner); never a target"))
+                    continue
+                }
                 if ruleNames.count > 1 {
                     emit(.init(.report, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
                                reason: "conflict: rules \(ruleNames.joined(separator: " and ")) both write this Secret; nothing written"))
@@ -83,7 +91,7 @@ public enum ReplicationPlanner {
 
         // MARK: targets
 
-        mutating func targets(of rule: ReplicationRule, index: Int) -> [Intent] {
+        mutating func targets(of rule: ReplicationRule, index: Int) -> (sources: [Secret], intents: [Intent]) {
             let src = rule.source
             var sources: [Secret] = []
             if let name = src.name {
@@ -97,10 +105,14 @@ public enum ReplicationPlanner {
                     .filter { ($0.metadata.namespace ?? "default") == src.namespace && !ReplicaMarkers.isOwned($0.metadata) && selector.matches($0.metadata.labels) }
                     .sorted { utf8Less($0.metadata.name ?? "", $1.metadata.name ?? "") }
             }
-            let excluded = Set(policy.excludeNamespaces).union(rule.targets.excludeNamespaces)
+            // No rule writes into a namespace that holds sources of the policy: replicas never feed other rules,
+            // so one pass reaches the fixed point.
+            let excluded = Set(policy.excludeNamespaces).union(rule.targets.excludeNamespaces).union(policy.rules.map(\.source.namespace))
             var chosen: Set<String> = []
             for ns in rule.targets.namespaces {
-                if namespaces[ns] == nil, !excluded.contains(ns), ns != src.namespace {
+                if ns == src.namespace || (policy.rules.contains { $0.source.namespace == ns } && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns)) {
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
+                } else if namespaces[ns] == nil, !excluded.contains(ns) {
                     emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "", rules: [rule.name], reason: "target namespace \(ns) not found"))
                 }
                 chosen.insert(ns)
@@ -120,7 +132,7 @@ public enum ReplicationPlanner {
                     out.append(Intent(rule: index, source: s, namespace: ns, name: rule.targetName ?? s.metadata.name ?? ""))
                 }
             }
-            return out
+            return (sources, out)
         }
 
         // MARK: create / update
@@ -150,11 +162,18 @@ public enum ReplicationPlanner {
                 manage(rule, want)
                 return
             }
-            let owned = ReplicaMarkers.isOwned(existing.metadata)
+            // Ours: both replica labels and a rule of this policy. A replica of another policy is treated like a
+            // foreign Secret, so two policies never fight over one object.
+            let markers = ReplicaMarkers.isOwned(existing.metadata)
+            let otherPolicy = existing.metadata.annotations[ReplicaMarkers.ruleAnnotation].flatMap { id in
+                id.hasPrefix(policy.name + "/") ? nil : String(id.prefix { $0 != "/" })
+            }
+            let owned = markers && otherPolicy == nil
             let pre = ReplicationPrecondition(uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion)
             if !owned && (rule.onConflict == .skip || rule.mode == .createOnly) {
+                let whose = markers ? "is a replica of policy \(otherPolicy ?? "")" : "is not managed by dynsecret"
                 emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
-                           reason: "conflict: Secret \(intent.key) exists and is not managed by dynsecret; left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
+                           reason: "conflict: Secret \(intent.key) exists and \(whose); left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
                 return
             }
             let typeDiffers = existing.effectiveType != want.type
@@ -235,7 +254,7 @@ public enum ReplicationPlanner {
                     continue
                 }
                 let sourceKey = s.metadata.annotations[ReplicaMarkers.sourceAnnotation] ?? ""
-                let sourceExists = secrets[sourceKey].map { !ReplicaMarkers.isOwned($0.metadata) } ?? false
+                let sourceExists = secrets[sourceKey] != nil
                 if sourceExists {
                     if rule.prune {
                         emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: "prune: no longer targeted by the rule", precondition: pre))
