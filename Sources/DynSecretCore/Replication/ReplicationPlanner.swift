@@ -111,9 +111,9 @@ public enum ReplicationPlanner {
             var chosen: Set<String> = []
             for ns in rule.targets.namespaces {
                 if ns == src.namespace || (policy.rules.contains { $0.source.namespace == ns } && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns)) {
-                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
                 } else if namespaces[ns] == nil, !excluded.contains(ns) {
-                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "", rules: [rule.name], reason: "target namespace \(ns) not found"))
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) not found"))
                 }
                 chosen.insert(ns)
             }
@@ -125,7 +125,7 @@ public enum ReplicationPlanner {
             for ns in chosen.sorted(by: utf8Less) {
                 guard let namespace = namespaces[ns], !excluded.contains(ns), ns != src.namespace else { continue }
                 if namespace.terminating {
-                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "", rules: [rule.name], reason: "namespace \(ns) is terminating; skipped"))
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) is terminating; skipped"))
                     continue
                 }
                 for s in sources {
