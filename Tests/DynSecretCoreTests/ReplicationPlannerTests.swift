@@ -267,3 +267,31 @@ import Testing
         #expect(result.failures[0].message == "secrets \"regcred\" already exists")
     }
 }
+
+/// The emulator acceptance scenario, run against the in-memory cluster: 1 source → 2,000 namespaces.
+@Suite struct ReplicationScaleTests {
+    @Test func twoThousandNamespaces() async throws {
+        var namespaces = [R.ns("platform")]
+        for i in 0..<2_000 { namespaces.append(R.ns("team-\(i)", ["pull": "yes"])) }
+        namespaces.append(R.ns("tenant", ["pull": "yes"]))
+        let foreign = R.secret("tenant", "regcred", ["mine": "x"], type: SecretType.dockerConfigJSON)
+        let source = R.secret("platform", "regcred", [".dockerconfigjson": #"{"auths":{}}"#], type: SecretType.dockerConfigJSON)
+        let policy = R.policy(R.rule(selector: LabelSelector(matchLabels: ["pull": "yes"])))
+        var cluster = InMemoryReplicationCluster(ReplicationState(namespaces: namespaces, secrets: [source, foreign]))
+
+        let first = ReplicationPlanner.plan(policy, cluster.state)
+        _ = await ReplicationApplier.apply(first, to: &cluster)
+        #expect(cluster.writeCounts == ["create": 2_000])
+        #expect(R.reports(first) == ["tenant/regcred: conflict: Secret tenant/regcred exists and is not managed by dynsecret; left alone (onConflict: skip)"])
+
+        let second = ReplicationPlanner.plan(policy, cluster.state)
+        #expect(second.writes.isEmpty)
+
+        let i = cluster.state.secrets.firstIndex { $0.metadata.namespace == "platform" }!
+        cluster.state.secrets[i].data[".dockerconfigjson"] = Array(#"{"auths":{"new":{}}}"#.utf8)
+        let third = ReplicationPlanner.plan(policy, cluster.state)
+        _ = await ReplicationApplier.apply(third, to: &cluster)
+        #expect(cluster.writeCounts == ["create": 2_000, "update": 2_000])
+        #expect(cluster.state.secret("tenant", "regcred") == foreign)
+    }
+}
