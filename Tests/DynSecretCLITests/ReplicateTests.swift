@@ -137,6 +137,25 @@ import Testing
         #expect(written == ["team-a", "team-a/secret-registry-creds.yaml", "team-a/serviceaccount-default.yaml"])
     }
 
+    /// The rendered files are what a GitOps flow feeds to kustomize: the installed kubectl's kustomize reads them back unchanged.
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed"))
+    func kustomizeReadsRenderedManifests() async throws {
+        let (dir, cluster) = try setup()
+        let out = dir.url.appendingPathComponent("rendered").path
+        let r = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--from-manifests", cluster, "--out", out])
+        #expect(r.code == 0, "\(r.stderr)")
+        _ = try dir.file("rendered/kustomization.yaml", "resources:\n- team-a/secret-registry-creds.yaml\n- team-a/serviceaccount-default.yaml\n")
+        let k = try runProcess(kubectlPath!, ["kustomize", out])
+        #expect(k.code == 0, "\(k.stderr)")
+        let docs = try ManifestReader.read(Array(k.stdout.utf8), source: "kustomize")
+        #expect(docs.count == 2)
+        let fromKustomize = try docs.compactMap { d -> Secret? in d.value["kind"]?.stringValue == "Secret" ? try Secret.decode(d.value).secret : nil }
+        let rendered = try Secret.decode(try ManifestReader.read(Array(try Data(contentsOf: URL(fileURLWithPath: out + "/team-a/secret-registry-creds.yaml"))), source: "f")[0].value).secret
+        #expect(fromKustomize == [rendered])
+        let sa = try docs.compactMap { d -> ServiceAccount? in d.value["kind"]?.stringValue == "ServiceAccount" ? try ServiceAccount.decode(d.value).serviceAccount : nil }
+        #expect(sa.first?.imagePullSecrets == ["existing", "registry-creds"])
+    }
+
     @Test func badPolicyExits2AndWritesNothing() async throws {
         let (dir, cluster) = try setup()
         let text = try String(contentsOfFile: Self.examplePolicy, encoding: .utf8).replacingOccurrences(of: "mode: sync ", with: "mode: mirror ")
