@@ -150,6 +150,10 @@ case "validate":
     try benchValidate(o, count: 10_000)
 case "crypto":
     try benchCrypto(args.dropFirst())
+case "replicate":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 10 }
+    try await benchReplicate(o, namespaces: 2_000)
 default:
     print("usage: dynsecret-bench create-registry|index|validate|crypto [options]")
     exit(args.isEmpty ? 0 : 2)

@@ -1,0 +1,196 @@
+internal import ArgumentParser
+internal import DynSecretCore
+internal import DynSecretCrypto
+
+/// `dynsecret replicate`: plan (and render) the replicas a ReplicationPolicy asks for.
+struct Replicate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Plan Secret replication from a ReplicationPolicy, or render the replicas as manifests.",
+        discussion: """
+            The cluster state (Namespaces, Secrets, ServiceAccounts) is read from manifests with --from-manifests; \
+            other kinds in those files are ignored. Namespaces that appear only in an object's metadata are assumed \
+            to exist without labels.
+
+            --dry-run prints the ordered plan (create, update, delete, patch-serviceaccount, report) with reasons; \
+            no secret value is ever printed. --out DIR writes every replica the policy manages as \
+            DIR/NAMESPACE/secret-NAME.yaml (mode 0600, atomically) and every ServiceAccount it patches as \
+            DIR/NAMESPACE/serviceaccount-NAME.yaml. An invalid policy exits 2 and writes nothing.
+
+            Examples:
+              dynsecret replicate --policy policies/inference-pull-secrets.yaml --from-manifests cluster/ --dry-run
+              dynsecret replicate --policy policy.yaml --from-manifests cluster/ --out rendered/
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("ReplicationPolicy file (YAML or JSON, - for stdin).", valueName: "file"))
+    var policy: String
+
+    @Flag(name: .long, help: "Print the plan; write nothing.")
+    var dryRun = false
+
+    @Option(name: .customLong("from-manifests"), help: ArgumentHelp("Directory or file with the cluster state as manifests.", valueName: "dir"))
+    var fromManifests: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write the replicas and patched ServiceAccounts as YAML under this directory.", valueName: "dir"))
+    var out: String?
+
+    @Option(name: [.short, .long], help: "Plan output format for --dry-run.")
+    var output: ListFormat = .text
+
+    func validate() throws {
+        guard let _ = fromManifests else {
+            throw ValidationError("give the cluster state with --from-manifests DIR (reading a live cluster is not available in this build)")
+        }
+        if dryRun == (out != nil) { throw ValidationError("give exactly one of --dry-run or --out DIR") }
+    }
+
+    func run() async throws {
+        let policyBytes = try Input.read(policy, what: "--policy")
+        let parsed: ReplicationPolicy
+        do {
+            parsed = try ReplicationPolicy.load(policyBytes, source: policy)
+        } catch {
+            throw CLIError(error.description)
+        }
+        let state = try ReplicateInputs.read(fromManifests!)
+        let plan = ReplicationPlanner.plan(parsed, state)
+        if dryRun {
+            CommandIO.current.writeStdout(output == .json ? ReplicatePlanOutput.json(plan) : Array(ReplicatePlanOutput.text(plan).utf8))
+            return
+        }
+        try ReplicateRender.write(plan, to: out!)
+    }
+}
+
+/// Reads Namespaces, Secrets and ServiceAccounts from manifests.
+enum ReplicateInputs {
+    static func read(_ path: String) throws(CLIError) -> ReplicationState {
+        var state = ReplicationState()
+        var seen: Set<String> = []
+        var firstError: ManifestError?
+        try ManifestInputs.forEachDocument([path]) { result in
+            guard firstError == nil else { return }
+            switch result {
+            case .failure(let e): firstError = e
+            case .success(let doc):
+                for (value, prefix) in doc.objects {
+                    do throws(ManifestError) {
+                        try add(value, to: &state)
+                    } catch {
+                        var e = error.located(source: doc.source, document: doc.index, line: doc.line)
+                        e.field = e.field.map { prefix + $0 }
+                        firstError = e
+                        return
+                    }
+                }
+            }
+        }
+        if let firstError { throw CLIError(firstError.description) }
+        for ns in state.namespaces { seen.insert(ns.name) }
+        let implicit = (state.secrets.map { $0.metadata.namespace ?? "default" } + state.serviceAccounts.map { $0.metadata.namespace ?? "default" })
+        for ns in implicit where seen.insert(ns).inserted { state.namespaces.append(ReplicationNamespace(name: ns)) }
+        return state
+    }
+
+    private static func add(_ value: JSONValue, to state: inout ReplicationState) throws(ManifestError) {
+        switch value["kind"]?.stringValue {
+        case "Secret":
+            var s = try Secret.decode(value).secret
+            if s.metadata.namespace == nil { s.metadata.namespace = "default" }
+            state.secrets.append(s)
+        case "ServiceAccount":
+            var sa = try ServiceAccount.decode(value).serviceAccount
+            if sa.metadata.namespace == nil { sa.metadata.namespace = "default" }
+            state.serviceAccounts.append(sa)
+        case "Namespace":
+            guard let name = value["metadata"]?["name"]?.stringValue else { throw ManifestError("required value", field: "metadata.name") }
+            var labels: [String: String] = [:]
+            if let o = value["metadata"]?["labels"]?.objectValue {
+                for m in o.members {
+                    guard let v = m.value.stringValue else { throw ManifestError("expected string, got \(m.value.typeName)", field: "metadata.labels[\(m.key)]") }
+                    labels[m.key] = v
+                }
+            }
+            let terminating = value["status"]?["phase"]?.stringValue == "Terminating" || value["metadata"]?["deletionTimestamp"]?.stringValue != nil
+            state.namespaces.append(ReplicationNamespace(name: name, labels: labels, terminating: terminating))
+        default:
+            break
+        }
+    }
+}
+
+/// The plan as text or JSON. Names, reasons and content hashes only: never a secret value.
+enum ReplicatePlanOutput {
+    static func summary(_ plan: ReplicationPlan) -> String {
+        ReplicationAction.Kind.allCases.map { "\(plan.count($0)) \($0.rawValue)" }.joined(separator: ", ")
+    }
+
+    static func text(_ plan: ReplicationPlan) -> String {
+        var rows: [[String]] = [["ACTION", "OBJECT", "RULE", "REASON"]]
+        for a in plan.actions {
+            rows.append([a.kind.rawValue, "\(a.namespace)/\(a.name)", a.rules.joined(separator: ","), a.reason])
+        }
+        let body = plan.actions.isEmpty ? "" : Table.render(rows)
+        return "policy \(plan.policy): \(summary(plan))\n" + body
+    }
+
+    static func json(_ plan: ReplicationPlan) -> [UInt8] {
+        let counts = JSONObject(ReplicationAction.Kind.allCases.map { ($0.rawValue, JSONValue.number(String(plan.count($0)))) })
+        let actions: [JSONValue] = plan.actions.map { a in
+            var o: [(String, JSONValue)] = [
+                ("action", .string(a.kind.rawValue)), ("namespace", .string(a.namespace)), ("name", .string(a.name)),
+                ("rules", .array(a.rules.map(JSONValue.string))), ("reason", .string(a.reason)),
+            ]
+            if let s = a.secret {
+                o.append(("type", .string(s.effectiveType)))
+                o.append(("contentHash", .string(ReplicaContentHash.of(s))))
+            }
+            if let p = a.precondition {
+                var po: [(String, JSONValue)] = []
+                if let uid = p.uid { po.append(("uid", .string(uid))) }
+                if let rv = p.resourceVersion { po.append(("resourceVersion", .string(rv))) }
+                o.append(("precondition", .object(JSONObject(po))))
+            }
+            if !a.addImagePullSecrets.isEmpty { o.append(("addImagePullSecrets", .array(a.addImagePullSecrets.map(JSONValue.string)))) }
+            return .object(JSONObject(o))
+        }
+        let root = JSONObject([("policy", .string(plan.policy)), ("summary", .object(counts)), ("actions", .array(actions))])
+        return GoJSONWriter.indented(.object(root))
+    }
+}
+
+/// `--out DIR`: the replicas and patched ServiceAccounts as manifests, without server-set fields.
+enum ReplicateRender {
+    static func write(_ plan: ReplicationPlan, to dir: String) throws(CLIError) {
+        // Render everything first, so a rendering problem writes nothing.
+        var files: [(path: String, bytes: [UInt8], mode: UInt32)] = []
+        for var s in plan.replicas {
+            s.metadata = clean(s.metadata)
+            files.append(("\(dir)/\(s.metadata.namespace ?? "default")/secret-\(s.metadata.name ?? "").yaml", Array(s.yamlText.utf8), 0o600))
+        }
+        for var sa in plan.serviceAccounts {
+            sa.metadata = clean(sa.metadata)
+            files.append(("\(dir)/\(sa.metadata.namespace ?? "default")/serviceaccount-\(sa.metadata.name ?? "").yaml", Array(YAMLWriter.document(sa.json).utf8), 0o644))
+        }
+        do {
+            for f in files {
+                try AtomicFile.makeDirectory(String(f.path[..<f.path.lastIndex(of: "/")!]))
+                try AtomicFile.write(f.bytes, to: f.path, mode: f.mode)
+            }
+        } catch {
+            throw CLIError("--out \(error.description)")
+        }
+        for a in plan.actions where a.kind == .report || a.kind == .delete {
+            let note = a.kind == .delete ? "remove \(a.namespace)/\(a.name): \(a.reason)" : "\(a.namespace)/\(a.name): \(a.reason)"
+            CommandIO.current.warn(note)
+        }
+        CommandIO.current.writeStdout(Array("wrote \(plan.replicas.count) Secret(s) and \(plan.serviceAccounts.count) ServiceAccount(s) under \(dir)\n".utf8))
+    }
+
+    /// Metadata a GitOps manifest may carry: no uid, resourceVersion, timestamps or managed fields.
+    static func clean(_ m: ObjectMeta) -> ObjectMeta {
+        var out = ObjectMeta(name: m.name, namespace: m.namespace, labels: m.labels, annotations: m.annotations)
+        out.annotations[ReplicaMarkers.lastApplied] = nil
+        return out
+    }
+}

@@ -1,0 +1,111 @@
+/// The labels and annotations that mark a Secret as a dynsecret replica.
+public enum ReplicaMarkers {
+    public static let managedByLabel = "app.kubernetes.io/managed-by"
+    public static let managedByValue = "dynsecret"
+    public static let replicaLabel = "dynsecret.io/replica"
+    public static let sourceAnnotation = "dynsecret.io/source"
+    public static let sourceUIDAnnotation = "dynsecret.io/source-uid"
+    public static let ruleAnnotation = "dynsecret.io/rule"
+    public static let contentHashAnnotation = "dynsecret.io/content-hash"
+    /// Never copied to a replica.
+    public static let lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+    static let labelKeys: Set<String> = [managedByLabel, replicaLabel]
+    static let annotationKeys: Set<String> = [sourceAnnotation, sourceUIDAnnotation, ruleAnnotation, contentHashAnnotation]
+    static let reservedKeys = labelKeys.union(annotationKeys)
+
+    /// Whether `meta` carries both replica labels: the object is ours.
+    public static func isOwned(_ meta: ObjectMeta) -> Bool {
+        meta.labels[managedByLabel] == managedByValue && meta.labels[replicaLabel] == "true"
+    }
+}
+
+/// A namespace as the planner sees it.
+public struct ReplicationNamespace: Sendable, Equatable {
+    public var name: String
+    public var labels: [String: String]
+    /// `status.phase == Terminating` (or a deletion timestamp): never written to.
+    public var terminating: Bool
+
+    public init(name: String, labels: [String: String] = [:], terminating: Bool = false) {
+        self.name = name
+        self.labels = labels
+        self.terminating = terminating
+    }
+}
+
+/// What the planner reads: namespaces, the Secrets of the source namespaces and at target names, ServiceAccounts.
+public struct ReplicationState: Sendable, Equatable {
+    public var namespaces: [ReplicationNamespace]
+    public var secrets: [Secret]
+    public var serviceAccounts: [ServiceAccount]
+
+    public init(namespaces: [ReplicationNamespace] = [], secrets: [Secret] = [], serviceAccounts: [ServiceAccount] = []) {
+        self.namespaces = namespaces
+        self.secrets = secrets
+        self.serviceAccounts = serviceAccounts
+    }
+}
+
+/// The precondition of an update, delete or patch: the object must still have this uid and resourceVersion.
+public struct ReplicationPrecondition: Sendable, Equatable {
+    public var uid: String?
+    public var resourceVersion: String?
+    public init(uid: String?, resourceVersion: String?) {
+        self.uid = uid
+        self.resourceVersion = resourceVersion
+    }
+}
+
+/// One step of a plan.
+public struct ReplicationAction: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case create, update, delete
+        case patchServiceAccount = "patch-serviceaccount"
+        case report
+    }
+
+    public var kind: Kind
+    public var namespace: String
+    /// Secret name, or ServiceAccount name for `patch-serviceaccount`.
+    public var name: String
+    /// The rule(s) the action comes from (two for a conflict between rules).
+    public var rules: [String]
+    /// Why: one line, never a secret value.
+    public var reason: String
+    /// The object to create or the full object to update.
+    public var secret: Secret?
+    public var precondition: ReplicationPrecondition?
+    /// Names appended to a ServiceAccount's `imagePullSecrets`.
+    public var addImagePullSecrets: [String]
+
+    public init(_ kind: Kind, namespace: String, name: String, rules: [String], reason: String, secret: Secret? = nil,
+                precondition: ReplicationPrecondition? = nil, addImagePullSecrets: [String] = []) {
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+        self.rules = rules
+        self.reason = reason
+        self.secret = secret
+        self.precondition = precondition
+        self.addImagePullSecrets = addImagePullSecrets
+    }
+
+    /// Whether the action writes to the cluster.
+    public var isWrite: Bool { kind != .report }
+}
+
+/// The ordered actions of one planning pass, and the replicas the policy wants to exist.
+public struct ReplicationPlan: Sendable, Equatable {
+    public var policy: String
+    public var actions: [ReplicationAction]
+    /// Every replica the policy manages after the plan is applied (created, updated or already in sync), by key.
+    public var replicas: [Secret]
+    /// ServiceAccounts that list replicas, as they are after the plan is applied.
+    public var serviceAccounts: [ServiceAccount]
+
+    public var writes: [ReplicationAction] { actions.filter(\.isWrite) }
+
+    /// Number of actions of each kind.
+    public func count(_ kind: ReplicationAction.Kind) -> Int { actions.lazy.filter { $0.kind == kind }.count }
+}

@@ -1,0 +1,314 @@
+/// The replication planner: a pure, deterministic function from a policy and the cluster state to ordered actions.
+///
+/// Safety by construction: a Secret without replica markers is only updated or deleted when its rule says `adopt` or
+/// `overwrite`; every update and delete carries the object's uid and resourceVersion; content (type + data) is compared,
+/// never versions; a type change or an immutable replica is replaced by delete + create only when the object is ours
+/// (or the rule says `overwrite`); two rules writing one target produce a report naming both and no write.
+public enum ReplicationPlanner {
+    public static func plan(_ policy: ReplicationPolicy, _ state: ReplicationState) -> ReplicationPlan {
+        var planner = Run(policy: policy, state: state)
+        return planner.run()
+    }
+
+    private struct Intent {
+        var rule: Int
+        var source: Secret
+        var namespace: String
+        var name: String
+        var key: String { namespace + "/" + name }
+    }
+
+    private struct Run {
+        let policy: ReplicationPolicy
+        let namespaces: [String: ReplicationNamespace]
+        let secrets: [String: Secret]
+        let serviceAccounts: [String: ServiceAccount]
+        var actions: [(order: (String, Int, String, Int), action: ReplicationAction)] = []
+        var replicas: [String: Secret] = [:]
+        /// SA key → (rule order, names wanted).
+        var wantedPullSecrets: [String: [String]] = [:]
+        var wantedBy: [String: Set<String>] = [:]
+
+        init(policy: ReplicationPolicy, state: ReplicationState) {
+            self.policy = policy
+            namespaces = Dictionary(state.namespaces.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            secrets = Dictionary(state.secrets.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
+            serviceAccounts = Dictionary(state.serviceAccounts.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
+        }
+
+        static func key(_ m: ObjectMeta) -> String { (m.namespace ?? "default") + "/" + (m.name ?? "") }
+
+        mutating func emit(_ a: ReplicationAction) {
+            let cls: Int
+            switch a.kind {
+            case .delete, .create, .update: cls = 0
+            case .patchServiceAccount: cls = 1
+            case .report: cls = 2
+            }
+            actions.append(((a.namespace, cls, a.name, actions.count), a))
+        }
+
+        func ruleID(_ rule: ReplicationRule) -> String { policy.name + "/" + rule.name }
+
+        mutating func run() -> ReplicationPlan {
+            var intents: [String: [Intent]] = [:]
+            var sourceOf: [String: String] = [:]
+            for (i, rule) in policy.rules.enumerated() {
+                let (sources, list) = targets(of: rule, index: i)
+                for s in sources where sourceOf[Run.key(s.metadata)] == nil { sourceOf[Run.key(s.metadata)] = rule.name }
+                for intent in list { intents[intent.key, default: []].append(intent) }
+            }
+            for key in intents.keys.sorted(by: utf8Less) {
+                let list = intents[key]!
+                let ruleNames = Array(Set(list.map { policy.rules[$0.rule].name })).sorted(by: utf8Less)
+                if let owner = sourceOf[key] {
+                    emit(.init(.report, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
+                               reason: "conflict: this Secret is the source of rule \(owner); never a target"))
+                    continue
+                }
+                if ruleNames.count > 1 {
+                    emit(.init(.report, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
+                               reason: "conflict: rules \(ruleNames.joined(separator: " and ")) both write this Secret; nothing written"))
+                    continue
+                }
+                reconcile(list[0])
+            }
+            prune(desired: Set(intents.keys))
+            patchServiceAccounts()
+            let ordered = actions.sorted { a, b in
+                if a.order.0 != b.order.0 { return utf8Less(a.order.0, b.order.0) }
+                if a.order.1 != b.order.1 { return a.order.1 < b.order.1 }
+                if a.order.2 != b.order.2 { return utf8Less(a.order.2, b.order.2) }
+                return a.order.3 < b.order.3
+            }.map(\.action)
+            let finalSAs = serviceAccountsAfter(ordered)
+            return ReplicationPlan(
+                policy: policy.name, actions: ordered,
+                replicas: replicas.keys.sorted(by: utf8Less).map { replicas[$0]! },
+                serviceAccounts: finalSAs
+            )
+        }
+
+        // MARK: targets
+
+        mutating func targets(of rule: ReplicationRule, index: Int) -> (sources: [Secret], intents: [Intent]) {
+            let src = rule.source
+            var sources: [Secret] = []
+            if let name = src.name {
+                if let s = secrets[src.namespace + "/" + name] {
+                    sources = [s]
+                } else {
+                    emit(.init(.report, namespace: src.namespace, name: name, rules: [rule.name], reason: "source Secret \(src.namespace)/\(name) not found"))
+                }
+            } else if let selector = src.selector {
+                sources = secrets.values
+                    .filter { ($0.metadata.namespace ?? "default") == src.namespace && !ReplicaMarkers.isOwned($0.metadata) && selector.matches($0.metadata.labels) }
+                    .sorted { utf8Less($0.metadata.name ?? "", $1.metadata.name ?? "") }
+            }
+            // No rule writes into a namespace that holds sources of the policy: replicas never feed other rules,
+            // so one pass reaches the fixed point.
+            let excluded = Set(policy.excludeNamespaces).union(rule.targets.excludeNamespaces).union(policy.rules.map(\.source.namespace))
+            var chosen: Set<String> = []
+            for ns in rule.targets.namespaces {
+                if ns == src.namespace || (policy.rules.contains { $0.source.namespace == ns } && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns)) {
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
+                } else if namespaces[ns] == nil, !excluded.contains(ns) {
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) not found"))
+                }
+                chosen.insert(ns)
+            }
+            for ns in namespaces.values {
+                if rule.targets.namespacePatterns.contains(where: { NamespaceGlob.matches($0, ns.name) }) { chosen.insert(ns.name) }
+                if let sel = rule.targets.namespaceSelector, sel.matches(ns.labels) { chosen.insert(ns.name) }
+            }
+            var out: [Intent] = []
+            for ns in chosen.sorted(by: utf8Less) {
+                guard let namespace = namespaces[ns], !excluded.contains(ns), ns != src.namespace else { continue }
+                if namespace.terminating {
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) is terminating; skipped"))
+                    continue
+                }
+                for s in sources {
+                    out.append(Intent(rule: index, source: s, namespace: ns, name: rule.targetName ?? s.metadata.name ?? ""))
+                }
+            }
+            return (sources, out)
+        }
+
+        // MARK: create / update
+
+        func desired(_ intent: Intent) -> Secret {
+            let rule = policy.rules[intent.rule]
+            let source = intent.source
+            var meta = ObjectMeta(name: intent.name, namespace: intent.namespace)
+            for k in rule.copyLabels { if let v = source.metadata.labels[k] { meta.labels[k] = v } }
+            for k in rule.copyAnnotations where k != ReplicaMarkers.lastApplied { if let v = source.metadata.annotations[k] { meta.annotations[k] = v } }
+            meta.labels[ReplicaMarkers.managedByLabel] = ReplicaMarkers.managedByValue
+            meta.labels[ReplicaMarkers.replicaLabel] = "true"
+            let data = source.mergedData
+            meta.annotations[ReplicaMarkers.sourceAnnotation] = Run.key(source.metadata)
+            if let uid = source.metadata.uid { meta.annotations[ReplicaMarkers.sourceUIDAnnotation] = uid }
+            meta.annotations[ReplicaMarkers.ruleAnnotation] = ruleID(rule)
+            meta.annotations[ReplicaMarkers.contentHashAnnotation] = ReplicaContentHash.of(type: source.effectiveType, data: data)
+            return Secret(metadata: meta, type: source.effectiveType, data: data, immutable: source.immutable == true ? true : nil)
+        }
+
+        mutating func reconcile(_ intent: Intent) {
+            let rule = policy.rules[intent.rule]
+            let want = desired(intent)
+            let ns = intent.namespace, name = intent.name
+            guard let existing = secrets[intent.key] else {
+                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: "replica of \(Run.key(intent.source.metadata)) missing", secret: want))
+                manage(rule, want)
+                return
+            }
+            // Ours: both replica labels and a rule of this policy. A replica of another policy is treated like a
+            // foreign Secret, so two policies never fight over one object.
+            let markers = ReplicaMarkers.isOwned(existing.metadata)
+            let otherPolicy = existing.metadata.annotations[ReplicaMarkers.ruleAnnotation].flatMap { id in
+                id.hasPrefix(policy.name + "/") ? nil : String(id.prefix { $0 != "/" })
+            }
+            let owned = markers && otherPolicy == nil
+            let pre = ReplicationPrecondition(uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion)
+            if !owned && (rule.onConflict == .skip || rule.mode == .createOnly) {
+                let whose = markers ? "is a replica of policy \(otherPolicy ?? "")" : "is not managed by dynsecret"
+                emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
+                           reason: "conflict: Secret \(intent.key) exists and \(whose); left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
+                return
+            }
+            let typeDiffers = existing.effectiveType != want.type
+            let dataDiffers = typeDiffers || existing.mergedData != want.data
+            let managedLabels = ReplicaMarkers.labelKeys.union(rule.copyLabels)
+            let managedAnnotations = ReplicaMarkers.annotationKeys.union(rule.copyAnnotations)
+            let metaDiffers = managedLabels.contains { existing.metadata.labels[$0] != want.metadata.labels[$0] }
+                || managedAnnotations.contains { existing.metadata.annotations[$0] != want.metadata.annotations[$0] }
+                || (rule.onConflict == .overwrite && !owned && (existing.metadata.labels != want.metadata.labels || existing.metadata.annotations != want.metadata.annotations))
+            let immutableDiffers = (existing.immutable ?? false) != (want.immutable ?? false)
+            if !dataDiffers && !metaDiffers && !immutableDiffers && existing.stringData.isEmpty {
+                manage(rule, existing)
+                return
+            }
+            if owned && rule.mode == .createOnly {
+                emit(.init(.report, namespace: ns, name: name, rules: [rule.name], reason: "replica differs from its source; not updated (mode: create-only)"))
+                manage(rule, existing)
+                return
+            }
+            let needsReplace = typeDiffers || (existing.immutable == true && (dataDiffers || immutableDiffers))
+            let how = owned ? "" : (rule.onConflict == .adopt ? "adopt: " : "overwrite: ")
+            if needsReplace {
+                guard owned || rule.onConflict == .overwrite else {
+                    emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
+                               reason: "conflict: cannot adopt Secret \(intent.key): \(typeDiffers ? "type differs" : "it is immutable") and it is not ours; left alone"))
+                    return
+                }
+                let why = typeDiffers ? "type changed (\(existing.effectiveType) → \(want.type))" : "replica is immutable"
+                emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; replaced by delete + create", precondition: pre))
+                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; recreated", secret: want))
+                manage(rule, want)
+                return
+            }
+            var updated = existing
+            if !owned && rule.onConflict == .overwrite {
+                updated.metadata.labels = want.metadata.labels
+                updated.metadata.annotations = want.metadata.annotations
+            } else {
+                for k in managedLabels { updated.metadata.labels[k] = want.metadata.labels[k] }
+                for k in managedAnnotations { updated.metadata.annotations[k] = want.metadata.annotations[k] }
+            }
+            updated.type = want.type
+            updated.data = want.data
+            updated.stringData = [:]
+            updated.immutable = want.immutable
+            let reason = dataDiffers ? "content differs from source" : (immutableDiffers ? "immutability differs from source" : "labels or annotations differ from source")
+            emit(.init(.update, namespace: ns, name: name, rules: [rule.name], reason: how + reason, secret: updated, precondition: pre))
+            manage(rule, updated)
+        }
+
+        /// Records a replica that exists (or will) and is ours, for `replicas` and ServiceAccount patching.
+        mutating func manage(_ rule: ReplicationRule, _ secret: Secret) {
+            let ns = secret.metadata.namespace ?? "default"
+            let name = secret.metadata.name ?? ""
+            replicas[ns + "/" + name] = secret
+            for sa in rule.serviceAccounts {
+                let k = ns + "/" + sa
+                if wantedPullSecrets[k, default: []].contains(name) { continue }
+                wantedPullSecrets[k, default: []].append(name)
+                wantedBy[k, default: []].insert(rule.name)
+            }
+        }
+
+        // MARK: prune
+
+        mutating func prune(desired: Set<String>) {
+            let rulesByID = Dictionary(policy.rules.map { (ruleID($0), $0) }, uniquingKeysWith: { a, _ in a })
+            for key in secrets.keys.sorted(by: utf8Less) where !desired.contains(key) {
+                let s = secrets[key]!
+                guard ReplicaMarkers.isOwned(s.metadata), let id = s.metadata.annotations[ReplicaMarkers.ruleAnnotation],
+                      id.hasPrefix(policy.name + "/") else { continue }
+                let ns = s.metadata.namespace ?? "default", name = s.metadata.name ?? ""
+                if namespaces[ns]?.terminating == true { continue }
+                let pre = ReplicationPrecondition(uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion)
+                guard let rule = rulesByID[id] else {
+                    emit(.init(.report, namespace: ns, name: name, rules: [String(id.dropFirst(policy.name.count + 1))],
+                               reason: "replica of rule \(id), which is no longer in the policy; left alone"))
+                    continue
+                }
+                let sourceKey = s.metadata.annotations[ReplicaMarkers.sourceAnnotation] ?? ""
+                let sourceExists = secrets[sourceKey] != nil
+                if sourceExists {
+                    if rule.prune {
+                        emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: "prune: no longer targeted by the rule", precondition: pre))
+                    } else {
+                        emit(.init(.report, namespace: ns, name: name, rules: [rule.name], reason: "no longer targeted; retained (prune: false)"))
+                    }
+                } else if rule.onSourceDelete == .delete {
+                    emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: "source \(sourceKey) deleted (onSourceDelete: delete)", precondition: pre))
+                } else {
+                    emit(.init(.report, namespace: ns, name: name, rules: [rule.name], reason: "source \(sourceKey) deleted; replica retained (onSourceDelete: retain)"))
+                }
+            }
+        }
+
+        // MARK: ServiceAccounts
+
+        mutating func patchServiceAccounts() {
+            for key in wantedPullSecrets.keys.sorted(by: utf8Less) {
+                let names = wantedPullSecrets[key]!
+                let slash = key.firstIndex(of: "/")!
+                let ns = String(key[..<slash]), saName = String(key[key.index(after: slash)...])
+                let rules = wantedBy[key]!.sorted(by: utf8Less)
+                guard let sa = serviceAccounts[key] else {
+                    emit(.init(.report, namespace: ns, name: saName, rules: rules, reason: "ServiceAccount \(key) not found; imagePullSecrets not patched"))
+                    continue
+                }
+                let missing = names.filter { !sa.imagePullSecrets.contains($0) }
+                guard !missing.isEmpty else { continue }
+                emit(.init(.patchServiceAccount, namespace: ns, name: saName, rules: rules,
+                           reason: "add \(missing.joined(separator: ", ")) to imagePullSecrets",
+                           precondition: ReplicationPrecondition(uid: sa.metadata.uid, resourceVersion: sa.metadata.resourceVersion),
+                           addImagePullSecrets: missing))
+            }
+        }
+
+        func serviceAccountsAfter(_ actions: [ReplicationAction]) -> [ServiceAccount] {
+            var out: [ServiceAccount] = []
+            for key in wantedPullSecrets.keys.sorted(by: utf8Less) {
+                guard var sa = serviceAccounts[key] else { continue }
+                for a in actions where a.kind == .patchServiceAccount && a.namespace + "/" + a.name == key {
+                    sa.imagePullSecrets = ServiceAccountPatch.apply(a.addImagePullSecrets, to: sa.imagePullSecrets)
+                }
+                out.append(sa)
+            }
+            return out
+        }
+    }
+}
+
+/// The ServiceAccount `imagePullSecrets` patch: append names not already present, keep every other entry and its order.
+public enum ServiceAccountPatch {
+    public static func apply(_ add: [String], to existing: [String]) -> [String] {
+        var out = existing
+        for n in add where !out.contains(n) { out.append(n) }
+        return out
+    }
+}

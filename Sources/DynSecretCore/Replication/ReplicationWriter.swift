@@ -1,0 +1,145 @@
+/// A write that failed, with a one-line reason (never a secret value).
+public struct ReplicationWriteError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Where a plan's writes go: the cluster (added with the Kubernetes client), an in-memory model, a manifest directory.
+///
+/// Updates, deletes and patches must honour the precondition (uid and resourceVersion) and fail when it does not hold.
+public protocol ReplicationWriter {
+    mutating func create(_ secret: Secret) async throws(ReplicationWriteError)
+    mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
+    mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
+    mutating func patchServiceAccount(namespace: String, name: String, addImagePullSecrets: [String], precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
+}
+
+/// The outcome of applying a plan.
+public struct ReplicationApplyResult: Sendable, Equatable {
+    /// Writes that succeeded.
+    public var applied: Int = 0
+    /// Failed writes, with the action and the reason; the other targets were still written.
+    public var failures: [(action: ReplicationAction, message: String)] = []
+    /// Writes not attempted because an earlier step for the same object failed (the create after a failed delete).
+    public var skipped: Int = 0
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.applied == b.applied && a.skipped == b.skipped && a.failures.map(\.action) == b.failures.map(\.action) && a.failures.map(\.message) == b.failures.map(\.message)
+    }
+}
+
+public enum ReplicationApplier {
+    /// Applies the writes of `plan` in order; a failure in one target never stops the others.
+    public static func apply<W: ReplicationWriter>(_ plan: ReplicationPlan, to writer: inout W) async -> ReplicationApplyResult {
+        var result = ReplicationApplyResult()
+        var failedKeys: Set<String> = []
+        for a in plan.actions where a.isWrite {
+            let key = "\(a.kind == .patchServiceAccount ? "sa" : "secret")/\(a.namespace)/\(a.name)"
+            if failedKeys.contains(key) {
+                result.skipped += 1
+                continue
+            }
+            let pre = a.precondition ?? ReplicationPrecondition(uid: nil, resourceVersion: nil)
+            do {
+                switch a.kind {
+                case .create: try await writer.create(a.secret!)
+                case .update: try await writer.update(a.secret!, precondition: pre)
+                case .delete: try await writer.delete(namespace: a.namespace, name: a.name, precondition: pre)
+                case .patchServiceAccount: try await writer.patchServiceAccount(namespace: a.namespace, name: a.name, addImagePullSecrets: a.addImagePullSecrets, precondition: pre)
+                case .report: continue
+                }
+                result.applied += 1
+            } catch {
+                result.failures.append((a, error.message))
+                failedKeys.insert(key)
+            }
+        }
+        return result
+    }
+}
+
+/// An in-memory cluster with the API server's rules for the writes the planner makes: uids and resourceVersions,
+/// AlreadyExists / NotFound / Conflict on stale preconditions, immutable `type`, immutable `data` when `immutable: true`.
+public struct InMemoryReplicationCluster: ReplicationWriter, Sendable {
+    public var state: ReplicationState
+    private var nextVersion: Int
+    /// Writes by verb, as the emulator counts them.
+    public private(set) var writeCounts: [String: Int] = [:]
+
+    public init(_ state: ReplicationState) {
+        self.state = state
+        nextVersion = 1000
+    }
+
+    private func index(_ ns: String, _ name: String) -> Int? {
+        state.secrets.firstIndex { ($0.metadata.namespace ?? "default") == ns && $0.metadata.name == name }
+    }
+
+    private mutating func stamp(_ meta: inout ObjectMeta) {
+        nextVersion += 1
+        meta.resourceVersion = String(nextVersion)
+    }
+
+    private func check(_ meta: ObjectMeta, _ pre: ReplicationPrecondition, _ what: String) throws(ReplicationWriteError) {
+        if let uid = pre.uid, meta.uid != uid { throw ReplicationWriteError("\(what): Precondition failed: UID in precondition: \(uid), UID in object meta: \(meta.uid ?? "")") }
+        if let rv = pre.resourceVersion, meta.resourceVersion != rv {
+            throw ReplicationWriteError("\(what): Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again")
+        }
+    }
+
+    public mutating func create(_ secret: Secret) async throws(ReplicationWriteError) {
+        let ns = secret.metadata.namespace ?? "default", name = secret.metadata.name ?? ""
+        guard state.namespaces.contains(where: { $0.name == ns && !$0.terminating }) else {
+            throw ReplicationWriteError("secrets \"\(name)\" is forbidden: unable to create new content in namespace \(ns)")
+        }
+        if index(ns, name) != nil { throw ReplicationWriteError("secrets \"\(name)\" already exists") }
+        var s = secret
+        s.data = s.mergedData
+        s.stringData = [:]
+        if s.type.isEmpty { s.type = SecretType.opaque }
+        nextVersion += 1
+        s.metadata.uid = "uid-\(nextVersion)"
+        stamp(&s.metadata)
+        state.secrets.append(s)
+        writeCounts["create", default: 0] += 1
+    }
+
+    public mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        let ns = secret.metadata.namespace ?? "default", name = secret.metadata.name ?? ""
+        guard let i = index(ns, name) else { throw ReplicationWriteError("secrets \"\(name)\" not found") }
+        let old = state.secrets[i]
+        try check(old.metadata, precondition, "secrets \"\(name)\"")
+        var s = secret
+        s.data = s.mergedData
+        s.stringData = [:]
+        if s.type.isEmpty { s.type = SecretType.opaque }
+        if s.effectiveType != old.effectiveType { throw ReplicationWriteError("Secret \"\(name)\" is invalid: type: Invalid value: field is immutable") }
+        if old.immutable == true && (s.data != old.data || s.immutable != true) {
+            throw ReplicationWriteError("Secret \"\(name)\" is invalid: data: Forbidden: field is immutable when `immutable` is set")
+        }
+        s.metadata.uid = old.metadata.uid
+        stamp(&s.metadata)
+        state.secrets[i] = s
+        writeCounts["update", default: 0] += 1
+    }
+
+    public mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        guard let i = index(namespace, name) else { throw ReplicationWriteError("secrets \"\(name)\" not found") }
+        try check(state.secrets[i].metadata, precondition, "secrets \"\(name)\"")
+        state.secrets.remove(at: i)
+        writeCounts["delete", default: 0] += 1
+    }
+
+    public mutating func patchServiceAccount(namespace: String, name: String, addImagePullSecrets: [String], precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        guard let i = state.serviceAccounts.firstIndex(where: { ($0.metadata.namespace ?? "default") == namespace && $0.metadata.name == name }) else {
+            throw ReplicationWriteError("serviceaccounts \"\(name)\" not found")
+        }
+        try check(state.serviceAccounts[i].metadata, precondition, "serviceaccounts \"\(name)\"")
+        var sa = state.serviceAccounts[i]
+        sa.imagePullSecrets = ServiceAccountPatch.apply(addImagePullSecrets, to: sa.imagePullSecrets)
+        stamp(&sa.metadata)
+        state.serviceAccounts[i] = sa
+        writeCounts["patch", default: 0] += 1
+    }
+}
