@@ -1,7 +1,7 @@
 // dynsecret-bench: whole-process benchmarks of dynsecret against the peer tool named in each issue,
 // measured in the same run with alternating invocations. Build and run in release mode:
 //
-//   swift build -c release --product dynsecret --product dynsecret-bench
+//   swift build -c release --product dynsecret && swift build -c release --product dynsecret-bench
 //   .build/release/dynsecret-bench create-registry [--runs 200] [--dynsecret PATH] [--kubectl PATH]
 //
 // Output: median and p90 wall time of each side, the ratio dynsecret/peer, and peak RSS (from /usr/bin/time).
@@ -155,6 +155,6 @@ case "replicate":
     if o.runs == Options().runs { o.runs = 10 }
     try await benchReplicate(o, namespaces: 2_000)
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate [options]")
     exit(args.isEmpty ? 0 : 2)
 }
