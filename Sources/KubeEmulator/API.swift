@@ -444,7 +444,7 @@ final class Router: Sendable {
             faults.withLock { $0 = f }
             return .json(200, .object(JSONObject()))
         case ("POST", "drop-watches"):
-            store.closeAllWatches()
+            store.closeAllWatches(abrupt: r.query["abrupt"] == "true")
             return .json(200, .object(JSONObject()))
         case ("POST", "compact"):
             store.compact()

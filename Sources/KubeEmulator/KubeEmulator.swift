@@ -98,8 +98,9 @@ public final class KubeEmulator: Sendable {
     /// Replaces the fault settings.
     public func setFaults(_ faults: Faults) { router.faults.withLock { $0 = faults } }
 
-    /// Closes every open watch (clients must reconnect).
-    public func dropWatches() { router.store.closeAllWatches() }
+    /// Ends every open watch (clients must reconnect): `abrupt` drops the connections mid-stream instead
+    /// of ending the responses.
+    public func dropWatches(abrupt: Bool = false) { router.store.closeAllWatches(abrupt: abrupt) }
 
     /// Forgets retained watch events: a watch from any earlier resourceVersion gets 410 Expired.
     public func compact() { router.store.compact() }

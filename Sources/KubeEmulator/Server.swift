@@ -107,6 +107,8 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                             router.count("dropped-watches")
                             ctx.close(promise: nil)
                         }
+                    case .drop:
+                        ctx.close(promise: nil)
                     case .close:
                         ctx.writeAndFlush(handler.wrapOutboundOut(.end(nil))).whenComplete { [channel = ctx.channel] _ in channel.close(promise: nil) }
                     }

@@ -7,6 +7,8 @@ enum WatchFrame: Sendable {
     case event(type: String, object: JSONValue)
     /// End the stream (server-side close).
     case close
+    /// Drop the connection without ending the stream (as a failing network or API server does).
+    case drop
 }
 
 /// A registered watch.
@@ -384,10 +386,10 @@ final class Store: Sendable {
         }
     }
 
-    /// Ends every watch.
-    func closeAllWatches() {
+    /// Ends every watch: cleanly, or by dropping the connection.
+    func closeAllWatches(abrupt: Bool = false) {
         state.withLock { st in
-            for w in st.watchers.values { w.send(.close) }
+            for w in st.watchers.values { w.send(abrupt ? .drop : .close) }
             st.watchers.removeAll()
         }
     }
