@@ -134,7 +134,13 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    static func splitURI(_ uri: String) -> (String, [String: String]) {
+    static func splitURI(_ uriIn: String) -> (String, [String: String]) {
+        var uri = Substring(uriIn)
+        // Absolute form (`GET http://host/path`), as sent through an HTTP proxy.
+        if uri.hasPrefix("http://") || uri.hasPrefix("https://") {
+            let afterScheme = uri[uri.index(uri.firstIndex(of: ":")!, offsetBy: 3)...]
+            uri = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        }
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let path = String(parts.first ?? "")
         var query: [String: String] = [:]
