@@ -135,7 +135,10 @@ let args = CommandLine.arguments.dropFirst()
 switch args.first {
 case "create-registry":
     try benchCreateRegistry(parseOptions(args.dropFirst()))
+case "kube":
+    benchKube(args.dropFirst())
 default:
     print("usage: dynsecret-bench create-registry [--runs N] [--dynsecret PATH] [--kubectl PATH]")
+    print("       dynsecret-bench kube [--runs N] [--count N] [--concurrency N] [--kubectl PATH]")
     exit(args.isEmpty ? 0 : 2)
 }
