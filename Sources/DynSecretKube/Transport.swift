@@ -10,8 +10,9 @@ internal import Synchronization
 // request (watch) gets its own thread and handle for the life of the stream. Continuations are resumed
 // from those threads.
 
-/// One HTTP request as the transport sends it.
-public struct HTTPRequest: Sendable {
+/// One HTTP request as the transport sends it. Its description shows neither headers nor body (they carry
+/// credentials and secret values).
+public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
     public var method: String
     /// The absolute URL.
@@ -30,6 +31,9 @@ public struct HTTPRequest: Sendable {
         self.body = body
         self.timeout = timeout
     }
+
+    public var description: String { "\(method) \(Transfer.redactedURL(url))" }
+    public var debugDescription: String { description }
 }
 
 /// A complete HTTP response.
