@@ -270,7 +270,11 @@ final class Router: Sendable {
         let dryRun = r.query["dryRun"] == "All"
         switch verb {
         case "get":
-            return .response(.json(200, .object(try store.get(kind, namespace: namespace, name: name!))))
+            let o = try store.get(kind, namespace: namespace, name: name!)
+            if TablePrinter.wantsTable(r.header("accept")) {
+                return .response(.json(200, TablePrinter.table(kind, [o], metadata: JSONObject([("resourceVersion", .string(String(store.currentRV)))]), includeObject: r.query["includeObject"])))
+            }
+            return .response(.json(200, .object(o)))
         case "list":
             let labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector(s) }
             let fields = try r.query["fieldSelector"].map { (s: String) throws(APIError) in try FieldSelector(s, kind: kind) }
@@ -278,6 +282,9 @@ final class Router: Sendable {
             var meta = JSONObject([("resourceVersion", .string(String(page.rv)))])
             if let c = page.continueToken { meta["continue"] = .string(c) }
             if let rem = page.remaining { meta["remainingItemCount"] = .number(String(rem)) }
+            if TablePrinter.wantsTable(r.header("accept")) {
+                return .response(.json(200, TablePrinter.table(kind, page.items, metadata: meta, includeObject: r.query["includeObject"])))
+            }
             let items: [JSONValue] = page.items.map { o in
                 var i = o
                 i["kind"] = nil
@@ -298,8 +305,11 @@ final class Router: Sendable {
             let ns = namespace
             let l = labels
             let f = fields
-            return .watch(start: { send -> Int? in
-                try? store.watch(Watcher(kind: kind, namespace: ns, labels: l, fields: f, send: send), from: rv) ?? nil
+            let asTable = TablePrinter.wantsTable(r.header("accept"))
+            let include = r.query["includeObject"]
+            return .watch(start: { rawSend -> Int? in
+                let send = asTable ? TablePrinter.tableSender(kind, includeObject: include, rawSend) : rawSend
+                return try? store.watch(Watcher(kind: kind, namespace: ns, labels: l, fields: f, send: send), from: rv) ?? nil
             }, bookmarks: r.query["allowWatchBookmarks"] == "true", timeout: Int(r.query["timeoutSeconds"] ?? ""))
         case "create":
             let (obj, warnings) = try decodeBody(r, kind: kind)

@@ -169,6 +169,21 @@ struct KubectlConformanceTests {
         #expect(f.emulator.counters()["reader create", default: 0] == 1)
     }
 
+    @Test func serverSideTablesGiveKubectlsColumns() async throws {
+        let f = try await KubectlFixture()
+        defer { Task { await f.emulator.stop() } }
+        _ = try await f.kubectl(["create", "secret", "generic", "two-keys", "--from-literal=a=b", "--from-literal=c=d"])
+        _ = try await f.kubectl(["create", "secret", "docker-registry", "pull", "--docker-server=ghcr.io", "--docker-username=u", "--docker-password=p"])
+        var r = try await f.kubectl(["get", "secrets"])
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).dropLast().joined(separator: " ") }
+        #expect(lines == ["NAME TYPE DATA", "pull kubernetes.io/dockerconfigjson 1", "two-keys Opaque 2"], "\(r.stdout)")
+        #expect(r.stdout.hasPrefix("NAME       TYPE                             DATA   AGE\n"))
+        r = try await f.kubectl(["get", "namespace", "default", "--no-headers"])
+        #expect(r.stdout.split(separator: " ", omittingEmptySubsequences: true).prefix(2) == ["default", "Active"])
+        r = try await f.kubectl(["get", "serviceaccounts", "-A", "--no-headers"])
+        #expect(r.stdout.split(separator: "\n").count == 4)
+    }
+
     @Test func namespaceDeletionTerminates() async throws {
         let f = try await KubectlFixture()
         defer { Task { await f.emulator.stop() } }
