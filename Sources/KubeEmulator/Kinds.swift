@@ -101,8 +101,6 @@ struct Kind: Sendable {
         errors += Self.metadataErrors(o)
         switch kind {
         case "Secret": errors += SecretRules.validate(o, old: old)
-        case "Lease": errors += Self.microTimeErrors(o["spec"]?.objectValue, fields: ["acquireTime", "renewTime"], prefix: "spec")
-        case "Event": errors += Self.microTimeErrors(o, fields: ["eventTime"], prefix: "")
         default: break
         }
         return errors
@@ -125,16 +123,22 @@ struct Kind: Sendable {
         return errors
     }
 
-    /// MicroTime fields must carry exactly six fractional digits.
-    static func microTimeErrors(_ o: JSONObject?, fields: [String], prefix: String) -> [String] {
-        guard let o else { return [] }
-        var errors: [String] = []
-        for f in fields {
-            guard let v = o[f]?.stringValue else { continue }
-            let ok = v.range(of: #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$"#, options: .regularExpression) != nil
-            if !ok { errors.append("\(prefix.isEmpty ? f : "\(prefix).\(f)"): Invalid value: \(KubeNames.goQuote(v)): must be a MicroTime with six fractional digits") }
+    /// Decoding problems the API server reports as 400 before validation: MicroTime fields must carry exactly
+    /// six fractional digits (Go parses them with the layout `2006-01-02T15:04:05.000000Z07:00`).
+    func decodeError(_ o: JSONObject) -> APIError? {
+        let values: [String?] = switch kind {
+        case "Lease": [o["spec"]?["acquireTime"]?.stringValue, o["spec"]?["renewTime"]?.stringValue]
+        case "Event": [o["eventTime"]?.stringValue]
+        default: []
         }
-        return errors
+        for case let v? in values {
+            let ok = v.range(of: #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$"#, options: .regularExpression) != nil
+            if !ok {
+                let rest = v.count > 19 ? String(v.dropFirst(19)) : ""
+                return APIError.badRequest("\(kind) in version \(KubeNames.goQuote(version)) cannot be handled as a \(kind): parsing time \(KubeNames.goQuote(v)) as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \(KubeNames.goQuote(rest)) as \".000000\"")
+            }
+        }
+        return nil
     }
 }
 

@@ -162,6 +162,7 @@ final class Store: Sendable {
         o["kind"] = .string(kind.kind)
         kind.applyDefaults(&o)
         let name = o["metadata"]?["name"]?.stringValue ?? ""
+        if let e = kind.decodeError(o) { throw e }
         let errors = kind.validate(o, old: nil)
         if !errors.isEmpty { throw APIError.invalid(kind: kind.kind, group: kind.group, name: name, errors: errors) }
         let ts = timestamp()
@@ -249,6 +250,7 @@ final class Store: Sendable {
             }
             kind.applyDefaults(&o)
             o = Self.ordered(o, kind)
+            if let e = kind.decodeError(o) { throw e }
             let errors = kind.validate(o, old: old)
             if !errors.isEmpty { throw APIError.invalid(kind: kind.kind, group: kind.group, name: name, errors: errors) }
             if o == old || (o.asDictionary == old.asDictionary) { return old }  // no change: no new resourceVersion
