@@ -376,7 +376,7 @@ public final class KubeClient: Sendable {
         var headers: [(name: String, value: String)] = [("Accept", "application/json"), ("User-Agent", "dynsecret/0.1")]
         if let contentType { headers.append(("Content-Type", contentType)) }
         if let token = try await tokens.token() { headers.append(("Authorization", "Bearer \(token)")) }
-        return HTTPRequest(method: method, url: url, headers: headers, body: body)
+        return HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: config.requestTimeout)
     }
 
     static func error(status: Int, body: [UInt8], method: String, path: String) -> KubeError {

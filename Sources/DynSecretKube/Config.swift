@@ -13,6 +13,8 @@ public struct KubeConfig: Sendable {
     public var credentials: Credentials
     /// A description of where this configuration came from, for messages.
     public var origin: String
+    /// Whole-request timeout for ordinary requests (not watches).
+    public var requestTimeout: Duration = .seconds(30)
 
     public init(server: String, namespace: String = "default", transport: TransportSettings = TransportSettings(), credentials: Credentials = .none, origin: String = "explicit") {
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server

@@ -44,6 +44,8 @@ public struct HTTPResponse: Sendable {
     public var headers: [(name: String, value: String)]
     /// The (decompressed) body.
     public var body: [UInt8]
+    /// The HTTP version used: `1.1` or `2`.
+    public var httpVersion: String = "1.1"
 
     /// The first header named `name` (case-insensitive).
     public func header(_ name: String) -> String? {
@@ -266,7 +268,10 @@ final class Transfer: @unchecked Sendable {
         var st = 0
         _ = cdynsecret_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &st)
         status = st
-        finish(.success(HTTPResponse(status: status, headers: headers, body: body)))
+        var version = 0
+        _ = cdynsecret_curl_getinfo_long(h, CURLINFO_HTTP_VERSION, &version)
+        let versionText = version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1"
+        finish(.success(HTTPResponse(status: status, headers: headers, body: body, httpVersion: versionText)))
     }
 
     /// The URL without its query (which may name objects) for error messages.
