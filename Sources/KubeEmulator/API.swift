@@ -373,6 +373,24 @@ final class Router: Sendable {
                 ("kind", .string("Status")), ("apiVersion", .string("v1")), ("metadata", .object(JSONObject())),
                 ("status", .string("Success")), ("details", .object(details)),
             ]))))
+        case "deletecollection":
+            guard kind.namespaced else { throw APIError.methodNotAllowed() }
+            let labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector(s) }
+            let fields = try r.query["fieldSelector"].map { (s: String) throws(APIError) in try FieldSelector(s, kind: kind) }
+            let page = try store.list(kind, namespace: namespace, labels: labels, fields: fields, limit: 0, continueToken: nil)
+            var deleted: [JSONValue] = []
+            for o in page.items {
+                guard let n = o["metadata"]?["name"]?.stringValue else { continue }
+                if let (old, _) = try? store.delete(kind, namespace: o["metadata"]?["namespace"]?.stringValue, name: n, uid: nil, resourceVersion: nil, dryRun: dryRun) {
+                    var item = old
+                    item["kind"] = nil
+                    item["apiVersion"] = nil
+                    deleted.append(.object(item))
+                }
+            }
+            return .response(.json(200, .object(JSONObject([("kind", .string(kind.kind + "List")), ("apiVersion", .string(kind.apiVersion)),
+                                                             ("metadata", .object(JSONObject([("resourceVersion", .string(String(store.currentRV)))]))),
+                                                             ("items", .array(deleted))]))))
         default:
             throw APIError.methodNotAllowed()
         }

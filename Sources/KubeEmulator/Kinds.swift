@@ -162,6 +162,18 @@ enum SecretRules {
 
     static func validate(_ o: JSONObject, old: JSONObject?) -> [String] {
         var errors: [String] = []
+        let type = o["type"]?.stringValue ?? "Opaque"
+        // ValidateSecretUpdate: the update rules come first, then the full ValidateSecret.
+        if let old {
+            let oldType = old["type"]?.stringValue ?? "Opaque"
+            if type != oldType { errors.append("type: Invalid value: \(KubeNames.goQuote(type)): field is immutable") }
+            if old["immutable"] == .bool(true) {
+                if o["immutable"] != .bool(true) { errors.append("immutable: Forbidden: field is immutable when `immutable` is set") }
+                if (old["data"]?.objectValue ?? JSONObject()).asDictionary != (o["data"]?.objectValue ?? JSONObject()).asDictionary {
+                    errors.append("data: Forbidden: field is immutable when `immutable` is set")
+                }
+            }
+        }
         let data = o["data"]?.objectValue ?? JSONObject()
         var decoded: [String: [UInt8]] = [:]
         var total = 0
@@ -172,7 +184,6 @@ enum SecretRules {
             total += bytes.count
         }
         if total > maxSize { errors.append("data: Too long: may not be more than \(maxSize) bytes") }
-        let type = o["type"]?.stringValue ?? "Opaque"
         switch type {
         case "kubernetes.io/service-account-token":
             if (o["metadata"]?["annotations"]?["kubernetes.io/service-account.name"]?.stringValue ?? "").isEmpty {
@@ -199,16 +210,6 @@ enum SecretRules {
             if decoded["tls.key"] == nil { errors.append("data[tls.key]: Required value") }
         default:
             break
-        }
-        if let old {
-            let oldType = old["type"]?.stringValue ?? "Opaque"
-            if type != oldType { errors.append("type: Invalid value: \(KubeNames.goQuote(type)): field is immutable") }
-            if old["immutable"] == .bool(true) {
-                if o["immutable"] != .bool(true) { errors.append("immutable: Forbidden: field is immutable when `immutable` is set") }
-                if (old["data"]?.objectValue ?? JSONObject()).asDictionary != data.asDictionary {
-                    errors.append("data: Forbidden: field is immutable when `immutable` is set")
-                }
-            }
         }
         return errors
     }

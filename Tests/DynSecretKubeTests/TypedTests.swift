@@ -68,3 +68,48 @@ import Testing
         #expect(found.items.map(\.message) == ["a Secret not owned by dynsecret exists"])
     }
 }
+
+@Suite struct EmulatorBehaviourTests {
+    @Test func deleteCollectionBySelector() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        for i in 0..<6 { _ = try await c.create(.secrets, secret("c\(i)", labels: ["group": i < 4 ? "a" : "b"])) }
+        let result = try await c.call("DELETE", KubeResource.secrets.path(namespace: "default"), query: [("labelSelector", "group=a")])
+        #expect(result["items"]?.arrayValue?.count == 4)
+        let left = try await c.list(.secrets, namespace: "default")
+        #expect(left.items.compactMap { $0["metadata"]?["name"]?.stringValue } == ["c4", "c5"])
+    }
+
+    @Test func unchangedUpdateKeepsResourceVersion() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        let created = try await c.create(.secrets, secret("same"))
+        let again = try await c.update(.secrets, created)
+        #expect(again["metadata"]?["resourceVersion"] == created["metadata"]?["resourceVersion"])
+        let before = e.resourceVersion
+        _ = try await c.mergePatch(.secrets, name: "same", .object(JSONObject([("data", .object(JSONObject([("k", .string(Base64.encode(Array("v".utf8))))])))])))
+        #expect(e.resourceVersion == before)
+    }
+
+    @Test func secretUpdateRules() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        var s = secret("locked").objectValue!
+        s["immutable"] = .bool(true)
+        let created = try await c.create(.secrets, .object(s))
+        var changed = created.objectValue!
+        changed["type"] = .string("kubernetes.io/basic-auth")
+        changed["data"] = .object(JSONObject([("username", .string("eA=="))]))
+        do {
+            _ = try await c.update(.secrets, .object(changed))
+            Issue.record("immutable secret changed")
+        } catch {
+            #expect(error.httpStatus == 422)
+            #expect(error.message == "Secret \"locked\" is invalid: [type: Invalid value: \"kubernetes.io/basic-auth\": field is immutable, data: Forbidden: field is immutable when `immutable` is set]")
+            #expect(error.status?.causes.map(\.field) == ["type", "data"])
+        }
+    }
+}
