@@ -166,12 +166,10 @@ public final class CurlTransport: Sendable {
 }
 
 enum CurlGlobal {
-    private static let once: Bool = {
-        _ = cdynsecret_curl_global_init()
-        return true
-    }()
+    /// curl_global_init's result, run once; transfers refuse to start when it failed.
+    static let status: CURLcode = cdynsecret_curl_global_init()
 
-    static func initialize() { _ = once }
+    static func initialize() { _ = status }
 }
 
 /// One libcurl easy handle; owned by exactly one thread at a time (a pool worker or a stream thread).
@@ -233,6 +231,10 @@ final class Transfer: @unchecked Sendable {
             finish(.failure(TransportError(message: "request cancelled", notSent: true, cancelled: true)))
             return
         }
+        guard CurlGlobal.status == CURLE_OK else {
+            finish(.failure(TransportError(message: "curl_global_init failed: \(String(cString: curl_easy_strerror(CurlGlobal.status)))", notSent: true, cancelled: false)))
+            return
+        }
         guard let h = easy.handle else {
             finish(.failure(TransportError(message: "curl_easy_init failed", notSent: true, cancelled: false)))
             return
@@ -251,8 +253,7 @@ final class Transfer: @unchecked Sendable {
 
         let code = curl_easy_perform(h)
         var connects = 0
-        _ = cdynsecret_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects)
-        connectionsOpened = connects
+        if cdynsecret_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK { connectionsOpened = connects }
 
         if code != CURLE_OK {
             let cancelledNow = code == CURLE_ABORTED_BY_CALLBACK && isCancelled
@@ -266,10 +267,15 @@ final class Transfer: @unchecked Sendable {
             return
         }
         var st = 0
-        _ = cdynsecret_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &st)
+        let infoCode = cdynsecret_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &st)
+        guard infoCode == CURLE_OK else {
+            finish(.failure(TransportError(message: "\(request.method) \(Self.redactedURL(request.url)): curl: no response code: \(String(cString: curl_easy_strerror(infoCode)))",
+                                           notSent: false, cancelled: false)))
+            return
+        }
         status = st
         var version = 0
-        _ = cdynsecret_curl_getinfo_long(h, CURLINFO_HTTP_VERSION, &version)
+        if cdynsecret_curl_getinfo_long(h, CURLINFO_HTTP_VERSION, &version) != CURLE_OK { version = 0 }
         let versionText = version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1"
         finish(.success(HTTPResponse(status: status, headers: headers, body: body, httpVersion: versionText)))
     }
@@ -299,12 +305,13 @@ final class Transfer: @unchecked Sendable {
             }
             try check(code, "body")
         }
-        var list: UnsafeMutablePointer<curl_slist>?
-        for (name, value) in request.headers {
-            list = curl_slist_append(list, "\(name): \(value)")
+        for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {  // "Expect:": no 100-continue round trip
+            guard let appended = curl_slist_append(headerList, line) else {
+                throw TransportError(message: "curl: cannot build the header list (out of memory)", notSent: true, cancelled: false)
+            }
+            headerList = appended
         }
-        list = curl_slist_append(list, "Expect:")  // no 100-continue round trip
-        headerList = list
+        let list = headerList
         try check(cdynsecret_curl_setopt_slist(h, CURLOPT_HTTPHEADER, list), "headers")
         try check(cdynsecret_curl_setopt_string(h, CURLOPT_ACCEPT_ENCODING, ""), "accept-encoding")
         if settings.http2 {

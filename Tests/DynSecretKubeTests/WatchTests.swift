@@ -187,4 +187,16 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         #expect(status.reason == "Expired")
         #expect(status.message.hasPrefix("too old resource version: 2 ("))
     }
+
+    @Test func failedWatchRequestThrowsTheStatus() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        do {
+            for try await _ in client(e, token: "bad-token").watch(.secrets, namespace: "default") {}
+            Issue.record("watch with a bad token streamed")
+        } catch let error as KubeError {
+            #expect(error.httpStatus == 401)
+            #expect(error.reason == "Unauthorized")
+        }
+    }
 }

@@ -22,7 +22,8 @@ struct ExecutableTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try #require(emulatorBinary))
         p.arguments = ["--port", "0", "--kubeconfig-out", dir.file("kc"), "--token", "ops:ops-token", "--token", "viewer:viewer-token=get,list,watch/secrets",
-                       "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--ca-cert", pki.caCert]
+                       "--tls-cert", pki.serverCert, "--tls-key", pki.serverKey, "--ca-cert", pki.caCert,
+                       "--counters-file", dir.file("counters.json")]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
@@ -62,6 +63,14 @@ struct ExecutableTests {
         #expect(counters["ops create"] == .number("2"))
         #expect(counters["viewer list"] == .number("2"))
         #expect(counters["create secrets"] == .number("2"))
+        // The counters file is rewritten every second.
+        let deadline = ContinuousClock.now + .seconds(5)
+        var fromFile: JSONValue?
+        while ContinuousClock.now < deadline {
+            if let v = try? JSONParser.parse(dir.read("counters.json")), v["create"] == .number("2") { fromFile = v; break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(fromFile?["ops create"] == .number("2"))
     }
 
     @Test func badOptionsExitWithUsageError() async throws {
