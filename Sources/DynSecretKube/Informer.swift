@@ -78,7 +78,6 @@ public final class Informer: Sendable {
                 opts.resourceVersion = resourceVersion
                 opts.allowWatchBookmarks = true
                 opts.timeoutSeconds = 300
-                var expired = false
                 for try await event in client.watch(resource, namespace: namespace, options: opts) {
                     let rv = event.object["metadata"]?["resourceVersion"]?.stringValue
                     switch event.type {
@@ -96,7 +95,6 @@ public final class Informer: Sendable {
                         break
                     case "ERROR":
                         let status = KubeStatus(json: event.object)
-                        if status?.code == 410 { expired = true }
                         throw KubeError(message: status?.message ?? "watch error", status: status, httpStatus: status?.code ?? 0)
                     default:
                         break
@@ -104,7 +102,6 @@ public final class Informer: Sendable {
                     if let rv, !rv.isEmpty { resourceVersion = rv }
                     backoff = .milliseconds(100)
                 }
-                _ = expired
             } catch let error as KubeError where error.httpStatus == 410 || error.status?.code == 410 {
                 resourceVersion = nil  // relist
                 continue

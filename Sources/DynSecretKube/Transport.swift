@@ -349,7 +349,7 @@ final class Transfer: @unchecked Sendable {
             let t = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
             let n = size * count
             let bytes = UnsafeRawBufferPointer(start: data, count: n)
-            t.deliverHeadIfNeeded(context: nil)
+            t.deliverHeadIfNeeded()
             if let onData = t.onData { onData(Array(bytes)) } else { t.body.append(contentsOf: bytes) }
             return n
         }), "write function")
@@ -384,7 +384,7 @@ final class Transfer: @unchecked Sendable {
         }
     }
 
-    func deliverHeadIfNeeded(context: Void?) {
+    func deliverHeadIfNeeded() {
         guard !headDelivered else { return }
         headDelivered = true
         onHead?(status, headers)

@@ -222,7 +222,7 @@ final class Router: Sendable {
         var segs = segsIn[...]
         var group = ""
         if segs.first == "api" {
-            guard segs.dropFirst().first == "v1" else { throw APIError.notFound("", name: r.path) }
+            guard segs.dropFirst().first == "v1" else { throw notFoundPath() }
             segs = segs.dropFirst(2)
         } else if segs.first == "apis", segs.count >= 3 {
             group = segs[segs.startIndex + 1]
@@ -234,7 +234,7 @@ final class Router: Sendable {
         var watchPath = false
         if segs.first == "watch" { watchPath = true; segs = segs.dropFirst() }
         var namespace: String?
-        if segs.first == "namespaces", segs.count >= 3, group.isEmpty || segs.count >= 3 {
+        if segs.first == "namespaces", segs.count >= 3 {
             // /namespaces/NS/PLURAL[/NAME]
             let second = segs[segs.startIndex + 2]
             if Kind.all.contains(where: { $0.plural == second && $0.namespaced && $0.group == group }) {

@@ -224,8 +224,7 @@ final class Store: Sendable {
     /// Replaces an object; `mutate` computes the new object from the current one (update or patch), under the lock.
     func update(_ kind: Kind, namespace: String?, name: String, dryRun: Bool = false,
                 _ mutate: (JSONObject) throws(APIError) -> JSONObject) throws(APIError) -> JSONObject {
-        let ts = timestamp()
-        return try state.withLock { st throws(APIError) -> JSONObject in
+        try state.withLock { st throws(APIError) -> JSONObject in
             let key = Self.key(kind.namespaced ? namespace : nil, name)
             guard let old = st.objects[kind.plural]?[key] else { throw APIError.notFound(kind.plural, group: kind.group, name: name) }
             var o = try mutate(old)
@@ -258,7 +257,6 @@ final class Store: Sendable {
             st.rv += 1
             meta["resourceVersion"] = .string(String(st.rv))
             o["metadata"] = .object(Self.orderedMeta(meta))
-            _ = ts
             st.objects[kind.plural, default: [:]][key] = o
             record(&st, kind: kind, type: "MODIFIED", object: o)
             return o
