@@ -205,14 +205,23 @@ final class Store: Sendable {
     }
 
     /// Field order as the API server writes it.
-    static func ordered(_ o: JSONObject, _ kind: Kind) -> JSONObject {
+    static func ordered(_ oIn: JSONObject, _ kind: Kind) -> JSONObject {
+        var o = oIn
+        for k in ["data", "imagePullSecrets", "secrets"] where o[k]?.objectValue?.isEmpty == true || o[k]?.arrayValue?.isEmpty == true || o[k] == .null {
+            o[k] = nil
+        }
         var out = JSONObject()
         for k in ["kind", "apiVersion", "metadata"] { if let v = o[k] { out[k] = v } }
         for m in o.members where out[m.key] == nil { out[m.key] = m.value }
         return out
     }
 
-    static func orderedMeta(_ m: JSONObject) -> JSONObject {
+    static func orderedMeta(_ mIn: JSONObject) -> JSONObject {
+        var m = mIn
+        // Go's omitempty: empty maps and lists are not stored.
+        for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            if m[k]?.objectValue?.isEmpty == true || m[k]?.arrayValue?.isEmpty == true || m[k] == .null { m[k] = nil }
+        }
         var out = JSONObject()
         for k in ["name", "generateName", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations"] {
             if let v = m[k] { out[k] = v }
