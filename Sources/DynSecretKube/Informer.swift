@@ -49,6 +49,12 @@ public final class Informer: Sendable {
     /// The cached objects by `namespace/name`.
     public var objects: [String: JSONValue] { cache.withLock { $0 } }
 
+    /// The cached objects whose labels match `selector` (label selector syntax), in namespace/name order.
+    public func objects(matching selector: String) throws(LabelSelectorError) -> [JSONValue] {
+        let s = try LabelSelector(selector)
+        return cache.withLock { c in c.filter { s.matches(object: $0.value) }.sorted { $0.key < $1.key }.map(\.value) }
+    }
+
     /// Counters so far.
     public var statistics: InformerStatistics { stats.withLock { $0 } }
 

@@ -276,7 +276,7 @@ final class Router: Sendable {
             }
             return .response(.json(200, .object(o)))
         case "list":
-            let labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector(s) }
+            let labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector.request(s) }
             let fields = try r.query["fieldSelector"].map { (s: String) throws(APIError) in try FieldSelector(s, kind: kind) }
             let page = try store.list(kind, namespace: namespace, labels: labels, fields: fields, limit: Int(r.query["limit"] ?? "") ?? 0, continueToken: r.query["continue"])
             var meta = JSONObject([("resourceVersion", .string(String(page.rv)))])
@@ -293,7 +293,7 @@ final class Router: Sendable {
             }
             return .response(.json(200, .object(JSONObject([("kind", .string(kind.kind + "List")), ("apiVersion", .string(kind.apiVersion)), ("metadata", .object(meta)), ("items", .array(items))]))))
         case "watch":
-            var labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector(s) }
+            var labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector.request(s) }
             var fields = try r.query["fieldSelector"].map { (s: String) throws(APIError) in try FieldSelector(s, kind: kind) }
             if let name {
                 fields = try FieldSelector("metadata.name=\(name)", kind: kind)
@@ -375,7 +375,7 @@ final class Router: Sendable {
             ]))))
         case "deletecollection":
             guard kind.namespaced else { throw APIError.methodNotAllowed() }
-            let labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector(s) }
+            let labels = try r.query["labelSelector"].map { (s: String) throws(APIError) in try LabelSelector.request(s) }
             let fields = try r.query["fieldSelector"].map { (s: String) throws(APIError) in try FieldSelector(s, kind: kind) }
             let page = try store.list(kind, namespace: namespace, labels: labels, fields: fields, limit: 0, continueToken: nil)
             var deleted: [JSONValue] = []

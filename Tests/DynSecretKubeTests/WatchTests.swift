@@ -157,6 +157,9 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         #expect(await collector.wait { Collector.syncs($0) == 2 })
         #expect(informer.statistics.lists == 2)
         #expect(informer.objects.keys.sorted() == ["default/keep", "default/new"])
+        #expect(try informer.objects(matching: "").map(name) == ["keep", "new"])
+        #expect(try informer.objects(matching: "tier in (db)").isEmpty)
+        #expect(throws: LabelSelectorError.self) { try informer.objects(matching: "tier in db") }
         let events = collector.events.withLock { $0 }
         let afterFirstSync = events.drop { if case .synced = $0 { false } else { true } }.dropFirst()
         let summary = afterFirstSync.map { ev -> String in
