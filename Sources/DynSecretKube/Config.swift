@@ -114,6 +114,7 @@ public enum KubeConfigLoader {
         }
         var transport = TransportSettings()
         if let ca = FileManager.default.contents(atPath: root + "/ca.crt") { transport.caPEM = Array(ca) }
+        applyProxyEnvironment(&transport, server: "https://\(host)", environment: environment)
         let ns = FileManager.default.contents(atPath: root + "/namespace").map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
         let hostPart = host.contains(":") ? "[\(host)]" : host
         return KubeConfig(server: "https://\(hostPart):\(port)", namespace: ns.flatMap { $0.isEmpty ? nil : $0 } ?? "default",
@@ -163,7 +164,11 @@ public enum KubeConfigLoader {
         var transport = TransportSettings()
         transport.insecureSkipVerify = cluster["insecure-skip-tls-verify"] == .bool(true)
         transport.caPEM = try bytes(cluster, dataKey: "certificate-authority-data", fileKey: "certificate-authority", dir: clusterDir, what: "cluster \(clusterName)")
-        if let proxy = cluster["proxy-url"]?.stringValue, !proxy.isEmpty { transport.proxyURL = proxy }
+        if let proxy = cluster["proxy-url"]?.stringValue, !proxy.isEmpty {
+            transport.proxyURL = proxy
+        } else {
+            applyProxyEnvironment(&transport, server: server, environment: environment)
+        }
         var credentials = KubeConfig.Credentials.none
         if let userName = ctx["user"]?.stringValue, !userName.isEmpty {
             guard let (user, userDir) = users[userName] else {
@@ -185,6 +190,17 @@ public enum KubeConfigLoader {
         }
         let ns = ctx["namespace"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "default"
         return KubeConfig(server: server, namespace: ns, transport: transport, credentials: credentials, origin: "\(where_) context \(contextName)")
+    }
+
+    /// `HTTPS_PROXY` (for https servers) or `HTTP_PROXY`, and `NO_PROXY`, upper or lower case, from `environment`
+    /// (kubectl's rules; the transport gets them explicitly rather than libcurl reading the process environment).
+    static func applyProxyEnvironment(_ transport: inout TransportSettings, server: String, environment: [String: String]) {
+        func env(_ name: String) -> String? {
+            let v = environment[name] ?? environment[name.lowercased()]
+            return v?.isEmpty == false ? v : nil
+        }
+        transport.proxyURL = env(server.hasPrefix("https://") ? "HTTPS_PROXY" : "HTTP_PROXY") ?? ""
+        transport.noProxy = env("NO_PROXY")
     }
 
     static func resolve(_ path: String, dir: String) -> String {

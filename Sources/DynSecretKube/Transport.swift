@@ -63,7 +63,8 @@ public struct TransportSettings: Sendable {
     /// PEM client certificate and key for mutual TLS.
     public var clientCertificatePEM: [UInt8]?
     public var clientKeyPEM: [UInt8]?
-    /// Proxy URL (kubeconfig `proxy-url`); when nil, libcurl reads `HTTPS_PROXY`/`NO_PROXY` from the environment.
+    /// Proxy URL (kubeconfig `proxy-url`, or `HTTPS_PROXY`/`HTTP_PROXY`); empty means no proxy; nil lets libcurl
+    /// read the proxy variables of the process environment.
     public var proxyURL: String?
     /// Hosts that bypass the proxy (`NO_PROXY` syntax).
     public var noProxy: String?

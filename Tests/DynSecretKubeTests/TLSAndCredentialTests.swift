@@ -269,6 +269,26 @@ struct TLSTests {
     }
 }
 
+extension CredentialTests {
+    @Test func proxyEnvironmentVariablesAndNoProxy() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let dir = try TempDir()
+        try dir.write("config", "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://kubernetes.invalid:6443\nusers:\n- name: u\n  user: {token: \(adminToken)}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n")
+        let viaProxy = try KubeConfigLoader.load(kubeconfigPath: dir.file("config"), environment: ["http_proxy": e.url])
+        #expect(viaProxy.transport.proxyURL == e.url)
+        #expect(try await KubeClient(config: viaProxy).list(.namespaces).items.count == 4)
+
+        var retry = RetryPolicy()
+        retry.maxAttempts = 1
+        let bypass = try KubeConfigLoader.load(kubeconfigPath: dir.file("config"), environment: ["HTTP_PROXY": e.url, "NO_PROXY": "kubernetes.invalid"])
+        await #expect(throws: KubeError.self) { _ = try await KubeClient(config: bypass, retry: retry).list(.namespaces) }
+        let none = try KubeConfigLoader.load(kubeconfigPath: dir.file("config"), environment: [:])
+        #expect(none.transport.proxyURL == "")
+        await #expect(throws: KubeError.self) { _ = try await KubeClient(config: none, retry: retry).list(.namespaces) }
+    }
+}
+
 @Suite struct KubeconfigTests {
     @Test func kubeconfigListIsMergedFirstWins() throws {
         let dir = try TempDir()
