@@ -260,6 +260,8 @@ final class Router: Sendable {
         default: "unknown"
         }
         guard verb != "unknown" else { throw APIError.methodNotAllowed() }
+        // Namespaced objects are addressed inside a namespace; only list and watch span all namespaces.
+        if kind.namespaced, namespace == nil, !["list", "watch"].contains(verb) { throw notFoundPath() }
         let client = grants.isEmpty ? "anonymous" : user
         count(verb)
         count("\(client) \(verb)")
