@@ -58,10 +58,15 @@ public struct KubeError: Error, Sendable, CustomStringConvertible {
 
 /// A resource kind served by the API: where it lives and whether it is namespaced.
 public struct KubeResource: Sendable, Hashable {
+    /// API group (`""` for the core group).
     public var group: String
+    /// API version, such as `v1`.
     public var version: String
+    /// Resource name in URLs, such as `secrets`.
     public var plural: String
+    /// Object kind, such as `Secret`.
     public var kind: String
+    /// Whether objects live in namespaces.
     public var namespaced: Bool
 
     public init(group: String, version: String, plural: String, kind: String, namespaced: Bool) {
@@ -104,7 +109,9 @@ func percentEncode(_ s: String) -> String {
 
 /// Options for a list or watch.
 public struct ListOptions: Sendable {
+    /// Label selector, such as `app=web,tier in (a,b)`.
     public var labelSelector: String?
+    /// Field selector, such as `type=kubernetes.io/dockerconfigjson`.
     public var fieldSelector: String?
     /// Page size; 0 asks for everything at once.
     public var limit: Int = 0
@@ -154,7 +161,9 @@ public struct WatchEvent: Sendable {
 
 /// Preconditions for a delete.
 public struct DeletePreconditions: Sendable {
+    /// Delete only the object with this `metadata.uid`.
     public var uid: String?
+    /// Delete only if the object is still at this `metadata.resourceVersion`.
     public var resourceVersion: String?
     public init(uid: String? = nil, resourceVersion: String? = nil) {
         self.uid = uid
@@ -168,6 +177,7 @@ public struct RetryPolicy: Sendable {
     public var maxAttempts: Int = 5
     /// First backoff; doubled each retry up to `maxDelay`.
     public var initialDelay: Duration = .milliseconds(100)
+    /// Longest backoff between attempts.
     public var maxDelay: Duration = .seconds(5)
     /// Sleeps; replaced in tests.
     public var sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
@@ -185,6 +195,7 @@ public final class KubeClient: Sendable {
     private let retry: RetryPolicy
     private let retries = Atomic<Int>(0)
 
+    /// A client for `config`, running at most `maxConcurrentRequests` requests at once (watches not counted).
     public init(config: KubeConfig, maxConcurrentRequests: Int = 8, retry: RetryPolicy = RetryPolicy()) {
         self.config = config
         self.transport = CurlTransport(settings: config.transport, maxConcurrentRequests: maxConcurrentRequests)

@@ -16,6 +16,7 @@ public struct KubeConfig: Sendable {
     /// Whole-request timeout for ordinary requests (not watches).
     public var requestTimeout: Duration = .seconds(30)
 
+    /// A configuration for `server` (a trailing slash is dropped).
     public init(server: String, namespace: String = "default", transport: TransportSettings = TransportSettings(), credentials: Credentials = .none, origin: String = "explicit") {
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
         self.namespace = namespace

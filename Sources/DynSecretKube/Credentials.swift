@@ -4,9 +4,13 @@ internal import Synchronization
 
 /// An exec credential plugin from a kubeconfig (`client.authentication.k8s.io/v1` ExecCredential).
 public struct ExecPlugin: Sendable {
+    /// The program (resolved against the kubeconfig's directory when it contains a slash, else on `PATH`).
     public var command: String
+    /// Its arguments.
     public var args: [String]
+    /// Extra environment variables for it.
     public var env: [(name: String, value: String)]
+    /// The ExecCredential version it speaks.
     public var apiVersion: String
 
     init(config: JSONObject, dir: String, what: String, environment: [String: String]) throws(KubeConfigError) {
