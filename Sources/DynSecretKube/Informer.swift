@@ -14,6 +14,8 @@ public enum InformerEvent: Sendable {
 public struct InformerStatistics: Sendable {
     /// Full lists made (1 + relists after 410 Gone).
     public var lists = 0
+    /// Completed lists (the cache has been complete at least once when > 0).
+    public var syncs = 0
     /// Watch requests made (1 + reconnects).
     public var watches = 0
     /// Failures that led to a backoff.
@@ -57,6 +59,9 @@ public final class Informer: Sendable {
 
     /// Counters so far.
     public var statistics: InformerStatistics { stats.withLock { $0 } }
+
+    /// True once the cache has held a complete list (for readiness checks).
+    public var hasSynced: Bool { stats.withLock { $0.syncs > 0 } }
 
     static func key(_ o: JSONValue) -> String {
         (o["metadata"]?["namespace"]?.stringValue ?? "") + "/" + (o["metadata"]?["name"]?.stringValue ?? "")
@@ -141,6 +146,7 @@ public final class Informer: Sendable {
                 out.yield(.added(item))
             }
         }
+        stats.withLock { $0.syncs += 1 }
         out.yield(.synced(resourceVersion: list.resourceVersion))
         return list.resourceVersion
     }

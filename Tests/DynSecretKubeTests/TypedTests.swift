@@ -122,8 +122,10 @@ import Testing
         for (n, tier) in [("a", "web"), ("b", "db"), ("c", "web")] { _ = try await c.create(.secrets, secret(n, labels: ["tier": tier])) }
         _ = try await c.create(.secrets, secret("d"))
         let informer = Informer(client: c, resource: .secrets, namespace: "default", options: ListOptions(labelSelector: "tier"))
+        #expect(!informer.hasSynced)
         let collector = Collector(informer.events())
         #expect(await collector.wait { Collector.syncs($0) == 1 })
+        #expect(informer.hasSynced)
         #expect(informer.objects.count == 3, "the server-side selector keeps d out of the cache")
         #expect(try informer.objects(matching: "tier=web").map(name) == ["a", "c"])
         #expect(try informer.objects(matching: "tier!=web").map(name) == ["b"])
