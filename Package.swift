@@ -15,11 +15,14 @@ let package = Package(
     products: [
         .executable(name: "dynsecret", targets: ["dynsecret"]),
         .library(name: "DynSecretCore", targets: ["DynSecretCore"]),
+        .executable(name: "kube-emulator", targets: ["kube-emulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Pure domain: object model, manifests, registry credentials. No I/O, no C.
@@ -55,9 +58,24 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "dynsecret", dependencies: ["DynSecretCLI"]),
+        // Test and development Kubernetes API server (design §9); never a dependency of a production target.
+        .target(
+            name: "KubeEmulator",
+            dependencies: [
+                "DynSecretCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .executableTarget(
+            name: "kube-emulator",
+            dependencies: ["KubeEmulator", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "dynsecret-bench",
-            dependencies: ["DynSecretCore", "DynSecretCrypto"],
+            dependencies: ["DynSecretCore", "DynSecretCrypto", "DynSecretKube", "KubeEmulator"],
             path: "Benchmarks/dynsecret-bench"
         ),
 
@@ -72,6 +90,8 @@ let package = Package(
             // Read from the source tree: the Python reference reader and the published vectors.
             exclude: ["ksr1_reference.py", "Vectors"]
         ),
+        .testTarget(name: "DynSecretKubeTests", dependencies: ["DynSecretKube", "DynSecretCore", "KubeEmulator"]),
+        .testTarget(name: "KubeEmulatorTests", dependencies: ["KubeEmulator", "DynSecretCore", "kube-emulator"]),
         .testTarget(
             name: "DynSecretCLITests",
             dependencies: ["DynSecretCLI", "DynSecretCore", "dynsecret"],

@@ -154,7 +154,9 @@ case "replicate":
     var o = parseOptions(args.dropFirst())
     if o.runs == Options().runs { o.runs = 10 }
     try await benchReplicate(o, namespaces: 2_000)
+case "kube":
+    benchKube(args.dropFirst())
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube [options]")
     exit(args.isEmpty ? 0 : 2)
 }

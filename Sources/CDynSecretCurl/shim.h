@@ -49,6 +49,21 @@ static inline CURLcode cdynsecret_curl_getinfo_string(CURL *curl, CURLINFO info,
     return curl_easy_getinfo(curl, info, value);
 }
 
+// Blob options (CA bundle, client certificate and key given as bytes); curl copies the bytes.
+static inline CURLcode cdynsecret_curl_setopt_blob(CURL *curl, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob;
+    blob.data = (void *)data;
+    blob.len = length;
+    blob.flags = CURL_BLOB_COPY;
+    return curl_easy_setopt(curl, option, &blob);
+}
+
+static inline CURLcode cdynsecret_curl_global_init(void) {
+    return curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static inline long cdynsecret_curl_http_version_2tls(void) { return CURL_HTTP_VERSION_2TLS; }
+
 // CURLVERSION_NOW is a macro.
 static inline curl_version_info_data *cdynsecret_curl_version_info(void) {
     return curl_version_info(CURLVERSION_NOW);

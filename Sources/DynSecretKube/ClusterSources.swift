@@ -1,0 +1,57 @@
+public import DynSecretCore
+
+/// What an apply did.
+public enum ApplyResult: Sendable, Equatable {
+    case created
+    case updated
+    case unchanged
+}
+
+/// Cluster-side building blocks for the CLI's cluster sources (`create-registry --apply`,
+/// `validate --cluster`, `index --cluster`, `which --cluster`).
+extension KubeClient {
+    /// The pull secrets (`kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg`) in `namespace`, or in
+    /// every namespace when nil, listed server-side with a field selector on `type`, in namespace/name order.
+    public func pullSecrets(namespace: String?) async throws(KubeError) -> [Secret] {
+        var all: [Secret] = []
+        for type in [SecretType.dockerConfigJSON, SecretType.dockercfg] {
+            let page = try await listAll(.secrets, namespace: namespace, options: ListOptions(fieldSelector: "type=\(type)"))
+            for item in page.items { all.append(try Secret(kubeJSON: item)) }
+        }
+        return all.sorted { ($0.metadata.namespace ?? "", $0.metadata.name ?? "") < ($1.metadata.namespace ?? "", $1.metadata.name ?? "") }
+    }
+
+    /// Creates `secret`, or replaces the data, type-preserving fields and labels/annotations of the existing one
+    /// with the same name (update with its `resourceVersion`, retried on a 409 Conflict a few times).
+    /// An existing Secret whose content already matches is left alone.
+    public func apply(_ secret: Secret) async throws(KubeError) -> ApplyResult {
+        guard let name = secret.metadata.name else { throw KubeError(message: "apply: the Secret has no metadata.name") }
+        let namespace = secret.metadata.namespace ?? config.namespace
+        var desired = secret
+        desired.metadata.namespace = namespace
+        do {
+            _ = try await create(desired)
+            return .created
+        } catch where error.reason == "AlreadyExists" {
+            // fall through to update
+        }
+        var attempts = 0
+        while true {
+            attempts += 1
+            let current = try await get(Secret.self, namespace: namespace, name: name)
+            var next = current
+            next.type = desired.type
+            next.data = desired.mergedData
+            next.stringData = [:]
+            for (k, v) in desired.metadata.labels { next.metadata.labels[k] = v }
+            for (k, v) in desired.metadata.annotations { next.metadata.annotations[k] = v }
+            if next == current { return .unchanged }
+            do {
+                _ = try await update(next)
+                return .updated
+            } catch where error.reason == "Conflict" && attempts < 5 {
+                continue
+            }
+        }
+    }
+}

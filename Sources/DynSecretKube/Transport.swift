@@ -1,0 +1,458 @@
+internal import CDynSecretCurl
+internal import Foundation
+internal import Synchronization
+
+// The libcurl transport: the only code in dynsecret (with CurlLibrary in Curl.swift) that touches libcurl.
+//
+// Threading: libcurl's easy interface blocks, so transfers never run on Swift's cooperative pool.
+// Ordinary requests run on a small pool of dedicated worker threads; each worker owns one easy handle
+// for its whole life (so its connection cache keeps connections alive between requests). A streaming
+// request (watch) gets its own thread and handle for the life of the stream. Continuations are resumed
+// from those threads.
+
+/// One HTTP request as the transport sends it. Its description shows neither headers nor body (they carry
+/// credentials and secret values).
+public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    public var method: String
+    /// The absolute URL.
+    public var url: String
+    /// Request headers, in order.
+    public var headers: [(name: String, value: String)]
+    /// The request body, if any.
+    public var body: [UInt8]?
+    /// Whole-request timeout (ignored for streams, which end by cancellation or by the server).
+    public var timeout: Duration
+
+    public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil, timeout: Duration = .seconds(30)) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+    }
+
+    public var description: String { "\(method) \(Transfer.redactedURL(url))" }
+    public var debugDescription: String { description }
+}
+
+/// A complete HTTP response.
+public struct HTTPResponse: Sendable {
+    /// The status code.
+    public var status: Int
+    /// Response headers, names lowercased.
+    public var headers: [(name: String, value: String)]
+    /// The (decompressed) body.
+    public var body: [UInt8]
+    /// The HTTP version used: `1.1` or `2`.
+    public var httpVersion: String = "1.1"
+
+    /// The first header named `name` (case-insensitive).
+    public func header(_ name: String) -> String? {
+        let n = name.lowercased()
+        return headers.first { $0.name == n }?.value
+    }
+}
+
+/// TLS and proxy settings for every request of a transport.
+public struct TransportSettings: Sendable {
+    /// PEM bytes of the CA bundle that verifies the server; nil uses the system bundle.
+    public var caPEM: [UInt8]?
+    /// Skip server certificate verification (kubeconfig `insecure-skip-tls-verify`).
+    public var insecureSkipVerify: Bool = false
+    /// PEM client certificate and key for mutual TLS.
+    public var clientCertificatePEM: [UInt8]?
+    public var clientKeyPEM: [UInt8]?
+    /// Proxy URL (kubeconfig `proxy-url`, or `HTTPS_PROXY`/`HTTP_PROXY`); empty means no proxy; nil lets libcurl
+    /// read the proxy variables of the process environment.
+    public var proxyURL: String?
+    /// Hosts that bypass the proxy (`NO_PROXY` syntax).
+    public var noProxy: String?
+    /// Connection timeout.
+    public var connectTimeout: Duration = .seconds(10)
+    /// Offer HTTP/2 over TLS.
+    public var http2: Bool = true
+
+    public init() {}
+}
+
+/// A transport failure: the connection or the transfer failed before a complete response arrived.
+public struct TransportError: Error, Sendable, CustomStringConvertible {
+    /// curl's error text (from its error buffer when it filled one).
+    public var message: String
+    /// True when the request certainly never reached the server (connect or DNS failure), so repeating it is safe.
+    public var notSent: Bool
+    /// True when the transfer was cancelled.
+    public var cancelled: Bool
+    public var description: String { message }
+}
+
+/// Counters a transport keeps; read them for benchmarks and metrics.
+public struct TransportStatistics: Sendable {
+    /// Requests completed (any status).
+    public var requests: Int
+    /// New connections opened (TCP + TLS handshakes).
+    public var connectionsOpened: Int
+}
+
+/// HTTP over libcurl: connection reuse, HTTP/2 when offered, gzip, timeouts, cancellation, streaming.
+public final class CurlTransport: Sendable {
+    /// The settings every request uses.
+    public let settings: TransportSettings
+    private let pool: WorkerPool
+    private let stats = Mutex<TransportStatistics>(TransportStatistics(requests: 0, connectionsOpened: 0))
+
+    /// A transport running at most `maxConcurrentRequests` ordinary requests at once.
+    public init(settings: TransportSettings = TransportSettings(), maxConcurrentRequests: Int = 8) {
+        CurlGlobal.initialize()
+        self.settings = settings
+        self.pool = WorkerPool(size: max(1, maxConcurrentRequests))
+    }
+
+    deinit { pool.shutdown() }
+
+    /// Counters so far.
+    public var statistics: TransportStatistics { stats.withLock { $0 } }
+
+    /// Sends `request` and returns the complete response. Throws `TransportError` on connection failure,
+    /// timeout or cancellation; HTTP error statuses are returned, not thrown.
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let transfer = Transfer(request: request, settings: settings, onData: nil)
+        let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { (cont: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
+                transfer.completion = { cont.resume(returning: $0) }
+                pool.submit(transfer)
+            }
+        } onCancel: {
+            transfer.cancel()
+        }
+        record(transfer)
+        return try result.get()
+    }
+
+    /// Sends `request` and calls `onData` with each piece of the body as it arrives (on a transport thread),
+    /// returning the status and headers once the stream ends. Cancelling the task ends the stream.
+    /// `onHead` is called once with the status and headers before any body piece.
+    public func stream(
+        _ request: HTTPRequest,
+        onHead: @escaping @Sendable (Int, [(name: String, value: String)]) -> Void,
+        onData: @escaping @Sendable ([UInt8]) -> Void
+    ) async throws -> HTTPResponse {
+        let transfer = Transfer(request: request, settings: settings, onData: onData)
+        transfer.onHead = onHead
+        let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { (cont: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
+                transfer.completion = { cont.resume(returning: $0) }
+                let thread = Thread {
+                    let easy = EasyHandle()
+                    transfer.run(on: easy)
+                }
+                thread.name = "dynsecret-curl-stream"
+                thread.start()
+            }
+        } onCancel: {
+            transfer.cancel()
+        }
+        record(transfer)
+        return try result.get()
+    }
+
+    private func record(_ transfer: Transfer) {
+        let opened = transfer.connectionsOpened
+        stats.withLock {
+            $0.requests += 1
+            $0.connectionsOpened += opened
+        }
+    }
+}
+
+enum CurlGlobal {
+    /// curl_global_init's result, run once; transfers refuse to start when it failed.
+    static let status: CURLcode = cdynsecret_curl_global_init()
+
+    static func initialize() { _ = status }
+}
+
+/// One libcurl easy handle; owned by exactly one thread at a time (a pool worker or a stream thread).
+final class EasyHandle {
+    let handle: UnsafeMutableRawPointer?
+    /// Heap buffer for curl's error text; it must outlive every transfer on this handle.
+    let errorBuffer: UnsafeMutablePointer<CChar>
+
+    init() {
+        handle = curl_easy_init()
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit {
+        if let handle { curl_easy_cleanup(handle) }
+        errorBuffer.deallocate()
+    }
+}
+
+/// One request in flight, shared between the caller's task and the thread running it.
+///
+/// `@unchecked Sendable`: the mutable transfer state (`body`, `headers`, `status`, `connectionsOpened`)
+/// is written only by the single thread that runs the transfer, and read by the caller only after
+/// `completion` has been called (the continuation's resume orders those accesses). `completion` and
+/// `onHead` are set before the transfer is handed to a thread. Cancellation goes through an atomic.
+final class Transfer: @unchecked Sendable {
+    let request: HTTPRequest
+    let settings: TransportSettings
+    let onData: (@Sendable ([UInt8]) -> Void)?
+    var onHead: (@Sendable (Int, [(name: String, value: String)]) -> Void)?
+    var completion: (@Sendable (Result<HTTPResponse, TransportError>) -> Void)?
+    private let cancelled = Atomic<Bool>(false)
+
+    var status = 0
+    var headers: [(name: String, value: String)] = []
+    var body: [UInt8] = []
+    var headDelivered = false
+    var connectionsOpened = 0
+
+    init(request: HTTPRequest, settings: TransportSettings, onData: (@Sendable ([UInt8]) -> Void)?) {
+        self.request = request
+        self.settings = settings
+        self.onData = onData
+    }
+
+    var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+    func cancel() { cancelled.store(true, ordering: .relaxed) }
+
+    func finish(_ result: Result<HTTPResponse, TransportError>) {
+        let c = completion
+        completion = nil
+        c?(result)
+    }
+
+    /// Runs the transfer on `easy` (blocking this thread) and calls `completion`.
+    func run(on easy: EasyHandle) {
+        if isCancelled {
+            finish(.failure(TransportError(message: "request cancelled", notSent: true, cancelled: true)))
+            return
+        }
+        guard CurlGlobal.status == CURLE_OK else {
+            finish(.failure(TransportError(message: "curl_global_init failed: \(String(cString: curl_easy_strerror(CurlGlobal.status)))", notSent: true, cancelled: false)))
+            return
+        }
+        guard let h = easy.handle else {
+            finish(.failure(TransportError(message: "curl_easy_init failed", notSent: true, cancelled: false)))
+            return
+        }
+        curl_easy_reset(h)  // keeps the handle's live connections
+        easy.errorBuffer[0] = 0
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(headerList) }
+
+        do {
+            try configure(h, easy: easy, headerList: &headerList)
+        } catch {
+            finish(.failure(error))
+            return
+        }
+
+        let code = curl_easy_perform(h)
+        var connects = 0
+        if cdynsecret_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK { connectionsOpened = connects }
+
+        if code != CURLE_OK {
+            let cancelledNow = code == CURLE_ABORTED_BY_CALLBACK && isCancelled
+            let text = easy.errorBuffer[0] != 0 ? String(cString: easy.errorBuffer) : String(cString: curl_easy_strerror(code))
+            let notSent = [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY].contains(code)
+            // A stream that already delivered its head ended by a dropped connection or cancellation:
+            // report the partial response to stream consumers as an error all the same.
+            finish(.failure(TransportError(
+                message: cancelledNow ? "request cancelled" : "\(request.method) \(Self.redactedURL(request.url)): \(text)",
+                notSent: notSent, cancelled: cancelledNow)))
+            return
+        }
+        var st = 0
+        let infoCode = cdynsecret_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &st)
+        guard infoCode == CURLE_OK else {
+            finish(.failure(TransportError(message: "\(request.method) \(Self.redactedURL(request.url)): curl: no response code: \(String(cString: curl_easy_strerror(infoCode)))",
+                                           notSent: false, cancelled: false)))
+            return
+        }
+        status = st
+        var version = 0
+        if cdynsecret_curl_getinfo_long(h, CURLINFO_HTTP_VERSION, &version) != CURLE_OK { version = 0 }
+        let versionText = version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1"
+        finish(.success(HTTPResponse(status: status, headers: headers, body: body, httpVersion: versionText)))
+    }
+
+    /// The URL without its query (which may name objects) for error messages.
+    static func redactedURL(_ url: String) -> String {
+        url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? url
+    }
+
+    private func check(_ code: CURLcode, _ what: String) throws(TransportError) {
+        if code != CURLE_OK {
+            throw TransportError(message: "curl: setting \(what): \(String(cString: curl_easy_strerror(code)))", notSent: true, cancelled: false)
+        }
+    }
+
+    private func configure(_ h: UnsafeMutableRawPointer, easy: EasyHandle, headerList: inout UnsafeMutablePointer<curl_slist>?) throws(TransportError) {
+        let ctx = Unmanaged.passUnretained(self).toOpaque()
+        try check(cdynsecret_curl_setopt_pointer(h, CURLOPT_ERRORBUFFER, easy.errorBuffer), "error buffer")
+        try check(cdynsecret_curl_setopt_string(h, CURLOPT_URL, request.url), "URL")
+        try check(cdynsecret_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1), "nosignal")
+        try check(cdynsecret_curl_setopt_string(h, CURLOPT_CUSTOMREQUEST, request.method), "method")
+        if request.method == "HEAD" { try check(cdynsecret_curl_setopt_long(h, CURLOPT_NOBODY, 1), "nobody") }
+        if let body = request.body {
+            try check(cdynsecret_curl_setopt_offset(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)), "body size")
+            let code = body.withUnsafeBytes { raw in
+                cdynsecret_curl_setopt_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+            try check(code, "body")
+        }
+        for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {  // "Expect:": no 100-continue round trip
+            guard let appended = curl_slist_append(headerList, line) else {
+                throw TransportError(message: "curl: cannot build the header list (out of memory)", notSent: true, cancelled: false)
+            }
+            headerList = appended
+        }
+        let list = headerList
+        try check(cdynsecret_curl_setopt_slist(h, CURLOPT_HTTPHEADER, list), "headers")
+        try check(cdynsecret_curl_setopt_string(h, CURLOPT_ACCEPT_ENCODING, ""), "accept-encoding")
+        if settings.http2 {
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_HTTP_VERSION, cdynsecret_curl_http_version_2tls()), "http version")
+        }
+        try check(cdynsecret_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(settings.connectTimeout)), "connect timeout")
+        if onData == nil {
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, Self.milliseconds(request.timeout)), "timeout")
+        }
+        // TLS
+        if settings.insecureSkipVerify {
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 0), "verify peer")
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 0), "verify host")
+        }
+        if let ca = settings.caPEM {
+            try check(ca.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CA data")
+        }
+        if let cert = settings.clientCertificatePEM {
+            try check(cert.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }, "client certificate")
+            try check(cdynsecret_curl_setopt_string(h, CURLOPT_SSLCERTTYPE, "PEM"), "client certificate type")
+        }
+        if let key = settings.clientKeyPEM {
+            try check(key.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_SSLKEY_BLOB, $0.baseAddress, $0.count) }, "client key")
+            try check(cdynsecret_curl_setopt_string(h, CURLOPT_SSLKEYTYPE, "PEM"), "client key type")
+        }
+        if let proxy = settings.proxyURL {
+            try check(cdynsecret_curl_setopt_string(h, CURLOPT_PROXY, proxy), "proxy")
+        }
+        if let noProxy = settings.noProxy {
+            try check(cdynsecret_curl_setopt_string(h, CURLOPT_NOPROXY, noProxy), "no-proxy")
+        }
+        // Callbacks: non-capturing closures; the transfer comes back through the context pointer.
+        try check(cdynsecret_curl_setopt_write_function(h, CURLOPT_WRITEFUNCTION, { data, size, count, context in
+            guard let context, let data else { return 0 }
+            let t = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            let n = size * count
+            let bytes = UnsafeRawBufferPointer(start: data, count: n)
+            t.deliverHeadIfNeeded()
+            if let onData = t.onData { onData(Array(bytes)) } else { t.body.append(contentsOf: bytes) }
+            return n
+        }), "write function")
+        try check(cdynsecret_curl_setopt_pointer(h, CURLOPT_WRITEDATA, ctx), "write data")
+        try check(cdynsecret_curl_setopt_write_function(h, CURLOPT_HEADERFUNCTION, { data, size, count, context in
+            guard let context, let data else { return 0 }
+            let t = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+            let n = size * count
+            t.headerLine(Array(UnsafeRawBufferPointer(start: data, count: n)))
+            return n
+        }), "header function")
+        try check(cdynsecret_curl_setopt_pointer(h, CURLOPT_HEADERDATA, ctx), "header data")
+        try check(cdynsecret_curl_setopt_long(h, CURLOPT_NOPROGRESS, 0), "progress")
+        try check(cdynsecret_curl_setopt_xferinfo_function(h, { context, _, _, _, _ in
+            guard let context else { return 0 }
+            return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().isCancelled ? 1 : 0
+        }), "progress function")
+        try check(cdynsecret_curl_setopt_pointer(h, CURLOPT_XFERINFODATA, ctx), "progress data")
+    }
+
+    func headerLine(_ bytes: [UInt8]) {
+        // "\r\n" is one Character in Swift: trim scalars, not characters.
+        let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.hasPrefix("HTTP/") {
+            headers = []
+            let parts = line.split(separator: " ")
+            status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            headers.append((name, value))
+        }
+    }
+
+    func deliverHeadIfNeeded() {
+        guard !headDelivered else { return }
+        headDelivered = true
+        onHead?(status, headers)
+    }
+
+    static func milliseconds(_ d: Duration) -> Int {
+        let c = d.components
+        return Int(c.seconds) * 1000 + Int(c.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// Dedicated threads that run transfers; each owns one easy handle for its life.
+final class WorkerPool: Sendable {
+    private let state = Mutex<(queue: [Transfer], idle: Int, threads: Int, stopped: Bool)>(([], 0, 0, false))
+    private let condition = NSCondition()
+    private let size: Int
+
+    init(size: Int) { self.size = size }
+
+    func submit(_ t: Transfer) {
+        condition.lock()
+        var spawn = false
+        state.withLock {
+            $0.queue.append(t)
+            if $0.queue.count > $0.idle && $0.threads < size {
+                $0.threads += 1
+                spawn = true
+            }
+        }
+        condition.signal()
+        condition.unlock()
+        if spawn {
+            let thread = Thread { [self] in work() }
+            thread.name = "dynsecret-curl"
+            thread.start()
+        }
+    }
+
+    func shutdown() {
+        condition.lock()
+        state.withLock { $0.stopped = true }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func work() {
+        let easy = EasyHandle()
+        while true {
+            condition.lock()
+            var next: Transfer?
+            while true {
+                let (job, stopped): (Transfer?, Bool) = state.withLock {
+                    if !$0.queue.isEmpty { return ($0.queue.removeFirst(), false) }
+                    return (nil, $0.stopped)
+                }
+                if let job { next = job; break }
+                if stopped {
+                    state.withLock { $0.threads -= 1 }
+                    condition.unlock()
+                    return
+                }
+                state.withLock { $0.idle += 1 }
+                condition.wait()
+                state.withLock { $0.idle -= 1 }
+            }
+            condition.unlock()
+            next?.run(on: easy)
+        }
+    }
+}

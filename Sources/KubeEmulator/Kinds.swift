@@ -1,0 +1,251 @@
+internal import DynSecretCore
+internal import Foundation
+
+/// A kind the emulator serves, with its API-server defaulting and validation.
+struct Kind: Sendable {
+    var group: String
+    var version: String
+    var plural: String
+    var singular: String
+    var kind: String
+    var namespaced: Bool
+    var shortNames: [String]
+    /// Top-level fields of the kind (strict field validation rejects others).
+    var fields: Set<String>
+    /// Field selectors the API server supports besides `metadata.name` and `metadata.namespace`.
+    var extraFieldLabels: [String: @Sendable (JSONObject) -> String]
+
+    var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
+
+    static let secret = Kind(group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true, shortNames: [],
+                             fields: ["apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"],
+                             extraFieldLabels: ["type": { $0["type"]?.stringValue ?? "" }])
+    static let namespace = Kind(group: "", version: "v1", plural: "namespaces", singular: "namespace", kind: "Namespace", namespaced: false, shortNames: ["ns"],
+                                fields: ["apiVersion", "kind", "metadata", "spec", "status"],
+                                extraFieldLabels: ["status.phase": { $0["status"]?["phase"]?.stringValue ?? "" }])
+    static let serviceAccount = Kind(group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true, shortNames: ["sa"],
+                                     fields: ["apiVersion", "kind", "metadata", "secrets", "imagePullSecrets", "automountServiceAccountToken"],
+                                     extraFieldLabels: [:])
+    static let event = Kind(group: "", version: "v1", plural: "events", singular: "event", kind: "Event", namespaced: true, shortNames: ["ev"],
+                            fields: ["apiVersion", "kind", "metadata", "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp",
+                                     "count", "type", "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance"],
+                            extraFieldLabels: [
+                                "involvedObject.kind": { $0["involvedObject"]?["kind"]?.stringValue ?? "" },
+                                "involvedObject.name": { $0["involvedObject"]?["name"]?.stringValue ?? "" },
+                                "involvedObject.namespace": { $0["involvedObject"]?["namespace"]?.stringValue ?? "" },
+                                "reason": { $0["reason"]?.stringValue ?? "" },
+                                "type": { $0["type"]?.stringValue ?? "" },
+                            ])
+    static let lease = Kind(group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true, shortNames: [],
+                            fields: ["apiVersion", "kind", "metadata", "spec"], extraFieldLabels: [:])
+
+    static let all: [Kind] = [.namespace, .secret, .serviceAccount, .event, .lease]
+
+    static let objectMetaFields: Set<String> = [
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+        "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+    ]
+
+    /// Unknown fields (paths) at the top level and in `metadata`.
+    func unknownFields(_ o: JSONObject) -> [String] {
+        var out = o.keys.filter { !fields.contains($0) }
+        if let m = o["metadata"]?.objectValue {
+            out += m.keys.filter { !Kind.objectMetaFields.contains($0) }.map { "metadata.\($0)" }
+        }
+        return out
+    }
+
+    /// API-server defaulting on write.
+    func applyDefaults(_ o: inout JSONObject) {
+        switch kind {
+        case "Secret":
+            if (o["type"]?.stringValue ?? "").isEmpty { o["type"] = .string("Opaque") }
+            // stringData is write-only: merged into data, overriding equal keys.
+            if let sd = o["stringData"]?.objectValue {
+                var data = o["data"]?.objectValue ?? JSONObject()
+                for m in sd.members { if let s = m.value.stringValue { data[m.key] = .string(Base64.encode(Array(s.utf8))) } }
+                o["data"] = .object(data)
+                o["stringData"] = nil
+            }
+        case "Namespace":
+            let name = o["metadata"]?["name"]?.stringValue ?? ""
+            var meta = o["metadata"]?.objectValue ?? JSONObject()
+            var labels = meta["labels"]?.objectValue ?? JSONObject()
+            labels["kubernetes.io/metadata.name"] = .string(name)
+            meta["labels"] = .object(labels)
+            o["metadata"] = .object(meta)
+            var spec = o["spec"]?.objectValue ?? JSONObject()
+            if spec["finalizers"] == nil { spec["finalizers"] = .array([.string("kubernetes")]) }
+            o["spec"] = .object(spec)
+            var status = o["status"]?.objectValue ?? JSONObject()
+            if status["phase"] == nil { status["phase"] = .string("Active") }
+            o["status"] = .object(status)
+        default:
+            break
+        }
+    }
+
+    /// API-server validation on create (`old` nil) or update; the errors as `field: Type…` strings.
+    func validate(_ o: JSONObject, old: JSONObject?) -> [String] {
+        let name = o["metadata"]?["name"]?.stringValue
+        var errors: [String] = []
+        if kind == "Namespace" {
+            if let name, !name.isEmpty {
+                for p in KubeNames.dns1123LabelProblems(name) { errors.append("metadata.name: Invalid value: \(KubeNames.goQuote(name)): \(p)") }
+            } else {
+                errors.append("metadata.name: Required value: name or generateName is required")
+            }
+        } else {
+            errors += KubeNames.objectNameErrors(name: name, namespace: nil)
+        }
+        errors += Self.metadataErrors(o)
+        switch kind {
+        case "Secret": errors += SecretRules.validate(o, old: old)
+        default: break
+        }
+        return errors
+    }
+
+    static func metadataErrors(_ o: JSONObject) -> [String] {
+        var errors: [String] = []
+        for field in ["labels", "annotations"] {
+            guard let m = o["metadata"]?[field] else { continue }
+            guard case .object(let map) = m else { continue }
+            for member in map.members {
+                if member.value.stringValue == nil, member.value != .null {
+                    errors.append("metadata.\(field)[\(member.key)]: Invalid value: must be a string")
+                }
+                if field == "labels", let v = member.value.stringValue, v.utf8.count > 63 {
+                    errors.append("metadata.labels: Invalid value: \(KubeNames.goQuote(v)): must be no more than 63 characters")
+                }
+            }
+        }
+        return errors
+    }
+
+    /// Decoding problems the API server reports as 400 before validation: MicroTime fields must carry exactly
+    /// six fractional digits (Go parses them with the layout `2006-01-02T15:04:05.000000Z07:00`).
+    func decodeError(_ o: JSONObject) -> APIError? {
+        let values: [String?] = switch kind {
+        case "Lease": [o["spec"]?["acquireTime"]?.stringValue, o["spec"]?["renewTime"]?.stringValue]
+        case "Event": [o["eventTime"]?.stringValue]
+        default: []
+        }
+        for case let v? in values {
+            let ok = v.range(of: #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$"#, options: .regularExpression) != nil
+            if !ok {
+                let rest = v.count > 19 ? String(v.dropFirst(19)) : ""
+                return APIError.badRequest("\(kind) in version \(KubeNames.goQuote(version)) cannot be handled as a \(kind): parsing time \(KubeNames.goQuote(v)) as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \(KubeNames.goQuote(rest)) as \".000000\"")
+            }
+        }
+        return nil
+    }
+}
+
+/// The API server's Secret rules (ValidateSecret / ValidateSecretUpdate), with its wording.
+enum SecretRules {
+    static let maxSize = 1_048_576
+    static let keyMessage = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+
+    static func keyErrors(_ k: String) -> [String] {
+        var e: [String] = []
+        let q = KubeNames.goQuote(k)
+        if k.utf8.count > 253 { e.append("data[\(k)]: Invalid value: \(q): must be no more than 253 characters") }
+        if k.isEmpty || !k.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x2E || $0 == 0x5F }) {
+            e.append("data[\(k)]: Invalid value: \(q): \(keyMessage)")
+        }
+        if k == "." { e.append("data[\(k)]: Invalid value: \(q): must not be '.'") } else if k == ".." {
+            e.append("data[\(k)]: Invalid value: \(q): must not be '..'")
+        } else if k.hasPrefix("..") { e.append("data[\(k)]: Invalid value: \(q): must not start with '..'") }
+        return e
+    }
+
+    static func validate(_ o: JSONObject, old: JSONObject?) -> [String] {
+        var errors: [String] = []
+        let type = o["type"]?.stringValue ?? "Opaque"
+        // ValidateSecretUpdate: the update rules come first, then the full ValidateSecret.
+        if let old {
+            let oldType = old["type"]?.stringValue ?? "Opaque"
+            if type != oldType { errors.append("type: Invalid value: \(KubeNames.goQuote(type)): field is immutable") }
+            if old["immutable"] == .bool(true) {
+                if o["immutable"] != .bool(true) { errors.append("immutable: Forbidden: field is immutable when `immutable` is set") }
+                if (old["data"]?.objectValue ?? JSONObject()).asDictionary != (o["data"]?.objectValue ?? JSONObject()).asDictionary {
+                    errors.append("data: Forbidden: field is immutable when `immutable` is set")
+                }
+            }
+        }
+        let data = o["data"]?.objectValue ?? JSONObject()
+        var decoded: [String: [UInt8]] = [:]
+        var total = 0
+        for m in data.members {
+            errors += keyErrors(m.key)
+            let bytes = m.value.stringValue.flatMap { Base64.decode($0) } ?? []
+            decoded[m.key] = bytes
+            total += bytes.count
+        }
+        if total > maxSize { errors.append("data: Too long: may not be more than \(maxSize) bytes") }
+        switch type {
+        case "kubernetes.io/service-account-token":
+            if (o["metadata"]?["annotations"]?["kubernetes.io/service-account.name"]?.stringValue ?? "").isEmpty {
+                errors.append("metadata.annotations[kubernetes.io/service-account.name]: Required value")
+            }
+        case "kubernetes.io/dockercfg", "kubernetes.io/dockerconfigjson":
+            let key = type == "kubernetes.io/dockercfg" ? ".dockercfg" : ".dockerconfigjson"
+            if let bytes = decoded[key] {
+                if let e = goJSONObjectError(bytes) {
+                    errors.append("data[\(key)]: Invalid value: \"<secret contents redacted>\": \(e)")
+                }
+            } else {
+                errors.append("data[\(key)]: Required value")
+            }
+        case "kubernetes.io/basic-auth":
+            if decoded["username"] == nil && decoded["password"] == nil {
+                errors.append("data[username]: Required value")
+                errors.append("data[password]: Required value")
+            }
+        case "kubernetes.io/ssh-auth":
+            if (decoded["ssh-privatekey"] ?? []).isEmpty { errors.append("data[ssh-privatekey]: Required value") }
+        case "kubernetes.io/tls":
+            if decoded["tls.crt"] == nil { errors.append("data[tls.crt]: Required value") }
+            if decoded["tls.key"] == nil { errors.append("data[tls.key]: Required value") }
+        default:
+            break
+        }
+        return errors
+    }
+
+    /// Go's error text for decoding `bytes` into a map, or nil when it decodes.
+    static func goJSONObjectError(_ bytes: [UInt8]) -> String? {
+        do {
+            let v = try JSONParser.parse(bytes)
+            switch v {
+            case .object, .null: return nil
+            default: return "json: cannot unmarshal \(goTypeName(v)) into Go value of type map[string]interface {}"
+            }
+        } catch {
+            let trimmed = bytes.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+            guard let first = trimmed.first else { return "unexpected end of JSON input" }
+            if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"") { return "unexpected end of JSON input" }
+            return "invalid character '\(Character(Unicode.Scalar(first)))' looking for beginning of value"
+        }
+    }
+
+    static func goTypeName(_ v: JSONValue) -> String {
+        switch v {
+        case .array: "array"
+        case .string: "string"
+        case .number: "number"
+        case .bool: "bool"
+        default: "object"
+        }
+    }
+}
+
+extension JSONObject {
+    /// Members as a dictionary (order-insensitive comparison).
+    var asDictionary: [String: JSONValue] {
+        var d: [String: JSONValue] = [:]
+        for m in members { d[m.key] = m.value }
+        return d
+    }
+}

@@ -1,0 +1,71 @@
+import DynSecretCore
+import DynSecretKube
+import Foundation
+import KubeEmulator
+import Testing
+
+/// A value planted in secrets and credentials; it must never appear in an error or a description.
+let canary = "CANARY-7f3a9c1e-do-not-print"
+
+@Suite struct SecretLeakTests {
+    func everything(_ e: KubeError) -> String {
+        var parts = [e.message, String(describing: e), String(reflecting: e)]
+        if let s = e.status { parts += [s.message, s.reason] + s.causes.flatMap { [$0.field, $0.message] } }
+        return parts.joined(separator: "\n")
+    }
+
+    @Test func rejectedSecretValuesNeverAppearInErrors() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        // Not a JSON object: the API server's error redacts the contents.
+        var s = secret("reg", data: [".dockerconfigjson": "[\"\(canary)\"]"]).objectValue!
+        s["type"] = .string("kubernetes.io/dockerconfigjson")
+        do {
+            _ = try await c.create(.secrets, .object(s))
+            Issue.record("invalid secret accepted")
+        } catch {
+            #expect(error.httpStatus == 422)
+            #expect(error.message.contains("<secret contents redacted>"))
+            #expect(!everything(error).contains(canary))
+        }
+        // A stale update and a duplicate create of a Secret holding the canary.
+        let created = try await c.create(.secrets, secret("held", data: ["password": canary]))
+        _ = try await c.mergePatch(.secrets, name: "held", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("x", .string("y"))])))])))])))
+        for attempt in 0..<2 {
+            do {
+                if attempt == 0 { _ = try await c.update(.secrets, created) } else { _ = try await c.create(.secrets, created) }
+                Issue.record("stale write accepted")
+            } catch {
+                #expect(error.httpStatus == 409)
+                #expect(!everything(error).contains(canary))
+                #expect(!everything(error).contains(Base64.encode(Array(canary.utf8))))
+            }
+        }
+    }
+
+    @Test func tokensNeverAppearInErrorsOrRequestDescriptions() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        do {
+            _ = try await client(e, token: canary).list(.secrets, namespace: "default")
+            Issue.record("unknown token accepted")
+        } catch {
+            #expect(error.httpStatus == 401)
+            #expect(!everything(error).contains(canary))
+        }
+        var retry = RetryPolicy()
+        retry.maxAttempts = 1
+        let url = e.url
+        await e.stop()
+        do {
+            _ = try await KubeClient(config: KubeConfig(server: url, credentials: .token(canary)), retry: retry).list(.namespaces)
+            Issue.record("closed port answered")
+        } catch {
+            #expect(!everything(error).contains(canary))
+        }
+        let request = HTTPRequest(method: "POST", url: "https://127.0.0.1/api/v1/secrets?labelSelector=a", headers: [("Authorization", "Bearer \(canary)")], body: Array(canary.utf8))
+        #expect(!String(describing: request).contains(canary))
+        #expect(!String(reflecting: request).contains(canary))
+    }
+}

@@ -1,0 +1,205 @@
+import DynSecretCore
+import DynSecretKube
+import Foundation
+import KubeEmulator
+import Synchronization
+import Testing
+
+/// A clock whose sleeps finish only when the test opens the gate (or immediately while it is open).
+final class GateClock: Clock, Sendable {
+    struct Instant: InstantProtocol {
+        var offset: Duration
+        func advanced(by d: Duration) -> Instant { Instant(offset: offset + d) }
+        func duration(to other: Instant) -> Duration { other.offset - offset }
+        static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
+    }
+
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>], sleeps: Int, now: Duration)>((true, [], 0, .zero))
+
+    var now: Instant { Instant(offset: state.withLock { $0.now }) }
+    var minimumResolution: Duration { .nanoseconds(1) }
+    var sleeps: Int { state.withLock { $0.sleeps } }
+
+    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                s.sleeps += 1
+                s.now = max(s.now, deadline.offset)
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+    }
+
+    func close() { state.withLock { $0.open = false } }
+
+    func open() {
+        let waiters = state.withLock { s in
+            s.open = true
+            let w = s.waiters
+            s.waiters = []
+            return w
+        }
+        for w in waiters { w.resume() }
+    }
+}
+
+/// Collects informer events on a task.
+final class EventBox: Sendable {
+    let value = Mutex<[InformerEvent]>([])
+    func withLock<R>(_ body: (inout [InformerEvent]) -> R) -> R { value.withLock { body(&$0) } }
+}
+
+final class Collector: Sendable {
+    let events = EventBox()
+    let task: Task<Void, Never>
+
+    init(_ stream: AsyncStream<InformerEvent>) {
+        let events = self.events
+        task = Task { for await e in stream { events.withLock { $0.append(e) } } }
+    }
+
+    var synced: Int { events.withLock { Self.syncs($0) } }
+
+    static func syncs(_ events: [InformerEvent]) -> Int { events.filter { if case .synced = $0 { true } else { false } }.count }
+
+    /// Waits (bounded) until `condition` holds.
+    func wait(seconds: Double = 60, _ condition: @Sendable ([InformerEvent]) -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if events.withLock({ condition($0) }) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+}
+
+func name(_ o: JSONValue) -> String { o["metadata"]?["name"]?.stringValue ?? "" }
+func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringValue ?? "") ?? -1 }
+
+@Suite(.serialized) struct WatchTests {
+    @Test func rawWatchDeliversEventsAndBookmarks() async throws {
+        let e = try await startEmulator { $0.bookmarkInterval = .milliseconds(100) }
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        _ = try await c.create(.secrets, secret("w0"))
+        let list = try await c.list(.secrets, namespace: "default")
+        var opts = ListOptions()
+        opts.resourceVersion = list.resourceVersion
+        opts.allowWatchBookmarks = true
+        let stream = c.watch(.secrets, namespace: "default", options: opts)
+        let got = Mutex<[WatchEvent]>([])
+        let reader = Task { do { for try await ev in stream { got.withLock { $0.append(ev) } } } catch {} }
+        _ = try await c.create(.secrets, secret("w1"))
+        _ = try await c.mergePatch(.secrets, name: "w1", .object(JSONObject([("data", .object(JSONObject([("k", .string("eA=="))])))])))
+        try await c.delete(.secrets, name: "w1")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, !got.withLock({ evs in evs.contains { $0.type == "BOOKMARK" } && evs.filter { $0.type != "BOOKMARK" }.count >= 3 }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        reader.cancel()
+        let events = got.withLock { $0 }
+        #expect(events.filter { $0.type != "BOOKMARK" }.map { "\($0.type) \(name($0.object))" } == ["ADDED w1", "MODIFIED w1", "DELETED w1"])
+        #expect(events.contains { $0.type == "BOOKMARK" })
+    }
+
+    @Test func watchSurvivesDroppedConnectionsOver10000Writes() async throws {
+        // The emulator drops every watch connection after 997 events; the informer must resume from the last
+        // resourceVersion it saw, losing and duplicating nothing.
+        let e = try await startEmulator { $0.faults.dropWatchAfterEvents = 997 }
+        defer { Task { await e.stop() } }
+        let c = client(e, concurrency: 8)
+        let informer = Informer(client: c, resource: .secrets, namespace: "default")
+        let collector = Collector(informer.events())
+        #expect(await collector.wait(seconds: 10) { $0.contains { if case .synced = $0 { true } else { false } } })
+        let total = 10_000
+        try await bounded(total, width: 8) { i in
+            _ = try await c.create(.secrets, secret(String(format: "w-%05d", i)))
+        }
+        let complete = await collector.wait(seconds: 120) { evs in evs.count >= total + 1 }
+        #expect(complete)
+        try await Task.sleep(for: .milliseconds(300))  // let any duplicate arrive before checking
+        collector.task.cancel()
+        let events = collector.events.withLock { $0 }
+        let added = events.compactMap { if case .added(let o) = $0 { o } else { nil } }
+        #expect(added.count == total)
+        #expect(Set(added.map(name)).count == total)
+        let versions = added.map(rv)
+        #expect(zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 }, "events out of order")
+        #expect(informer.objects.count == total)
+        #expect(informer.statistics.lists == 1)
+        #expect(informer.statistics.watches >= 10)
+        #expect(e.counters()["dropped-watches", default: 0] >= 10)
+    }
+
+    @Test func goneLeadsToRelist() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        _ = try await c.create(.secrets, secret("keep"))
+        _ = try await c.create(.secrets, secret("remove"))
+        let clock = GateClock()
+        let informer = Informer(client: c, resource: .secrets, namespace: "default", clock: clock)
+        let collector = Collector(informer.events())
+        #expect(await collector.wait { Collector.syncs($0) == 1 })
+        // Hold the informer in its reconnect backoff while the server moves on and forgets its history.
+        clock.close()
+        e.dropWatches(abrupt: true)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while clock.sleeps == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(clock.sleeps == 1)
+        _ = try await c.create(.secrets, secret("new"))
+        try await c.delete(.secrets, name: "remove")
+        e.compact()
+        clock.open()
+        #expect(await collector.wait { Collector.syncs($0) == 2 })
+        #expect(informer.statistics.lists == 2)
+        #expect(informer.objects.keys.sorted() == ["default/keep", "default/new"])
+        #expect(try informer.objects(matching: "").map(name) == ["keep", "new"])
+        #expect(try informer.objects(matching: "tier in (db)").isEmpty)
+        #expect(throws: LabelSelectorError.self) { try informer.objects(matching: "tier in db") }
+        let events = collector.events.withLock { $0 }
+        let afterFirstSync = events.drop { if case .synced = $0 { false } else { true } }.dropFirst()
+        let summary = afterFirstSync.map { ev -> String in
+            switch ev {
+            case .added(let o): "added \(name(o))"
+            case .modified(let o): "modified \(name(o))"
+            case .deleted(let o): "deleted \(name(o))"
+            case .synced: "synced"
+            }
+        }
+        #expect(summary == ["deleted remove", "added new", "synced"])
+    }
+
+    @Test func watchFromTooOldVersionGivesExpiredStatus() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        _ = try await c.create(.secrets, secret("a"))
+        e.compact()
+        var opts = ListOptions()
+        opts.resourceVersion = "2"
+        var events: [WatchEvent] = []
+        for try await ev in c.watch(.secrets, namespace: "default", options: opts) { events.append(ev) }
+        #expect(events.count == 1)
+        #expect(events.first?.type == "ERROR")
+        let status = try #require(events.first.flatMap { KubeStatus(json: $0.object) })
+        #expect(status.code == 410)
+        #expect(status.reason == "Expired")
+        #expect(status.message.hasPrefix("too old resource version: 2 ("))
+    }
+
+    @Test func failedWatchRequestThrowsTheStatus() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        do {
+            for try await _ in client(e, token: "bad-token").watch(.secrets, namespace: "default") {}
+            Issue.record("watch with a bad token streamed")
+        } catch let error as KubeError {
+            #expect(error.httpStatus == 401)
+            #expect(error.reason == "Unauthorized")
+        }
+    }
+}
