@@ -142,76 +142,14 @@ struct Kind: Sendable {
     }
 }
 
-/// The API server's Secret rules (ValidateSecret / ValidateSecretUpdate), with its wording.
+/// The API server's Secret rules (ValidateSecret / ValidateSecretUpdate) come from Core's `SecretAPIRules`, the
+/// same code `dynsecret validate` uses; only the JSON error wording (Go's, as the real server prints it) is local.
 enum SecretRules {
-    static let maxSize = 1_048_576
-    static let keyMessage = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
-
-    static func keyErrors(_ k: String) -> [String] {
-        var e: [String] = []
-        let q = KubeNames.goQuote(k)
-        if k.utf8.count > 253 { e.append("data[\(k)]: Invalid value: \(q): must be no more than 253 characters") }
-        if k.isEmpty || !k.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x2E || $0 == 0x5F }) {
-            e.append("data[\(k)]: Invalid value: \(q): \(keyMessage)")
-        }
-        if k == "." { e.append("data[\(k)]: Invalid value: \(q): must not be '.'") } else if k == ".." {
-            e.append("data[\(k)]: Invalid value: \(q): must not be '..'")
-        } else if k.hasPrefix("..") { e.append("data[\(k)]: Invalid value: \(q): must not start with '..'") }
-        return e
-    }
-
     static func validate(_ o: JSONObject, old: JSONObject?) -> [String] {
-        var errors: [String] = []
-        let type = o["type"]?.stringValue ?? "Opaque"
-        // ValidateSecretUpdate: the update rules come first, then the full ValidateSecret.
-        if let old {
-            let oldType = old["type"]?.stringValue ?? "Opaque"
-            if type != oldType { errors.append("type: Invalid value: \(KubeNames.goQuote(type)): field is immutable") }
-            if old["immutable"] == .bool(true) {
-                if o["immutable"] != .bool(true) { errors.append("immutable: Forbidden: field is immutable when `immutable` is set") }
-                if (old["data"]?.objectValue ?? JSONObject()).asDictionary != (o["data"]?.objectValue ?? JSONObject()).asDictionary {
-                    errors.append("data: Forbidden: field is immutable when `immutable` is set")
-                }
-            }
-        }
-        let data = o["data"]?.objectValue ?? JSONObject()
-        var decoded: [String: [UInt8]] = [:]
-        var total = 0
-        for m in data.members {
-            errors += keyErrors(m.key)
-            let bytes = m.value.stringValue.flatMap { Base64.decode($0) } ?? []
-            decoded[m.key] = bytes
-            total += bytes.count
-        }
-        if total > maxSize { errors.append("data: Too long: may not be more than \(maxSize) bytes") }
-        switch type {
-        case "kubernetes.io/service-account-token":
-            if (o["metadata"]?["annotations"]?["kubernetes.io/service-account.name"]?.stringValue ?? "").isEmpty {
-                errors.append("metadata.annotations[kubernetes.io/service-account.name]: Required value")
-            }
-        case "kubernetes.io/dockercfg", "kubernetes.io/dockerconfigjson":
-            let key = type == "kubernetes.io/dockercfg" ? ".dockercfg" : ".dockerconfigjson"
-            if let bytes = decoded[key] {
-                if let e = goJSONObjectError(bytes) {
-                    errors.append("data[\(key)]: Invalid value: \"<secret contents redacted>\": \(e)")
-                }
-            } else {
-                errors.append("data[\(key)]: Required value")
-            }
-        case "kubernetes.io/basic-auth":
-            if decoded["username"] == nil && decoded["password"] == nil {
-                errors.append("data[username]: Required value")
-                errors.append("data[password]: Required value")
-            }
-        case "kubernetes.io/ssh-auth":
-            if (decoded["ssh-privatekey"] ?? []).isEmpty { errors.append("data[ssh-privatekey]: Required value") }
-        case "kubernetes.io/tls":
-            if decoded["tls.crt"] == nil { errors.append("data[tls.crt]: Required value") }
-            if decoded["tls.key"] == nil { errors.append("data[tls.key]: Required value") }
-        default:
-            break
-        }
-        return errors
+        // Type errors and invalid base64 were rejected while decoding the request (400), before validation.
+        guard let secret = try? Secret.decode(.object(o)).secret else { return [] }
+        let previous = old.flatMap { try? Secret.decode(.object($0)).secret }
+        return SecretAPIRules.violations(secret, old: previous, jsonError: goJSONObjectError).map(\.text)
     }
 
     /// Go's error text for decoding `bytes` into a map, or nil when it decodes.

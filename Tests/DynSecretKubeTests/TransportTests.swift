@@ -93,10 +93,10 @@ let nodePath: String? = ["/usr/bin/node", "/usr/local/bin/node"].first { FileMan
             #expect(s["metadata"]?["name"]?.stringValue == "d\(i)")
         }
         let dropped = e.counters()["dropped-connections", default: 0]
+        // Every read succeeded although connections were dropped under it. libcurl itself resends a request
+        // whose reused connection turns out dead before any answer, and the client retries the rest, so how many
+        // retries the client made depends on which connections were hit: at most one per drop.
         #expect(dropped > 0)
-        // libcurl itself resends a request whose reused connection turns out dead before any answer;
-        // the client retries the rest.
-        #expect(reader.retryCount > 0)
         #expect(reader.retryCount <= dropped)
     }
 }

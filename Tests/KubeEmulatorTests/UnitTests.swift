@@ -71,9 +71,27 @@ import Testing
     }
 
     @Test func secretKeyRules() {
-        #expect(SecretRules.keyErrors("ok.key_-1").isEmpty)
-        #expect(SecretRules.keyErrors("..x") == [#"data[..x]: Invalid value: "..x": must not start with '..'"#])
-        #expect(SecretRules.keyErrors(".") == [#"data[.]: Invalid value: ".": must not be '.'"#])
-        #expect(SecretRules.keyErrors(String(repeating: "a", count: 254)).first?.hasSuffix("must be no more than 253 characters") == true)
+        func errors(_ key: String) -> [String] {
+            SecretRules.validate(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Secret")),
+                                             ("data", .object(JSONObject([(key, .string("eA=="))])))]), old: nil)
+        }
+        #expect(errors("ok.key_-1").isEmpty)
+        #expect(errors("..x") == [#"data[..x]: Invalid value: "..x": must not start with '..'"#])
+        #expect(errors(".") == [#"data[.]: Invalid value: ".": must not be '.'"#])
+        #expect(errors(String(repeating: "a", count: 254)).first?.hasSuffix("must be no more than 253 characters") == true)
+    }
+
+    @Test func secretUpdateRules() {
+        func secret(_ type: String, immutable: Bool?, data: String) -> JSONObject {
+            var o = JSONObject([("apiVersion", .string("v1")), ("kind", .string("Secret")), ("type", .string(type)),
+                                ("data", .object(JSONObject([("k", .string(data))])))])
+            if let immutable { o["immutable"] = .bool(immutable) }
+            return o
+        }
+        #expect(SecretRules.validate(secret("Opaque", immutable: nil, data: "eQ=="), old: secret("example.com/x", immutable: nil, data: "eA==")) ==
+            [#"type: Invalid value: "Opaque": field is immutable"#])
+        #expect(SecretRules.validate(secret("Opaque", immutable: nil, data: "eQ=="), old: secret("Opaque", immutable: true, data: "eA==")) ==
+            ["immutable: Forbidden: field is immutable when `immutable` is set", "data: Forbidden: field is immutable when `immutable` is set"])
+        #expect(SecretRules.validate(secret("Opaque", immutable: true, data: "eA=="), old: secret("Opaque", immutable: true, data: "eA==")).isEmpty)
     }
 }

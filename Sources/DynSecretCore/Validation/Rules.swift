@@ -27,6 +27,7 @@ extension ValidationRule {
     public static let secretSize = ValidationRule("secret-size", .error, "The Secret's data exceeds 1 MiB")
     public static let secretRequiredKey = ValidationRule("secret-required-key", .error, "A key the Secret type requires is missing")
     public static let secretPayloadJSON = ValidationRule("secret-payload-json", .error, "A docker config payload is not a JSON object")
+    public static let secretImmutableField = ValidationRule("secret-immutable-field", .error, "An update changes type, or data of an immutable Secret")
     public static let secretRequiredAnnotation = ValidationRule("secret-required-annotation", .error, "A service-account-token Secret lacks kubernetes.io/service-account.name")
 
     // Pull secrets, as the kubelet reads them
@@ -65,7 +66,7 @@ extension ValidationRule {
     public static let all: [ValidationRule] = [
         .manifestSyntax, .manifestNotObject, .manifestNoKind, .duplicateObject,
         .secretInvalidField, .secretUnknownField, .secretName, .secretNamespace, .secretKey, .secretSize, .secretRequiredKey,
-        .secretPayloadJSON, .secretRequiredAnnotation,
+        .secretPayloadJSON, .secretRequiredAnnotation, .secretImmutableField,
         .pullSecretMalformed, .pullSecretNoCredentials, .pullSecretAuthMismatch, .pullSecretUsernameColon, .pullSecretEmptyCredential,
         .pullSecretInvalidRegistry, .pullSecretUnmatchableKey, .pullSecretIdentityToken,
         .tlsCertInvalid, .tlsKeyInvalid, .tlsKeyMismatch, .tlsCertExpired, .tlsCertExpiring, .tlsCertNotYetValid,

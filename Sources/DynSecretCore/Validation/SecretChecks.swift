@@ -24,8 +24,6 @@ struct Location {
 }
 
 extension Validator {
-    static let maxSecretSize = 1_048_576
-
     /// Checks one Secret object: the API server's rules first, then what the kubelet and the type's consumers need.
     func checkSecret(_ object: JSONObject, namespace: String, location: Location, into findings: inout [Finding]) -> SecretCheck {
         let name = object["metadata"]?["name"]?.stringValue
@@ -61,48 +59,21 @@ extension Validator {
             for p in KubeNames.dns1123LabelProblems(ns) { add(.secretNamespace, "Invalid value: \(KubeNames.goQuote(ns)): \(p)", field: "metadata.namespace") }
         }
 
-        // Keys and size.
+        // The API server's own rules, then what consumers of each type need.
+        for v in SecretAPIRules.violations(secret) { add(v.rule, v.message, field: v.field) }
         let data = secret.mergedData
-        var total = 0
-        for key in data.keys.sorted(by: utf8Less) {
-            total += data[key]!.count
-            for p in Self.configMapKeyProblems(key) { add(.secretKey, "Invalid value: \(KubeNames.goQuote(key)): \(p)", field: "data[\(key)]") }
-        }
-        if total > Self.maxSecretSize {
-            add(.secretSize, "Too long: may not be more than \(Self.maxSecretSize) bytes", field: "data")
-        }
-
-        // Per type.
-        func require(_ key: String) -> [UInt8]? {
-            guard let v = data[key] else {
-                add(.secretRequiredKey, "Required value", field: "data[\(key)]")
-                return nil
-            }
-            return v
-        }
         switch secret.effectiveType {
-        case SecretType.serviceAccountToken:
-            if (secret.metadata.annotations["kubernetes.io/service-account.name"] ?? "").isEmpty {
-                add(.secretRequiredAnnotation, "Required value", field: "metadata.annotations[kubernetes.io/service-account.name]")
-            }
         case SecretType.dockercfg, SecretType.dockerConfigJSON:
             let key = SecretType.pullSecretKey(forType: secret.effectiveType)!
-            guard let payload = require(key) else { break }
+            guard let payload = data[key] else { break }
             checkPullPayload(secret, key: key, payload: payload, check: &check, add: add)
         case SecretType.basicAuth:
-            if data["username"] == nil && data["password"] == nil {
-                add(.secretRequiredKey, "Required value", field: "data[username]")
-                add(.secretRequiredKey, "Required value", field: "data[password]")
-            } else if (data["username"] ?? []).isEmpty || (data["password"] ?? []).isEmpty {
+            if data["username"] != nil || data["password"] != nil, (data["username"] ?? []).isEmpty || (data["password"] ?? []).isEmpty {
                 add(.basicAuthIncomplete, (data["username"] ?? []).isEmpty ? "the username is missing or empty" : "the password is missing or empty",
                     field: (data["username"] ?? []).isEmpty ? "data[username]" : "data[password]")
             }
         case SecretType.sshAuth:
-            guard let key = data["ssh-privatekey"], !key.isEmpty else {
-                add(.secretRequiredKey, "Required value", field: "data[ssh-privatekey]")
-                break
-            }
-            if let inspector {
+            if let inspector, let key = data["ssh-privatekey"], !key.isEmpty {
                 do {
                     _ = try inspector.sshPrivateKey(key)
                 } catch {
@@ -110,9 +81,7 @@ extension Validator {
                 }
             }
         case SecretType.tls:
-            let cert = require("tls.crt")
-            let key = require("tls.key")
-            if let cert, let key { checkTLS(cert: cert, key: key, add: add) }
+            if let cert = data["tls.crt"], let key = data["tls.key"] { checkTLS(cert: cert, key: key, add: add) }
         case SecretType.bootstrapToken:
             checkBootstrapToken(secret, add: add)
         default:
@@ -121,44 +90,11 @@ extension Validator {
         return check
     }
 
-    /// The API server's key-name rules (`IsConfigMapKey`).
-    static func configMapKeyProblems(_ key: String) -> [String] {
-        var out: [String] = []
-        if key.utf8.count > 253 { out.append("must be no more than 253 characters") }
-        let valid = !key.isEmpty && key.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x2E || c == 0x5F
-        }
-        if !valid {
-            out.append("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
-        }
-        if key == "." {
-            out.append("must not be '.'")
-        } else if key == ".." {
-            out.append("must not be '..'")
-        } else if key.hasPrefix("..") {
-            out.append("must not start with '..'")
-        }
-        return out
-    }
-
     private func checkPullPayload(_ secret: Secret, key: String, payload: [UInt8], check: inout SecretCheck,
                                   add: (ValidationRule, String, String?, Severity?) -> Void) {
         let field = "data[\(key)]"
-        // The API server: the payload must be a JSON object (null passes).
-        let top: JSONValue
-        do {
-            top = try JSONParser.parse(payload)
-        } catch {
-            add(.secretPayloadJSON, "Invalid value: \"<secret contents redacted>\": \(error.message) at line \(error.line), column \(error.column)", field, nil)
-            check.pullError = "not valid JSON"
-            return
-        }
-        if case .array = top {
-            add(.secretPayloadJSON, "Invalid value: \"<secret contents redacted>\": json: cannot unmarshal array into Go value of type map[string]interface {}", field, nil)
-            check.pullError = "not a JSON object"
-            return
-        } else if top.objectValue == nil, top != .null {
-            add(.secretPayloadJSON, "Invalid value: \"<secret contents redacted>\": json: cannot unmarshal \(top.typeName) into Go value of type map[string]interface {}", field, nil)
+        // The API server's verdict on the payload was reported above; a non-object payload leaves the kubelet nothing.
+        guard SecretAPIRules.redactedJSONError(payload) == nil, let top = try? JSONParser.parse(payload) else {
             check.pullError = "not a JSON object"
             return
         }
