@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import DynSecretCore
+internal import DynSecretKube
 
 /// `dynsecret create-registry`: a `kubernetes.io/dockerconfigjson` Secret from credentials.
 struct CreateRegistry: AsyncParsableCommand {
@@ -63,6 +64,11 @@ struct CreateRegistry: AsyncParsableCommand {
     @Option(name: .customLong("merge-into"), help: ArgumentHelp("Add or replace registries in this Secret manifest (- for stdin) and print the result.", valueName: "file"))
     var mergeInto: String?
 
+    @Flag(name: .customLong("apply"), help: "Create the Secret in the cluster, or update it there, instead of printing it.")
+    var apply = false
+
+    @OptionGroup var connection: ClusterConnection
+
     func validate() throws {
         let passwordSources = [passwordStdin, passwordFile != nil, password != nil].filter { $0 }.count
         if passwordSources > 1 {
@@ -82,7 +88,23 @@ struct CreateRegistry: AsyncParsableCommand {
             io.warn("--password leaves the password in shell history and process lists; use --password-stdin or --password-file")
         }
         let secret = try build()
-        io.writeStdout(output.render(secret))
+        guard apply else {
+            io.writeStdout(output.render(secret))
+            return
+        }
+        let client = try connection.client(namespace: namespace)
+        let result: ApplyResult
+        do {
+            result = try await client.apply(secret)
+        } catch {
+            throw error.cli("applying Secret \(secret.metadata.namespace ?? client.config.namespace)/\(secret.metadata.name ?? "")")
+        }
+        let verb = switch result {
+        case .created: "created"
+        case .updated: "configured"
+        case .unchanged: "unchanged"
+        }
+        io.writeStdout(Array("secret/\(secret.metadata.name ?? "") \(verb)\n".utf8))
     }
 
     /// Everything is read and checked before anything is printed.

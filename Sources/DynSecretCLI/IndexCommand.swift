@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import DynSecretCore
+internal import DynSecretKube
 internal import Foundation
 
 /// Reads pull secrets (and ServiceAccounts) from `-f` inputs into a registry index, parsing on all cores.
@@ -30,6 +31,11 @@ struct PullSecretInputs: Sendable {
             }
         }
         return total
+    }
+
+    /// Adds pull secrets read from the cluster.
+    mutating func add(cluster documents: [ManifestDocument], defaultNamespace: String, forLookup: Bool) {
+        for doc in documents { add(.success(doc), defaultNamespace: defaultNamespace, forLookup: forLookup) }
     }
 
     mutating func add(_ result: Result<ManifestDocument, ManifestError>, defaultNamespace: String, forLookup: Bool) {
@@ -82,6 +88,8 @@ struct IndexCommand: AsyncParsableCommand {
         discussion: """
             Keys are normalized as the kubelet normalizes them and listed in the order the kubelet tries them. \
             A malformed pull secret is reported on stderr and skipped; the rest is still listed (exit status 1).
+            With --cluster the pull secrets are read from the cluster (listed with a field selector on type), in
+            the namespace given by -n (default: the context's) or in all namespaces with -A.
             """
     )
 
@@ -93,18 +101,32 @@ struct IndexCommand: AsyncParsableCommand {
 
     var files: [String] { filenames + paths }
 
-    @Option(name: [.short, .long], help: "Namespace of Secrets that name none.")
-    var namespace = "default"
+    @Option(name: [.short, .long], help: "Namespace of Secrets that name none; with --cluster, the namespace to read.")
+    var namespace: String?
+
+    @Flag(name: .customLong("cluster"), help: "Read the pull secrets from the cluster.")
+    var cluster = false
+
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "With --cluster: every namespace.")
+    var allNamespaces = false
+
+    @OptionGroup var connection: ClusterConnection
 
     @Option(name: [.short, .long], help: "Output format.")
     var output: ListFormat = .text
 
     func validate() throws {
-        if files.isEmpty { throw ValidationError("give the manifests with -f PATH (- for stdin)") }
+        if files.isEmpty && !cluster { throw ValidationError("give the manifests with -f PATH (- for stdin), or --cluster") }
+        if allNamespaces && !cluster { throw ValidationError("-A needs --cluster") }
     }
 
     func run() async throws {
-        let inputs = try await PullSecretInputs.read(files: files, defaultNamespace: namespace, forLookup: false)
+        var inputs = try await PullSecretInputs.read(files: files, defaultNamespace: namespace ?? "default", forLookup: false)
+        if cluster {
+            let client = try connection.client(namespace: namespace)
+            let docs = try await ClusterReader.pullSecretDocuments(client, namespace: allNamespaces ? nil : client.config.namespace)
+            inputs.add(cluster: docs, defaultNamespace: client.config.namespace, forLookup: false)
+        }
         let index = inputs.index
         var out: [UInt8] = []
         switch output {

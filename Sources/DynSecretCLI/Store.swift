@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import DynSecretCore
+internal import DynSecretKube
 internal import DynSecretCrypto
 internal import Foundation
 
@@ -168,7 +169,7 @@ struct StoreCommand: ParsableCommand {
         }
     }
 
-    struct Restore: ParsableCommand {
+    struct Restore: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write Secret manifests from the store or from a bundle.",
             discussion: """
@@ -176,7 +177,9 @@ struct StoreCommand: ParsableCommand {
                 standard output, or one file per Secret (NAMESPACE.NAME.yaml, mode 0600) with --out-dir. \
                 With --out-dir every namespace must be a DNS-1123 label and every name a DNS-1123 subdomain (so the \
                 file name is unambiguous and stays inside the directory), and no file may exist yet; otherwise \
-                nothing is written. Applying them to a cluster is not available yet.
+                nothing is written. With --apply each Secret is created in the cluster, or updated there when it \
+                exists (uid and resourceVersion of the recorded version are not reused); a failure on one Secret does \
+                not stop the others, and the exit status is then 1.
                 """
         )
         @Option(name: .customLong("store"), help: ArgumentHelp("Store directory.", valueName: "dir"))
@@ -195,15 +198,19 @@ struct StoreCommand: ParsableCommand {
         var allVersions = false
         @Option(name: .customLong("out-dir"), help: ArgumentHelp("Write one manifest file per Secret here.", valueName: "dir"))
         var outDir: String?
+        @Flag(name: .customLong("apply"), help: "Create or update the Secrets in the cluster instead of printing them.")
+        var apply = false
+        @OptionGroup var connection: ClusterConnection
 
         func validate() throws {
             if (store == nil) == (bundle == nil) { throw ValidationError("give exactly one of --store DIR and --bundle FILE") }
             if store != nil && keyringPath == nil { throw ValidationError("--store needs --keyring FILE") }
             if bundle != nil && keyringPath == nil && passphraseFile == nil { throw ValidationError("--bundle needs --passphrase-file FILE or --keyring FILE") }
-            if allVersions && outDir != nil { throw ValidationError("--all-versions writes to standard output only") }
+            if allVersions && (outDir != nil || apply) { throw ValidationError("--all-versions writes to standard output only") }
+            if apply && outDir != nil { throw ValidationError("give only one of --apply and --out-dir") }
         }
 
-        func run() throws {
+        func run() async throws {
             var ring: Keyring?
             if let keyringPath {
                 do { ring = try Keyring.load(path: keyringPath) } catch { throw CLIError(error.message) }
@@ -238,12 +245,41 @@ struct StoreCommand: ParsableCommand {
                 for (i, v) in versions.enumerated() { latest["\(v.context.namespace)/\(v.context.name)"] = i }
                 versions = versions.enumerated().filter { latest["\($0.element.context.namespace)/\($0.element.context.name)"] == $0.offset }.map(\.element)
             }
-            if let outDir {
+            if apply {
+                try await Self.apply(versions.map(\.secret), connection: connection)
+            } else if let outDir {
                 try Self.writeFiles(versions, to: outDir)
                 CommandIO.current.writeStderr("wrote \(versions.count) manifest(s) to \(outDir)\n")
             } else {
                 CommandIO.current.writeStdout(Array(YAMLWriter.documents(versions.map(\.secret.json)).utf8))
             }
+        }
+
+        /// Creates or updates each Secret in the cluster; continues past failures and exits 1 when any failed.
+        static func apply(_ secrets: [Secret], connection: ClusterConnection) async throws {
+            let client = try connection.client(namespace: nil)
+            var failed = 0
+            for var secret in secrets {
+                // A restored Secret is a new object to the cluster: the recorded identity and version do not carry over.
+                secret.metadata.uid = nil
+                secret.metadata.resourceVersion = nil
+                secret.metadata.creationTimestamp = nil
+                secret.metadata.generation = nil
+                let id = "\(secret.metadata.namespace ?? client.config.namespace)/\(secret.metadata.name ?? "")"
+                do {
+                    let result = try await client.apply(secret)
+                    let verb = switch result {
+                    case .created: "created"
+                    case .updated: "configured"
+                    case .unchanged: "unchanged"
+                    }
+                    CommandIO.current.writeStdout(Array("secret/\(id) \(verb)\n".utf8))
+                } catch {
+                    failed += 1
+                    CommandIO.current.writeStderr("error: restoring secret/\(id): \(error.message)\n")
+                }
+            }
+            if failed > 0 { throw ExitCode(ExitStatus.findings) }
         }
 
         /// Writes one NAMESPACE.NAME.yaml per version into `dir`, all or nothing.

@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import DynSecretCore
+internal import DynSecretKube
 internal import Foundation
 
 /// `dynsecret validate`: Secrets checked by type, workload images checked for pull-secret coverage.
@@ -29,8 +30,16 @@ struct Validate: AsyncParsableCommand {
 
     var files: [String] { filenames + paths }
 
-    @Option(name: [.short, .long], help: "Namespace of objects that name none.")
-    var namespace = "default"
+    @Option(name: [.short, .long], help: "Namespace of objects that name none; with --cluster, the namespace to read.")
+    var namespace: String?
+
+    @Flag(name: .customLong("cluster"), help: "Also check the cluster's Secrets and ServiceAccounts, and resolve pull secrets against them.")
+    var cluster = false
+
+    @Flag(name: [.customShort("A"), .customLong("all-namespaces")], help: "With --cluster: every namespace.")
+    var allNamespaces = false
+
+    @OptionGroup var connection: ClusterConnection
 
     @Option(name: .customLong("private-registry"), help: ArgumentHelp("Registry that needs credentials (kubelet key syntax: nvcr.io, *.example.com, host:port/path); repeatable.", valueName: "glob"))
     var privateRegistries: [String] = []
@@ -52,7 +61,8 @@ struct Validate: AsyncParsableCommand {
 
     func validate() throws {
         if listRules { return }
-        if files.isEmpty { throw ValidationError("give the manifests to check with -f PATH (- for stdin)") }
+        if files.isEmpty && !cluster { throw ValidationError("give the manifests to check with -f PATH (- for stdin), or --cluster") }
+        if allNamespaces && !cluster { throw ValidationError("-A needs --cluster") }
         if expiryWarning < 0 { throw ValidationError("--expiry-warning must not be negative") }
         if let now, RFC3339.parse(now) == nil { throw ValidationError("--now \(now): not an RFC 3339 time such as 2027-01-31T00:00:00Z") }
         for glob in privateRegistries where CredentialKeyring.normalize(glob) == nil {
@@ -67,7 +77,7 @@ struct Validate: AsyncParsableCommand {
             return
         }
         var options = ValidationOptions(now: now.flatMap(RFC3339.parse) ?? Int64(Date().timeIntervalSince1970))
-        options.defaultNamespace = namespace
+        options.defaultNamespace = namespace ?? "default"
         options.privateRegistries = privateRegistries
         options.expiryWarningDays = expiryWarning
         var run = ValidationRun(Validator(options: options, inspector: OpenSSLInspector()))
@@ -78,6 +88,12 @@ struct Validate: AsyncParsableCommand {
             case .failure(let error):
                 inputErrors += 1
                 run.addInputError(error)
+            }
+        }
+        if cluster {
+            let client = try connection.client(namespace: namespace)
+            for doc in try await ClusterReader.secretsAndServiceAccounts(client, namespace: allNamespaces ? nil : client.config.namespace) {
+                run.add(doc, fromCluster: true)
             }
         }
         let report = run.finish()

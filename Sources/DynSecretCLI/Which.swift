@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import DynSecretCore
+internal import DynSecretKube
 
 /// `dynsecret which`: the credentials the kubelet would try for an image, in order, and why.
 struct Which: AsyncParsableCommand {
@@ -17,8 +18,13 @@ struct Which: AsyncParsableCommand {
     @Argument(help: "Image reference, as written in a pod.")
     var image: String
 
-    @Option(name: [.short, .long], help: "Namespace of the pod.")
-    var namespace = "default"
+    @Option(name: [.short, .long], help: "Namespace of the pod (default: default, or the context's with --cluster).")
+    var namespace: String?
+
+    @Flag(name: .customLong("cluster"), help: "Read the namespace's pull secrets and the ServiceAccount from the cluster.")
+    var cluster = false
+
+    @OptionGroup var connection: ClusterConnection
 
     @Option(name: .customLong("service-account"), help: "ServiceAccount of the pod.")
     var serviceAccount = "default"
@@ -33,7 +39,7 @@ struct Which: AsyncParsableCommand {
     var output: ListFormat = .text
 
     func validate() throws {
-        if files.isEmpty { throw ValidationError("give the manifests holding the Secrets with -f PATH (- for stdin)") }
+        if files.isEmpty && !cluster { throw ValidationError("give the manifests holding the Secrets with -f PATH (- for stdin), or --cluster") }
     }
 
     func run() async throws {
@@ -43,7 +49,16 @@ struct Which: AsyncParsableCommand {
         } catch {
             throw CLIError("couldn't parse image name \(KubeNames.goQuote(image)): \(error.message)")
         }
-        let inputs = try await PullSecretInputs.read(files: files, defaultNamespace: namespace, forLookup: true)
+        var namespace = self.namespace ?? "default"
+        var inputs = try await PullSecretInputs.read(files: files, defaultNamespace: namespace, forLookup: true)
+        if cluster {
+            let client = try connection.client(namespace: self.namespace)
+            namespace = client.config.namespace
+            inputs.add(cluster: try await ClusterReader.pullSecretDocuments(client, namespace: namespace), defaultNamespace: namespace, forLookup: true)
+            if pullSecrets.isEmpty, let sa = try await ClusterReader.serviceAccount(client, namespace: namespace, name: serviceAccount) {
+                inputs.serviceAccounts["\(namespace)/\(serviceAccount)"] = sa
+            }
+        }
         var names = pullSecrets
         var origin = "--pull-secret"
         if names.isEmpty {

@@ -125,7 +125,11 @@ public struct ValidationRun: Sendable {
 
     public init(_ validator: Validator) { self.validator = validator }
 
-    public mutating func add(_ doc: ManifestDocument) {
+    public mutating func add(_ doc: ManifestDocument) { add(doc, fromCluster: false) }
+
+    /// Adds a document; with `fromCluster`, an object already given in the manifests is skipped silently
+    /// (the manifest is what will be applied), and live objects fill in what the manifests do not hold.
+    public mutating func add(_ doc: ManifestDocument, fromCluster: Bool) {
         let options = validator.options
         for (object, prefix) in doc.objects {
             let location = Location(source: doc.source, document: doc.index, line: doc.line, fieldPrefix: prefix)
@@ -144,6 +148,7 @@ public struct ValidationRun: Sendable {
                 continue
             }
             let identity = "\(apiVersion)/\(kind)/\(namespace)/\(name ?? "")"
+            if fromCluster && seen.contains(identity) { continue }
             if name != nil, !seen.insert(identity).inserted {
                 report.findings.append(location.finding(.duplicateObject, "appears more than once in the input; the later one wins when applied", object: ref, field: nil))
             }

@@ -12,6 +12,14 @@ public struct ManifestDocument: Sendable, Equatable {
     /// `items[N].` when the value is one item of a JSON `List` read item by item; empty otherwise.
     public var fieldPrefix: String = ""
 
+    public init(source: String, index: Int, line: Int, value: JSONValue, fieldPrefix: String = "") {
+        self.source = source
+        self.index = index
+        self.line = line
+        self.value = value
+        self.fieldPrefix = fieldPrefix
+    }
+
     /// The objects of the document: the value itself, or the items of a `List`, each with its field-path prefix.
     public var objects: [(value: JSONValue, fieldPrefix: String)] {
         if case .object(let o) = value, let kind = o["kind"]?.stringValue, kind.hasSuffix("List"), case .array(let items)? = o["items"] {
