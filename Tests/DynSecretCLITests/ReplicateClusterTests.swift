@@ -178,6 +178,37 @@ import Testing
         #expect(!run.stderr.contains(Self.canary))
     }
 
+    @Test func selectorSourcesAreListedServerSide() async throws {
+        let cl = try await Self.start(namespaces: 2)
+        defer { Task { await cl.emulator.stop() } }
+        _ = try await cl.client.create(.secrets, Self.secretJSON("platform", "a", "x", labels: ["dist": "yes", "tier": "gold"]))
+        _ = try await cl.client.create(.secrets, Self.secretJSON("platform", "b", "x", labels: ["dist": "yes", "tier": "silver"]))
+        _ = try await cl.client.create(.secrets, Self.secretJSON("platform", "c", "x", labels: ["dist": "yes", "tier": "bronze"]))
+        _ = try await cl.client.create(.secrets, Self.secretJSON("platform", "d", "x", labels: ["tier": "gold"]))
+        let policy = try cl.dir.file("selector.yaml", """
+            apiVersion: dynsecret.io/v1alpha1
+            kind: ReplicationPolicy
+            metadata: {name: sel}
+            spec:
+              rules:
+              - name: dist
+                source:
+                  namespace: platform
+                  selector:
+                    matchLabels: {dist: "yes"}
+                    matchExpressions: [{key: tier, operator: In, values: [gold, silver]}, {key: legacy, operator: DoesNotExist}]
+                targets: {namespaces: [team-0001]}
+            """)
+        #expect(LabelSelector(matchLabels: ["dist": "yes"], matchExpressions: [.init(key: "tier", op: "In", values: ["gold", "silver"]), .init(key: "legacy", op: "DoesNotExist")]).queryString
+            == "dist=yes,tier in (gold,silver),!legacy")
+        cl.emulator.resetCounters()
+        let run = await dynsecret(["replicate", "--policy", policy, "--once", "--kubeconfig", cl.kubeconfig])
+        #expect(run.code == 0, "\(run.stderr)")
+        #expect(run.stdout.hasPrefix("policy sel: 2 created"))
+        let names = try await cl.client.list(Secret.self, namespace: "team-0001").items.compactMap(\.metadata.name).sorted()
+        #expect(names == ["a", "b"])
+    }
+
     @Test func invalidPolicyWritesNothingAndExits2() async throws {
         let cl = try await Self.start(namespaces: 3)
         defer { Task { await cl.emulator.stop() } }
