@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "KubeEmulatorTests", dependencies: ["KubeEmulator", "DynSecretCore", "kube-emulator"]),
         .testTarget(
             name: "DynSecretCLITests",
-            dependencies: ["DynSecretCLI", "DynSecretCore", "dynsecret", "KubeEmulator"],
+            dependencies: ["DynSecretCLI", "DynSecretCore", "DynSecretKube", "KubeEmulator", "dynsecret"],
             exclude: ["Corpus"]
         ),
     ]

@@ -156,7 +156,11 @@ case "replicate":
     try await benchReplicate(o, namespaces: 2_000)
 case "kube":
     benchKube(args.dropFirst())
+case "replicate-cluster":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 3 }
+    try await benchReplicateCluster(o, namespaces: 2_000)
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster [options]")
     exit(args.isEmpty ? 0 : 2)
 }

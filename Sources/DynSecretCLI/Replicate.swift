@@ -1,24 +1,31 @@
 internal import ArgumentParser
 internal import DynSecretCore
 internal import DynSecretCrypto
+internal import DynSecretKube
 
-/// `dynsecret replicate`: plan (and render) the replicas a ReplicationPolicy asks for.
+/// `dynsecret replicate`: plan, render or apply the replicas a ReplicationPolicy asks for.
 struct Replicate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Plan Secret replication from a ReplicationPolicy, or render the replicas as manifests.",
+        abstract: "Replicate Secrets as a ReplicationPolicy says: print the plan, render manifests, or apply it once.",
         discussion: """
-            The cluster state (Namespaces, Secrets, ServiceAccounts) is read from manifests with --from-manifests; \
-            other kinds in those files are ignored. Namespaces that appear only in an object's metadata are assumed \
-            to exist without labels.
+            The cluster state (Namespaces, Secrets, ServiceAccounts) is read from manifests with --from-manifests \
+            (other kinds are ignored; namespaces that appear only in an object's metadata exist without labels), or \
+            from the cluster (kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): all Namespaces, the source \
+            Secrets, the replicas (label dynsecret.io/replica=true), the exact target names without a replica, and \
+            the named ServiceAccounts; never every Secret of the cluster.
 
             --dry-run prints the ordered plan (create, update, delete, patch-serviceaccount, report) with reasons; \
-            no secret value is ever printed. --out DIR writes every replica the policy manages as \
-            DIR/NAMESPACE/secret-NAME.yaml (mode 0600, atomically) and every ServiceAccount it patches as \
-            DIR/NAMESPACE/serviceaccount-NAME.yaml. An invalid policy exits 2 and writes nothing.
+            no secret value is ever printed. --out DIR (with --from-manifests) writes every replica the policy \
+            manages as DIR/NAMESPACE/secret-NAME.yaml (mode 0600, atomically) and every ServiceAccount it patches as \
+            DIR/NAMESPACE/serviceaccount-NAME.yaml. --once applies the plan to the cluster, --concurrency \
+            namespaces at a time; a failed write does not stop the other targets. Exit codes: 0 done, 1 a write or \
+            a cluster read failed, 2 usage, policy or configuration error (nothing is written for an invalid policy).
 
             Examples:
               dynsecret replicate --policy policies/inference-pull-secrets.yaml --from-manifests cluster/ --dry-run
               dynsecret replicate --policy policy.yaml --from-manifests cluster/ --out rendered/
+              dynsecret replicate --policy policy.yaml --dry-run --context prod
+              dynsecret replicate --policy policy.yaml --once --kubeconfig ~/.kube/config
             """
     )
 
@@ -28,20 +35,33 @@ struct Replicate: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the plan; write nothing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Apply the plan to the cluster once and print a summary.")
+    var once = false
+
     @Option(name: .customLong("from-manifests"), help: ArgumentHelp("Directory or file with the cluster state as manifests.", valueName: "dir"))
     var fromManifests: String?
 
     @Option(name: .long, help: ArgumentHelp("Write the replicas and patched ServiceAccounts as YAML under this directory.", valueName: "dir"))
     var out: String?
 
+    @Option(name: .long, help: ArgumentHelp("Kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster).", valueName: "path"))
+    var kubeconfig: String?
+
+    @Option(name: .long, help: ArgumentHelp("Kubeconfig context to use.", valueName: "name"))
+    var context: String?
+
+    @Option(name: .long, help: "Namespaces written (and API requests made) at once with --once.")
+    var concurrency = 8
+
     @Option(name: [.short, .long], help: "Plan output format for --dry-run.")
     var output: ListFormat = .text
 
     func validate() throws {
-        guard let _ = fromManifests else {
-            throw ValidationError("give the cluster state with --from-manifests DIR (reading a live cluster is not available in this build)")
-        }
-        if dryRun == (out != nil) { throw ValidationError("give exactly one of --dry-run or --out DIR") }
+        if [dryRun, out != nil, once].filter({ $0 }).count != 1 { throw ValidationError("give exactly one of --dry-run, --out DIR or --once") }
+        if out != nil && fromManifests == nil { throw ValidationError("--out renders manifests from --from-manifests DIR") }
+        if once && fromManifests != nil { throw ValidationError("--once applies to the cluster; it does not read --from-manifests") }
+        if fromManifests != nil && (kubeconfig != nil || context != nil) { throw ValidationError("--kubeconfig and --context are for the cluster, not --from-manifests") }
+        if concurrency < 1 || concurrency > 256 { throw ValidationError("--concurrency must be between 1 and 256") }
     }
 
     func run() async throws {
@@ -52,13 +72,58 @@ struct Replicate: AsyncParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
-        let state = try ReplicateInputs.read(fromManifests!)
+        if let fromManifests {
+            let state = try ReplicateInputs.read(fromManifests)
+            let plan = ReplicationPlanner.plan(parsed, state)
+            if dryRun {
+                CommandIO.current.writeStdout(output == .json ? ReplicatePlanOutput.json(plan) : Array(ReplicatePlanOutput.text(plan).utf8))
+                return
+            }
+            try ReplicateRender.write(plan, to: out!)
+            return
+        }
+        let config: KubeConfig
+        do {
+            config = try KubeConfigLoader.load(kubeconfigPath: kubeconfig, context: context, environment: CommandIO.current.environment)
+        } catch {
+            throw CLIError(error.message)
+        }
+        let client = KubeClient(config: config, maxConcurrentRequests: concurrency)
+        let state: ReplicationState
+        do {
+            state = try await client.replicationState(for: parsed, concurrency: concurrency)
+        } catch {
+            throw CLIError("reading the cluster: \(error.message)", exitCode: ExitStatus.findings)
+        }
         let plan = ReplicationPlanner.plan(parsed, state)
         if dryRun {
             CommandIO.current.writeStdout(output == .json ? ReplicatePlanOutput.json(plan) : Array(ReplicatePlanOutput.text(plan).utf8))
             return
         }
-        try ReplicateRender.write(plan, to: out!)
+        let writer = KubeReplicationWriter(client: client, serviceAccounts: state.serviceAccounts)
+        let result = await KubeReplicationApplier.apply(plan, writer: writer, concurrency: concurrency)
+        for a in plan.actions where a.kind == .report {
+            CommandIO.current.warn("\(a.namespace)/\(a.name): \(a.reason)")
+        }
+        for f in result.failures {
+            CommandIO.current.writeStderr("failed: \(f.message)\n")
+        }
+        CommandIO.current.writeStdout(Array(ReplicateApplySummary.text(plan, result).utf8))
+        if !result.failures.isEmpty {
+            throw CLIError("\(result.failures.count) write(s) failed; the other targets were written", exitCode: ExitStatus.findings)
+        }
+    }
+}
+
+/// The one-line summary of `--once`: writes done by kind, reports, failures.
+enum ReplicateApplySummary {
+    static func text(_ plan: ReplicationPlan, _ result: ReplicationApplyResult) -> String {
+        func done(_ kind: ReplicationAction.Kind) -> Int {
+            plan.count(kind) - result.failures.filter { $0.action.kind == kind }.count - (kind == .create ? result.skipped : 0)
+        }
+        return "policy \(plan.policy): \(done(.create)) created, \(done(.update)) updated, \(done(.delete)) deleted, "
+            + "\(done(.patchServiceAccount)) ServiceAccount(s) patched, \(plan.count(.report)) reported, "
+            + "\(result.failures.count) failed, \(result.skipped) skipped\n"
     }
 }
 

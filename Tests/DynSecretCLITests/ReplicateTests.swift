@@ -195,10 +195,14 @@ import Testing
     }
 
     @Test func usageErrors() async throws {
-        let noState = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--dry-run"])
-        #expect(noState.code == 2 && noState.stderr.contains("--from-manifests"))
+        let noConfig = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--dry-run", "--kubeconfig", "/nonexistent/kubeconfig"])
+        #expect(noConfig.code == 2 && noConfig.stderr.hasPrefix("error: ") && noConfig.stderr.contains("/nonexistent/kubeconfig"))
         let both = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--from-manifests", "/tmp", "--dry-run", "--out", "/tmp/x"])
-        #expect(both.code == 2 && both.stderr.contains("exactly one of --dry-run or --out"))
+        #expect(both.code == 2 && both.stderr.contains("exactly one of --dry-run, --out DIR or --once"))
+        let onceFromManifests = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--from-manifests", "/tmp", "--once"])
+        #expect(onceFromManifests.code == 2)
+        let badConcurrency = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--once", "--concurrency", "0"])
+        #expect(badConcurrency.code == 2)
         let missing = await dynsecret(["replicate", "--policy", "/nonexistent/p.yaml", "--from-manifests", "/tmp", "--dry-run"])
         #expect(missing.code == 2 && missing.stderr == "error: --policy /nonexistent/p.yaml: no such file or directory\n")
     }

@@ -24,6 +24,20 @@ public struct LabelSelector: Sendable, Equatable {
         self.matchExpressions = matchExpressions
     }
 
+    /// The selector in the API server's query form (`k=v,k in (a,b),k notin (a),k,!k`), for `labelSelector=`.
+    public var queryString: String {
+        var parts = matchLabels.keys.sorted(by: utf8Less).map { "\($0)=\(matchLabels[$0]!)" }
+        for r in matchExpressions {
+            switch r.op {
+            case "In": parts.append("\(r.key) in (\(r.values.joined(separator: ",")))")
+            case "NotIn": parts.append("\(r.key) notin (\(r.values.joined(separator: ",")))")
+            case "Exists": parts.append(r.key)
+            default: parts.append("!" + r.key)
+            }
+        }
+        return parts.joined(separator: ",")
+    }
+
     /// Whether `labels` satisfy every requirement.
     public func matches(_ labels: [String: String]) -> Bool {
         for (k, v) in matchLabels where labels[k] != v { return false }

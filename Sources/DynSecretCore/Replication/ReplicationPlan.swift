@@ -104,6 +104,14 @@ public struct ReplicationPlan: Sendable, Equatable {
     /// ServiceAccounts that list replicas, as they are after the plan is applied.
     public var serviceAccounts: [ServiceAccount]
 
+    /// A plan (or part of one, such as one namespace's writes).
+    public init(policy: String, actions: [ReplicationAction], replicas: [Secret] = [], serviceAccounts: [ServiceAccount] = []) {
+        self.policy = policy
+        self.actions = actions
+        self.replicas = replicas
+        self.serviceAccounts = serviceAccounts
+    }
+
     public var writes: [ReplicationAction] { actions.filter(\.isWrite) }
 
     /// Number of actions of each kind.

@@ -24,6 +24,9 @@ public struct ReplicationApplyResult: Sendable, Equatable {
     /// Writes not attempted because an earlier step for the same object failed (the create after a failed delete).
     public var skipped: Int = 0
 
+    /// Nothing applied yet.
+    public init() {}
+
     public static func == (a: Self, b: Self) -> Bool {
         a.applied == b.applied && a.skipped == b.skipped && a.failures.map(\.action) == b.failures.map(\.action) && a.failures.map(\.message) == b.failures.map(\.message)
     }

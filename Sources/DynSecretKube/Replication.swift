@@ -1,0 +1,185 @@
+public import DynSecretCore
+
+/// `ReplicationWriter` over the Kubernetes API.
+///
+/// Creates POST the replica; updates PUT it with the precondition's `resourceVersion` (a stale one is a 409 Conflict);
+/// deletes carry `uid` + `resourceVersion` preconditions; a ServiceAccount patch is a JSON merge patch of the whole
+/// `imagePullSecrets` list (the list read for planning plus the missing names, never a duplicate) guarded by
+/// `metadata.resourceVersion`. Errors carry the API server's `Status` message, never a secret value.
+public struct KubeReplicationWriter: ReplicationWriter, Sendable {
+    /// The client the writes go through.
+    public let client: KubeClient
+    /// The ServiceAccounts as read for planning, by `namespace/name`; patches append to their `imagePullSecrets`.
+    public var serviceAccounts: [String: ServiceAccount]
+
+    /// A writer over `client`; `serviceAccounts` are those the plan was made from.
+    public init(client: KubeClient, serviceAccounts: [ServiceAccount] = []) {
+        self.client = client
+        self.serviceAccounts = Dictionary(serviceAccounts.map { (Self.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    static func key(_ m: ObjectMeta) -> String { (m.namespace ?? "default") + "/" + (m.name ?? "") }
+
+    private static func failure(_ verb: String, _ what: String, _ error: KubeError) -> ReplicationWriteError {
+        ReplicationWriteError("\(verb) \(what): \(error.message)")
+    }
+
+    public mutating func create(_ secret: Secret) async throws(ReplicationWriteError) {
+        var s = secret
+        s.metadata.uid = nil
+        s.metadata.resourceVersion = nil
+        do { _ = try await client.create(s) } catch { throw Self.failure("create", "secret \(Self.key(s.metadata))", error) }
+    }
+
+    public mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        var s = secret
+        s.metadata.resourceVersion = precondition.resourceVersion
+        if let uid = precondition.uid { s.metadata.uid = uid }
+        do { _ = try await client.update(s) } catch { throw Self.failure("update", "secret \(Self.key(s.metadata))", error) }
+    }
+
+    public mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        do {
+            try await client.delete(Secret.self, namespace: namespace, name: name,
+                                    preconditions: DeletePreconditions(uid: precondition.uid, resourceVersion: precondition.resourceVersion))
+        } catch {
+            throw Self.failure("delete", "secret \(namespace)/\(name)", error)
+        }
+    }
+
+    public mutating func patchServiceAccount(namespace: String, name: String, addImagePullSecrets: [String], precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        let key = namespace + "/" + name
+        guard let sa = serviceAccounts[key] else {
+            throw ReplicationWriteError("patch serviceaccount \(key): not among the ServiceAccounts read for planning")
+        }
+        guard let rv = precondition.resourceVersion ?? sa.metadata.resourceVersion else {
+            throw ReplicationWriteError("patch serviceaccount \(key): no resourceVersion to guard the patch")
+        }
+        let list = ServiceAccountPatch.apply(addImagePullSecrets, to: sa.imagePullSecrets)
+        let patch = JSONValue.object(JSONObject([
+            ("metadata", .object(JSONObject([("resourceVersion", .string(rv))]))),
+            ("imagePullSecrets", .array(list.map { .object(JSONObject([("name", .string($0))])) })),
+        ]))
+        do {
+            serviceAccounts[key] = try await client.mergePatch(ServiceAccount.self, namespace: namespace, name: name, patch)
+        } catch {
+            throw Self.failure("patch", "serviceaccount \(key)", error)
+        }
+    }
+}
+
+extension KubeClient {
+    /// Reads the cluster state the planner needs for `policy`, without listing every Secret of the cluster:
+    /// all Namespaces (name, labels, terminating); each rule's source Secrets (get by name, or list of the source
+    /// namespace by label selector); the replicas (list with `dynsecret.io/replica=true`); the targeted
+    /// ServiceAccounts (list by `metadata.name` field selector, one per name the policy uses); and, for each target
+    /// where no replica exists yet, a get of the exact target name so a foreign same-name Secret is seen.
+    /// At most `concurrency` of those gets run at once.
+    public func replicationState(for policy: ReplicationPolicy, concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
+        var state = ReplicationState()
+        for item in try await listAll(.namespaces).items {
+            guard let name = item["metadata"]?["name"]?.stringValue else { continue }
+            var labels: [String: String] = [:]
+            for m in item["metadata"]?["labels"]?.objectValue?.members ?? [] {
+                if let v = m.value.stringValue { labels[m.key] = v }
+            }
+            let terminating = item["status"]?["phase"]?.stringValue == "Terminating" || item["metadata"]?["deletionTimestamp"]?.stringValue != nil
+            state.namespaces.append(ReplicationNamespace(name: name, labels: labels, terminating: terminating))
+        }
+        var seen: Set<String> = []
+        func add(_ s: Secret) {
+            if seen.insert(KubeReplicationWriter.key(s.metadata)).inserted { state.secrets.append(s) }
+        }
+        for rule in policy.rules {
+            if let name = rule.source.name {
+                do {
+                    add(try await get(Secret.self, namespace: rule.source.namespace, name: name))
+                } catch where error.httpStatus == 404 {
+                    // a missing source: the planner reports it (or prunes by onSourceDelete)
+                }
+            } else if let selector = rule.source.selector {
+                let opts = ListOptions(labelSelector: selector.queryString.isEmpty ? nil : selector.queryString)
+                for s in try await list(Secret.self, namespace: rule.source.namespace, options: opts).items { add(s) }
+            }
+        }
+        for s in try await list(Secret.self, namespace: nil, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")).items { add(s) }
+        var saNames: [String] = []
+        for rule in policy.rules { for n in rule.serviceAccounts where !saNames.contains(n) { saNames.append(n) } }
+        for n in saNames {
+            state.serviceAccounts += try await list(ServiceAccount.self, namespace: nil, options: ListOptions(fieldSelector: "metadata.name=\(n)")).items
+        }
+        // Targets without a replica: look for a foreign Secret at the exact name.
+        let draft = ReplicationPlanner.plan(policy, state)
+        let missing = draft.actions.filter { $0.kind == .create && !seen.contains($0.namespace + "/" + $0.name) }
+            .map { ($0.namespace, $0.name) }
+        let found = try await boundedMap(missing, width: concurrency) { (target: (String, String)) async throws(KubeError) -> Secret? in
+            do throws(KubeError) {
+                return try await self.get(Secret.self, namespace: target.0, name: target.1)
+            } catch where error.httpStatus == 404 {
+                return nil
+            }
+        }
+        for case let s? in found { add(s) }
+        return state
+    }
+}
+
+/// Plan application against the cluster with bounded concurrency.
+public enum KubeReplicationApplier {
+    /// Applies `plan`'s writes through `writer`: each namespace's writes in plan order (so a replacement's delete
+    /// precedes its create), at most `concurrency` namespaces at once. A failure never stops the other targets.
+    public static func apply(_ plan: ReplicationPlan, writer: KubeReplicationWriter, concurrency: Int = 8) async -> ReplicationApplyResult {
+        var groups: [[ReplicationAction]] = []
+        var index: [String: Int] = [:]
+        for a in plan.actions where a.isWrite {
+            if let i = index[a.namespace] {
+                groups[i].append(a)
+            } else {
+                index[a.namespace] = groups.count
+                groups.append([a])
+            }
+        }
+        let results = (try? await boundedMap(groups, width: concurrency) { (actions: [ReplicationAction]) async throws(KubeError) -> ReplicationApplyResult in
+            var w = writer
+            let part = ReplicationPlan(policy: plan.policy, actions: actions, replicas: [], serviceAccounts: [])
+            return await ReplicationApplier.apply(part, to: &w)
+        }) ?? []
+        var total = ReplicationApplyResult()
+        for r in results {
+            total.applied += r.applied
+            total.skipped += r.skipped
+            total.failures += r.failures
+        }
+        return total
+    }
+}
+
+/// Maps `items` with at most `width` calls of `body` running at once; results in input order.
+func boundedMap<T: Sendable, R: Sendable>(_ items: [T], width: Int, _ body: @escaping @Sendable (T) async throws(KubeError) -> R) async throws(KubeError) -> [R] {
+    let width = max(1, width)
+    let outcome: Result<[R], KubeError> = await withTaskGroup(of: (Int, Result<R, KubeError>).self) { group in
+        var results = [R?](repeating: nil, count: items.count)
+        var firstError: KubeError?
+        var next = 0
+        func start() {
+            let i = next
+            let item = items[i]
+            next += 1
+            group.addTask {
+                do throws(KubeError) { return (i, .success(try await body(item))) } catch { return (i, .failure(error)) }
+            }
+        }
+        while next < min(width, items.count) { start() }
+        while let done = await group.next() {
+            let (i, r) = done
+            switch r {
+            case .success(let v): results[i] = v
+            case .failure(let e): if firstError == nil { firstError = e }
+            }
+            if next < items.count && firstError == nil { start() }
+        }
+        if let firstError { return .failure(firstError) }
+        return .success(results.map { $0! })
+    }
+    return try outcome.get()
+}
