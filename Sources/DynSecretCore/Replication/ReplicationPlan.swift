@@ -55,6 +55,9 @@ public struct ReplicationPrecondition: Sendable, Equatable {
         self.uid = uid
         self.resourceVersion = resourceVersion
     }
+
+    /// Both uid and resourceVersion are known: the only form an update or delete is sent with.
+    public var isComplete: Bool { uid?.isEmpty == false && resourceVersion?.isEmpty == false }
 }
 
 /// One step of a plan.
