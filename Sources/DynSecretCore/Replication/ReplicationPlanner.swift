@@ -1,7 +1,9 @@
 /// The replication planner: a pure, deterministic function from a policy and the cluster state to ordered actions.
 ///
-/// Safety by construction: a Secret without replica markers is only updated or deleted when its rule says `adopt` or
-/// `overwrite`; every update and delete carries the object's uid and resourceVersion; content (type + data) is compared,
+/// Safety by construction: a Secret that is not ours (both labels, a rule of this policy, this target's source) is
+/// only updated or deleted when its rule says `adopt` or `overwrite`, and another policy's replica never is; prune
+/// deletes only provable replicas; sources are never written; every update and delete carries the object's uid and
+/// resourceVersion; content (type + data) is compared,
 /// never versions; a type change or an immutable replica is replaced by delete + create only when the object is ours
 /// (or the rule says `overwrite`); two rules writing one target produce a report naming both and no write.
 public enum ReplicationPlanner {
