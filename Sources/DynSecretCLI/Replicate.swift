@@ -153,7 +153,7 @@ enum ReplicateInputs {
         if let firstError { throw CLIError(firstError.description) }
         for ns in state.namespaces { seen.insert(ns.name) }
         let implicit = (state.secrets.map { $0.metadata.namespace ?? "default" } + state.serviceAccounts.map { $0.metadata.namespace ?? "default" })
-        for ns in implicit where seen.insert(ns).inserted { state.namespaces.append(ReplicationNamespace(name: ns)) }
+        for ns in implicit where seen.insert(ns).inserted { state.namespaces.append(ReplicationNamespace(name: ns, labels: ["kubernetes.io/metadata.name": ns])) }
         return state
     }
 
@@ -169,7 +169,8 @@ enum ReplicateInputs {
             state.serviceAccounts.append(sa)
         case "Namespace":
             guard let name = value["metadata"]?["name"]?.stringValue else { throw ManifestError("required value", field: "metadata.name") }
-            var labels: [String: String] = [:]
+            // The API server always sets kubernetes.io/metadata.name on a Namespace; selectors may rely on it.
+            var labels: [String: String] = ["kubernetes.io/metadata.name": name]
             if let o = value["metadata"]?["labels"]?.objectValue {
                 for m in o.members {
                     guard let v = m.value.stringValue else { throw ManifestError("expected string, got \(m.value.typeName)", field: "metadata.labels[\(m.key)]") }
@@ -184,7 +185,7 @@ enum ReplicateInputs {
     }
 }
 
-/// The plan as text or JSON. Names, reasons and content hashes only: never a secret value.
+/// The plan as text or JSON. Names, types and reasons only: never a secret value or a hash of one.
 enum ReplicatePlanOutput {
     static func summary(_ plan: ReplicationPlan) -> String {
         ReplicationAction.Kind.allCases.map { "\(plan.count($0)) \($0.rawValue)" }.joined(separator: ", ")
@@ -207,8 +208,8 @@ enum ReplicatePlanOutput {
                 ("rules", .array(a.rules.map(JSONValue.string))), ("reason", .string(a.reason)),
             ]
             if let s = a.secret {
+                // No content hash: an unsalted hash of low-entropy data can be brute-forced from CI logs.
                 o.append(("type", .string(s.effectiveType)))
-                o.append(("contentHash", .string(ReplicaContentHash.of(s))))
             }
             if let p = a.precondition {
                 var po: [(String, JSONValue)] = []

@@ -5,6 +5,25 @@ import Testing
 @Suite struct ReplicateTests {
     static let canary = "CANARY-repl-5f0c2e-never-print"
 
+    /// Whether `text` holds the canary, raw or base64/base64url-encoded at any byte alignment.
+    static func leaks(_ text: String) -> Bool {
+        if text.contains(canary) { return true }
+        for k in 0..<3 {
+            let b = Data((String(repeating: "x", count: k) + canary).utf8).base64EncodedString()
+            let mid = String(b.dropFirst(4).dropLast(4))
+            let url = mid.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            if text.contains(mid) || text.contains(url) { return true }
+        }
+        return false
+    }
+
+    @Test func leakCheckSeesBase64() {
+        let value = #"{"auths":{"nvcr.io":{"auth":"\#(Self.canary)"}}}"#
+        #expect(Self.leaks("data: " + Data(value.utf8).base64EncodedString()))
+        #expect(Self.leaks(Data(("ab" + Self.canary).utf8).base64EncodedString()))
+        #expect(!Self.leaks("nothing here"))
+    }
+
     static let cluster = """
         apiVersion: v1
         kind: Namespace
@@ -87,7 +106,7 @@ import Testing
         #expect(r.stdout.hasPrefix("policy inference-pull-secrets: 1 create, 0 update, 0 delete, 1 patch-serviceaccount, 2 report\n"))
         #expect(r.stdout.contains("conflict: Secret team-b/registry-creds exists and is not managed by dynsecret; left alone (onConflict: skip)"))
         #expect(r.stdout.contains("namespace team-c is terminating; skipped"))
-        #expect(!r.stdout.contains(Self.canary) && !r.stderr.contains(Self.canary))
+        #expect(!Self.leaks(r.stdout) && !Self.leaks(r.stderr))
     }
 
     @Test func dryRunJSON() async throws {
@@ -100,11 +119,13 @@ import Testing
         #expect(actions.map { "\($0["action"]!.stringValue!) \($0["namespace"]!.stringValue!)/\($0["name"]!.stringValue!)" } == [
             "create team-a/registry-creds", "patch-serviceaccount team-a/default", "report team-b/registry-creds", "report team-c/registry-creds",
         ])
-        #expect(actions[0]["contentHash"]?.stringValue?.hasPrefix("sha256:") == true)
+        // No content hash in plan output: an unsalted hash of a low-entropy secret is brute-forceable.
+        #expect(actions[0]["contentHash"] == nil && actions[0]["type"]?.stringValue == "kubernetes.io/dockerconfigjson")
+        #expect(!r.stdout.contains("sha256:"))
         #expect(actions[1]["addImagePullSecrets"] == .array([.string("registry-creds")]))
         #expect(actions[1]["precondition"]?["resourceVersion"]?.stringValue == "3")
         #expect(json["summary"]?["create"] == .number("1"))
-        #expect(!r.stdout.contains(Self.canary))
+        #expect(!Self.leaks(r.stdout))
     }
 
     @Test func rendersReplicasForGitOps() async throws {
@@ -114,7 +135,7 @@ import Testing
         #expect(r.code == 0, "\(r.stderr)")
         #expect(r.stdout == "wrote 1 Secret(s) and 1 ServiceAccount(s) under \(out)\n")
         #expect(r.stderr.contains("warning: team-b/registry-creds: conflict"))
-        #expect(!r.stdout.contains(Self.canary) && !r.stderr.contains(Self.canary))
+        #expect(!Self.leaks(r.stdout) && !Self.leaks(r.stderr))
         let secretPath = out + "/team-a/secret-registry-creds.yaml"
         let attrs = try FileManager.default.attributesOfItem(atPath: secretPath)
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
@@ -154,6 +175,31 @@ import Testing
         #expect(fromKustomize == [rendered])
         let sa = try docs.compactMap { d -> ServiceAccount? in d.value["kind"]?.stringValue == "ServiceAccount" ? try ServiceAccount.decode(d.value).serviceAccount : nil }
         #expect(sa.first?.imagePullSecrets == ["existing", "registry-creds"])
+    }
+
+    /// Namespaces read from manifests carry kubernetes.io/metadata.name, as the API server sets it.
+    @Test func manifestNamespacesHaveMetadataNameLabel() async throws {
+        let (dir, cluster) = try setup()
+        let policy = try dir.file("by-name.yaml", """
+            apiVersion: dynsecret.io/v1alpha1
+            kind: ReplicationPolicy
+            metadata: {name: by-name}
+            spec:
+              rules:
+              - name: r
+                source: {namespace: inference-platform, name: nvcr-pull}
+                targets:
+                  namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [team-a, implicit]}]}
+            """)
+        _ = try dir.file("cluster/implicit.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x, namespace: implicit}\n")
+        let r = await dynsecret(["replicate", "--policy", policy, "--from-manifests", cluster, "--dry-run", "-o", "json"])
+        #expect(r.code == 0, "\(r.stderr)")
+        let json = try JSONParser.parse(Array(r.stdout.utf8))
+        let actions = try #require(json["actions"]?.arrayValue)
+        #expect(actions.map { "\($0["action"]!.stringValue!) \($0["namespace"]!.stringValue!)/\($0["name"]!.stringValue!)" } == [
+            "create implicit/nvcr-pull", "create team-a/nvcr-pull",
+        ])
+        #expect(!Self.leaks(r.stdout) && !Self.leaks(r.stderr))
     }
 
     @Test func badPolicyExits2AndWritesNothing() async throws {
@@ -238,11 +284,12 @@ import Testing
                 errs = [e.message for e in v.iter_errors(yaml.safe_load(open(f)))]
                 if errs: print("invalid", f, errs); sys.exit(1)
             doc = yaml.safe_load(open(root + "/policies/inference-pull-secrets.yaml"))
-            for mutate in ("mode", "colour", "rename"):
+            for mutate in ("mode", "colour", "rename", "empty"):
                 d = json.loads(json.dumps(doc)); r = d["spec"]["rules"][0]
                 if mutate == "mode": r["mode"] = "mirror"
                 if mutate == "colour": r["colour"] = "red"
                 if mutate == "rename": r["source"] = {"namespace": "x", "selector": {}}
+                if mutate == "empty": r["source"] = {"namespace": "x", "selector": {}}; r.pop("targetName", None)
                 if v.is_valid(d): print("accepted", mutate); sys.exit(1)
             print("ok")
             """

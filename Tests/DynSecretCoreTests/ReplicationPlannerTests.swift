@@ -31,7 +31,10 @@ import Testing
         let policy = R.policy(R.rule(namespaces: ["platform", "kube-system"], patterns: ["*"], exclude: ["b"]))
         let plan = ReplicationPlanner.plan(policy, ReplicationState(namespaces: Self.baseNamespaces, secrets: [Self.source]))
         #expect(R.writes(plan) == ["create a/regcred", "create default/regcred", "create team-1/regcred", "create team-2/regcred"])
-        #expect(R.reports(plan) == ["platform/regcred: namespace platform holds sources of the policy; never a target"])
+        #expect(R.reports(plan) == [
+            "kube-system/regcred: target namespace kube-system is listed but excluded (excludeNamespaces); skipped",
+            "platform/regcred: namespace platform holds sources of the policy; never a target",
+        ])
         // A policy that lists no exclusions may target kube-system.
         var open = policy
         open.excludeNamespaces = []

@@ -68,6 +68,25 @@ import Testing
         #expect(r.mode == .sync && r.onConflict == .skip && r.prune && r.onSourceDelete == .retain && r.targetName == nil)
     }
 
+    /// `excludeNamespaces: null` (or `~`) is absent: the kube-* defaults stay.
+    @Test func nullExcludeNamespacesKeepsDefaults() throws {
+        for null in ["null", "~"] {
+            let text = """
+                apiVersion: dynsecret.io/v1alpha1
+                kind: ReplicationPolicy
+                metadata: {name: p}
+                spec:
+                  excludeNamespaces: \(null)
+                  rules:
+                  - name: r
+                    source: {namespace: a, name: s}
+                    targets: {namespacePatterns: ["*"]}
+                """
+            let p = try ReplicationPolicy.load(Array(text.utf8), source: "p.yaml")
+            #expect(p.excludeNamespaces == ReplicationPolicy.defaultExcludedNamespaces)
+        }
+    }
+
     /// (replacement of a line of `good`, expected field path, expected line, message fragment)
     static let bad: [(String, String, String, Int, String)] = [
         ("    prune: false", "    prune: false\n    colour: blue", "spec.rules[0].colour", 26, "unknown field"),
@@ -81,6 +100,7 @@ import Testing
         ("    copyLabels: [team]", "    copyLabels: [dynsecret.io/replica]", "spec.rules[0].copyLabels[0]", 28, "never copied"),
         ("      namespaces: [team-a]", "      namespaces: [Team_A]", "spec.rules[0].targets.namespaces[0]", 12, "invalid namespace"),
         ("  name: pull-secrets", "  name: pull-secrets\n  colour: x", "metadata.colour", 5, "unknown field"),
+        ("      name: regcred", "      selector: {}", "spec.rules[0].source.selector", 10, "empty selector"),
     ]
 
     @Test(arguments: 0..<bad.count)

@@ -14,7 +14,8 @@ public enum ReplicaMarkers {
     static let annotationKeys: Set<String> = [sourceAnnotation, sourceUIDAnnotation, ruleAnnotation, contentHashAnnotation]
     static let reservedKeys = labelKeys.union(annotationKeys)
 
-    /// Whether `meta` carries both replica labels: the object is ours.
+    /// Whether `meta` carries both replica labels. Necessary, not sufficient, for ownership: the planner also requires
+    /// `dynsecret.io/rule` naming a rule of its policy and `dynsecret.io/source` naming the target's source.
     public static func isOwned(_ meta: ObjectMeta) -> Bool {
         meta.labels[managedByLabel] == managedByValue && meta.labels[replicaLabel] == "true"
     }
@@ -55,6 +56,9 @@ public struct ReplicationPrecondition: Sendable, Equatable {
         self.uid = uid
         self.resourceVersion = resourceVersion
     }
+
+    /// Both uid and resourceVersion are known: the only form an update or delete is sent with.
+    public var isComplete: Bool { uid?.isEmpty == false && resourceVersion?.isEmpty == false }
 }
 
 /// One step of a plan.

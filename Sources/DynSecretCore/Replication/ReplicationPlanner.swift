@@ -1,7 +1,9 @@
 /// The replication planner: a pure, deterministic function from a policy and the cluster state to ordered actions.
 ///
-/// Safety by construction: a Secret without replica markers is only updated or deleted when its rule says `adopt` or
-/// `overwrite`; every update and delete carries the object's uid and resourceVersion; content (type + data) is compared,
+/// Safety by construction: a Secret that is not ours (both labels, a rule of this policy, this target's source) is
+/// only updated or deleted when its rule says `adopt` or `overwrite`, and another policy's replica never is; prune
+/// deletes only provable replicas; sources are never written; every update and delete carries the object's uid and
+/// resourceVersion; content (type + data) is compared,
 /// never versions; a type change or an immutable replica is replaced by delete + create only when the object is ours
 /// (or the rule says `overwrite`); two rules writing one target produce a report naming both and no write.
 public enum ReplicationPlanner {
@@ -58,6 +60,11 @@ public enum ReplicationPlanner {
                 for s in sources where sourceOf[Run.key(s.metadata)] == nil { sourceOf[Run.key(s.metadata)] = rule.name }
                 for intent in list { intents[intent.key, default: []].append(intent) }
             }
+            for key in sourceOf.keys.sorted(by: utf8Less) {
+                guard let s = secrets[key], ReplicaMarkers.isOwned(s.metadata) else { continue }
+                emit(.init(.report, namespace: s.metadata.namespace ?? "default", name: s.metadata.name ?? "", rules: [sourceOf[key]!],
+                           reason: "source Secret \(key) carries replica markers (\(s.metadata.annotations[ReplicaMarkers.ruleAnnotation] ?? "no rule")); used as a source, never updated or pruned"))
+            }
             for key in intents.keys.sorted(by: utf8Less) {
                 let list = intents[key]!
                 let ruleNames = Array(Set(list.map { policy.rules[$0.rule].name })).sorted(by: utf8Less)
@@ -73,7 +80,7 @@ public enum ReplicationPlanner {
                 }
                 reconcile(list[0])
             }
-            prune(desired: Set(intents.keys))
+            prune(desired: Set(intents.keys), sources: Set(sourceOf.keys))
             patchServiceAccounts()
             let ordered = actions.sorted { a, b in
                 if a.order.0 != b.order.0 { return utf8Less(a.order.0, b.order.0) }
@@ -102,7 +109,7 @@ public enum ReplicationPlanner {
                 }
             } else if let selector = src.selector {
                 sources = secrets.values
-                    .filter { ($0.metadata.namespace ?? "default") == src.namespace && !ReplicaMarkers.isOwned($0.metadata) && selector.matches($0.metadata.labels) }
+                    .filter { Run.isSelected($0, namespace: src.namespace, selector: selector) }
                     .sorted { utf8Less($0.metadata.name ?? "", $1.metadata.name ?? "") }
             }
             // No rule writes into a namespace that holds sources of the policy: replicas never feed other rules,
@@ -112,7 +119,9 @@ public enum ReplicationPlanner {
             for ns in rule.targets.namespaces {
                 if ns == src.namespace || (policy.rules.contains { $0.source.namespace == ns } && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns)) {
                     emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
-                } else if namespaces[ns] == nil, !excluded.contains(ns) {
+                } else if excluded.contains(ns) {
+                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) is listed but excluded (excludeNamespaces); skipped"))
+                } else if namespaces[ns] == nil {
                     emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) not found"))
                 }
                 chosen.insert(ns)
@@ -133,6 +142,26 @@ public enum ReplicationPlanner {
                 }
             }
             return (sources, out)
+        }
+
+        /// A Secret a selector source picks: in the source namespace, matching, not a dynsecret replica, and not a
+        /// ServiceAccount token or a Helm release (never copied, whatever the selector says).
+        static func isSelected(_ s: Secret, namespace: String, selector: LabelSelector) -> Bool {
+            (s.metadata.namespace ?? "default") == namespace && !ReplicaMarkers.isOwned(s.metadata)
+                && !ReplicationRule.neverSelectedTypes.contains(s.effectiveType) && selector.matches(s.metadata.labels)
+        }
+
+        enum Owner: Equatable { case ours, foreign, otherPolicy(String) }
+
+        /// Ours: both replica labels, `dynsecret.io/rule` naming a rule of this policy, and `dynsecret.io/source` naming
+        /// `sourceKey`. (A differing `dynsecret.io/source-uid` — the source was deleted and recreated — is still ours.)
+        /// Both labels and a rule of another policy: that policy's replica, never adopted or overwritten.
+        func owner(_ s: Secret, sourceKey: String) -> Owner {
+            guard ReplicaMarkers.isOwned(s.metadata), let id = s.metadata.annotations[ReplicaMarkers.ruleAnnotation] else { return .foreign }
+            if let slash = id.firstIndex(of: "/"), id[..<slash] != policy.name { return .otherPolicy(String(id[..<slash])) }
+            guard policy.rules.contains(where: { ruleID($0) == id }),
+                  s.metadata.annotations[ReplicaMarkers.sourceAnnotation] == sourceKey else { return .foreign }
+            return .ours
         }
 
         // MARK: create / update
@@ -162,16 +191,20 @@ public enum ReplicationPlanner {
                 manage(rule, want)
                 return
             }
-            // Ours: both replica labels and a rule of this policy. A replica of another policy is treated like a
-            // foreign Secret, so two policies never fight over one object.
-            let markers = ReplicaMarkers.isOwned(existing.metadata)
-            let otherPolicy = existing.metadata.annotations[ReplicaMarkers.ruleAnnotation].flatMap { id in
-                id.hasPrefix(policy.name + "/") ? nil : String(id.prefix { $0 != "/" })
+            let sourceKey = Run.key(intent.source.metadata)
+            let ownership = owner(existing, sourceKey: sourceKey)
+            // Another policy's replica is never adopted or overwritten, whatever onConflict says: two policies would
+            // otherwise take the object from each other on every pass.
+            if case .otherPolicy(let other) = ownership {
+                emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
+                           reason: "conflict: Secret \(intent.key) is a replica of policy \(other); left alone (never adopted or overwritten)"))
+                return
             }
-            let owned = markers && otherPolicy == nil
+            let owned = ownership == .ours
+            let markers = ReplicaMarkers.isOwned(existing.metadata)
             let pre = ReplicationPrecondition(uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion)
             if !owned && (rule.onConflict == .skip || rule.mode == .createOnly) {
-                let whose = markers ? "is a replica of policy \(otherPolicy ?? "")" : "is not managed by dynsecret"
+                let whose = markers ? "is not a replica of \(sourceKey) by a rule of policy \(policy.name)" : "is not managed by dynsecret"
                 emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
                            reason: "conflict: Secret \(intent.key) exists and \(whose); left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
                 return
@@ -239,23 +272,58 @@ public enum ReplicationPlanner {
 
         // MARK: prune
 
-        mutating func prune(desired: Set<String>) {
+        /// Deletes (or reports) replicas of this policy that no rule targets any more. Only a Secret that is provably a
+        /// replica of one of its rule's sources is deleted: both labels, `dynsecret.io/rule` naming the rule, the rule's
+        /// target name, `dynsecret.io/source` naming the rule's source (or a Secret its selector picks) and, when
+        /// present, `dynsecret.io/source-uid` equal to that source's uid (or the source is gone). Anything else with our
+        /// markers is reported and left alone; sources and Secrets in source namespaces are never touched.
+        mutating func prune(desired: Set<String>, sources: Set<String>) {
             let rulesByID = Dictionary(policy.rules.map { (ruleID($0), $0) }, uniquingKeysWith: { a, _ in a })
-            for key in secrets.keys.sorted(by: utf8Less) where !desired.contains(key) {
+            let sourceNamespaces = Set(policy.rules.map(\.source.namespace))
+            for key in secrets.keys.sorted(by: utf8Less) where !desired.contains(key) && !sources.contains(key) {
                 let s = secrets[key]!
                 guard ReplicaMarkers.isOwned(s.metadata), let id = s.metadata.annotations[ReplicaMarkers.ruleAnnotation],
                       id.hasPrefix(policy.name + "/") else { continue }
                 let ns = s.metadata.namespace ?? "default", name = s.metadata.name ?? ""
+                let ruleName = String(id.dropFirst(policy.name.count + 1))
+                if sourceNamespaces.contains(ns) {
+                    emit(.init(.report, namespace: ns, name: name, rules: [ruleName],
+                               reason: "carries replica markers of rule \(id) in a source namespace of the policy; never pruned"))
+                    continue
+                }
                 if namespaces[ns]?.terminating == true { continue }
                 let pre = ReplicationPrecondition(uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion)
                 guard let rule = rulesByID[id] else {
-                    emit(.init(.report, namespace: ns, name: name, rules: [String(id.dropFirst(policy.name.count + 1))],
+                    emit(.init(.report, namespace: ns, name: name, rules: [ruleName],
                                reason: "replica of rule \(id), which is no longer in the policy; left alone"))
                     continue
                 }
                 let sourceKey = s.metadata.annotations[ReplicaMarkers.sourceAnnotation] ?? ""
-                let sourceExists = secrets[sourceKey] != nil
-                if sourceExists {
+                let source = secrets[sourceKey]
+                let sourceNS = String(sourceKey.prefix { $0 != "/" })
+                let sourceName = sourceKey.firstIndex(of: "/").map { String(sourceKey[sourceKey.index(after: $0)...]) } ?? ""
+                var mismatch: String?
+                if let n = rule.source.name {
+                    if sourceKey != rule.source.namespace + "/" + n { mismatch = "its source \(sourceKey.isEmpty ? "(none)" : sourceKey) is not the rule's source" }
+                } else if let selector = rule.source.selector {
+                    if sourceNS != rule.source.namespace || sourceName.isEmpty {
+                        mismatch = "its source \(sourceKey) is not in the rule's source namespace"
+                    } else if let source, !Run.isSelected(source, namespace: rule.source.namespace, selector: selector) {
+                        mismatch = "its source \(sourceKey) is not selected by the rule"
+                    }
+                }
+                if mismatch == nil, name != (rule.targetName ?? sourceName) {
+                    mismatch = "its name is not the rule's target name \(rule.targetName ?? sourceName)"
+                }
+                if mismatch == nil, let uid = s.metadata.annotations[ReplicaMarkers.sourceUIDAnnotation], let source, source.metadata.uid != uid {
+                    mismatch = "its source-uid \(uid) is not the uid of \(sourceKey)"
+                }
+                if let mismatch {
+                    emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
+                               reason: "marked as a replica of rule \(id) but \(mismatch); not pruned, left alone"))
+                    continue
+                }
+                if source != nil {
                     if rule.prune {
                         emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: "prune: no longer targeted by the rule", precondition: pre))
                     } else {

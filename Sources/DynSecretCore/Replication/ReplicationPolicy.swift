@@ -51,6 +51,9 @@ public struct ReplicationRule: Sendable, Equatable {
         }
     }
 
+    /// Secret types a selector source never picks, whatever the selector says: ServiceAccount tokens and Helm releases.
+    public static let neverSelectedTypes: Set<String> = ["kubernetes.io/service-account-token", "helm.sh/release.v1"]
+
     public var name: String
     public var source: Source
     public var targets: Targets
@@ -113,7 +116,7 @@ extension ReplicationPolicy {
         guard let specObject = try r.object("spec") else { throw ManifestError("required value", field: "spec") }
         let spec = FieldReader(specObject, path: "spec")
         try rejectUnknown(spec, ["excludeNamespaces", "rules"])
-        let excludes = spec.object["excludeNamespaces"] == nil ? defaultExcludedNamespaces : try spec.stringArray("excludeNamespaces")
+        let excludes = spec.object["excludeNamespaces"] == nil || spec.object["excludeNamespaces"] == .null ? defaultExcludedNamespaces : try spec.stringArray("excludeNamespaces")
         for (i, ns) in excludes.enumerated() { try checkNamespace(ns, field: spec.child("excludeNamespaces") + "[\(i)]") }
         guard let ruleValues = try spec.array("rules"), !ruleValues.isEmpty else { throw ManifestError("at least one rule is required", field: "spec.rules") }
         var rules: [ReplicationRule] = []
@@ -158,7 +161,11 @@ extension ReplicationRule {
         case (nil, nil): throw ManifestError("required value: give name or selector", field: s.child("name"))
         case (.some, .some): throw ManifestError("name and selector are mutually exclusive", field: s.child("selector"))
         case (let n?, nil): if let p = KubeNames.dns1123SubdomainProblems(n).first { throw ManifestError(p, field: s.child("name")) }
-        default: break
+        case (nil, let sel?):
+            // An empty selector matches every Secret of the namespace: almost always a mistake.
+            if sel.matchLabels.isEmpty && sel.matchExpressions.isEmpty {
+                throw ManifestError("an empty selector would copy every Secret of the namespace; give matchLabels or matchExpressions", field: s.child("selector"))
+            }
         }
 
         guard let targetsObject = try r.object("targets") else { throw ManifestError("required value", field: r.child("targets")) }

@@ -34,21 +34,55 @@ public struct ReplicationApplyResult: Sendable, Equatable {
 
 public enum ReplicationApplier {
     /// Applies the writes of `plan` in order; a failure in one target never stops the others.
+    ///
+    /// - An update or delete is never sent without both a uid and a resourceVersion precondition: it fails with
+    ///   "refused: … without uid and resourceVersion precondition" (a plan built from manifests that lack them).
+    /// - The create of a replacement is skipped when its delete failed; when the delete succeeded and the create
+    ///   fails, the create is retried once, then reported as "replica missing after replace".
+    /// - A ServiceAccount patch never adds the name of a Secret whose write failed in this apply (the patch is
+    ///   skipped when no name is left).
     public static func apply<W: ReplicationWriter>(_ plan: ReplicationPlan, to writer: inout W) async -> ReplicationApplyResult {
         var result = ReplicationApplyResult()
         var failedKeys: Set<String> = []
-        for a in plan.actions where a.isWrite {
+        var failedSecrets: Set<String> = []
+        var deleted: Set<String> = []
+        for var a in plan.actions where a.isWrite {
             let key = "\(a.kind == .patchServiceAccount ? "sa" : "secret")/\(a.namespace)/\(a.name)"
             if failedKeys.contains(key) {
                 result.skipped += 1
                 continue
             }
+            if a.kind == .patchServiceAccount {
+                a.addImagePullSecrets = a.addImagePullSecrets.filter { !failedSecrets.contains(a.namespace + "/" + $0) }
+                if a.addImagePullSecrets.isEmpty {
+                    result.skipped += 1
+                    continue
+                }
+            }
             let pre = a.precondition ?? ReplicationPrecondition(uid: nil, resourceVersion: nil)
-            do {
+            if (a.kind == .update || a.kind == .delete) && !pre.isComplete {
+                result.failures.append((a, "refused: \(a.kind.rawValue) of secrets \"\(a.name)\" without uid and resourceVersion precondition"))
+                failedKeys.insert(key)
+                failedSecrets.insert(a.namespace + "/" + a.name)
+                continue
+            }
+            do throws(ReplicationWriteError) {
                 switch a.kind {
-                case .create: try await writer.create(a.secret!)
+                case .create:
+                    do throws(ReplicationWriteError) {
+                        try await writer.create(a.secret!)
+                    } catch where deleted.contains(key) {
+                        // The old object is gone: one retry, then a distinct failure.
+                        do throws(ReplicationWriteError) {
+                            try await writer.create(a.secret!)
+                        } catch {
+                            throw ReplicationWriteError("replica missing after replace: \(error.message)")
+                        }
+                    }
                 case .update: try await writer.update(a.secret!, precondition: pre)
-                case .delete: try await writer.delete(namespace: a.namespace, name: a.name, precondition: pre)
+                case .delete:
+                    try await writer.delete(namespace: a.namespace, name: a.name, precondition: pre)
+                    deleted.insert(key)
                 case .patchServiceAccount: try await writer.patchServiceAccount(namespace: a.namespace, name: a.name, addImagePullSecrets: a.addImagePullSecrets, precondition: pre)
                 case .report: continue
                 }
@@ -56,6 +90,7 @@ public enum ReplicationApplier {
             } catch {
                 result.failures.append((a, error.message))
                 failedKeys.insert(key)
+                if a.kind != .patchServiceAccount { failedSecrets.insert(a.namespace + "/" + a.name) }
             }
         }
         return result
