@@ -10,12 +10,15 @@ struct ClusterConnection: ParsableArguments {
     @Option(name: .customLong("context"), help: ArgumentHelp("The kubeconfig context to use.", valueName: "name"))
     var context: String?
 
+    /// Whether either option was given.
+    var isSet: Bool { kubeconfig != nil || context != nil }
+
     /// A client for the configured cluster; `namespace` overrides the context's namespace when given.
-    func client(namespace: String?) throws(CLIError) -> KubeClient {
+    func client(namespace: String?, maxConcurrentRequests: Int = 8) throws(CLIError) -> KubeClient {
         do {
             let config = try KubeConfigLoader.load(kubeconfigPath: kubeconfig, context: context, namespace: namespace,
                                                    environment: CommandIO.current.environment)
-            return KubeClient(config: config)
+            return KubeClient(config: config, maxConcurrentRequests: maxConcurrentRequests)
         } catch {
             throw CLIError("cluster configuration: \(error.message)")
         }

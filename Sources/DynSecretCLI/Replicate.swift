@@ -44,11 +44,7 @@ struct Replicate: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write the replicas and patched ServiceAccounts as YAML under this directory.", valueName: "dir"))
     var out: String?
 
-    @Option(name: .long, help: ArgumentHelp("Kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster).", valueName: "path"))
-    var kubeconfig: String?
-
-    @Option(name: .long, help: ArgumentHelp("Kubeconfig context to use.", valueName: "name"))
-    var context: String?
+    @OptionGroup var connection: ClusterConnection
 
     @Option(name: .long, help: "Namespaces written (and API requests made) at once with --once.")
     var concurrency = 8
@@ -60,7 +56,7 @@ struct Replicate: AsyncParsableCommand {
         if [dryRun, out != nil, once].filter({ $0 }).count != 1 { throw ValidationError("give exactly one of --dry-run, --out DIR or --once") }
         if out != nil && fromManifests == nil { throw ValidationError("--out renders manifests from --from-manifests DIR") }
         if once && fromManifests != nil { throw ValidationError("--once applies to the cluster; it does not read --from-manifests") }
-        if fromManifests != nil && (kubeconfig != nil || context != nil) { throw ValidationError("--kubeconfig and --context are for the cluster, not --from-manifests") }
+        if fromManifests != nil && connection.isSet { throw ValidationError("--kubeconfig and --context are for the cluster, not --from-manifests") }
         if concurrency < 1 || concurrency > 256 { throw ValidationError("--concurrency must be between 1 and 256") }
     }
 
@@ -82,13 +78,7 @@ struct Replicate: AsyncParsableCommand {
             try ReplicateRender.write(plan, to: out!)
             return
         }
-        let config: KubeConfig
-        do {
-            config = try KubeConfigLoader.load(kubeconfigPath: kubeconfig, context: context, environment: CommandIO.current.environment)
-        } catch {
-            throw CLIError(error.message)
-        }
-        let client = KubeClient(config: config, maxConcurrentRequests: concurrency)
+        let client = try connection.client(namespace: nil, maxConcurrentRequests: concurrency)
         let state: ReplicationState
         do {
             state = try await client.replicationState(for: parsed, concurrency: concurrency)
