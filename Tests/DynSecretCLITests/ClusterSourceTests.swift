@@ -19,20 +19,7 @@ struct ClusterFixture {
         options.tokens = [TokenGrant(token: token, user: "admin")]
         let e = try await KubeEmulator.start(options)
         let dir = try TempDir()
-        let kubeconfig = try dir.file("kubeconfig", """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: emulator
-              cluster: {server: "\(e.url)"}
-            users:
-            - name: admin
-              user: {token: \(token)}
-            contexts:
-            - name: test
-              context: {cluster: emulator, user: admin, namespace: team-a}
-            current-context: test
-            """)
+        let kubeconfig = try dir.file("kubeconfig", e.kubeconfig(token: token, namespace: "team-a"))
         let client = KubeClient(config: KubeConfig(server: e.url, namespace: "team-a", credentials: .token(token)))
         for ns in ["team-a", "team-b"] {
             _ = try await client.create(.namespaces, .object(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Namespace")),
