@@ -1,5 +1,8 @@
 internal import DynSecretCore
 internal import Foundation
+#if canImport(Glibc)
+internal import Glibc
+#endif
 internal import Synchronization
 
 /// An exec credential plugin from a kubeconfig (`client.authentication.k8s.io/v1` ExecCredential).
@@ -33,6 +36,7 @@ public struct ExecPlugin: Sendable {
 final class TokenSource: Sendable {
     private let credentials: KubeConfig.Credentials
     private let cache = Mutex<(token: String, stamp: Date?)?>(nil)
+    private let tokenReadAt = Mutex<Date?>(nil)
 
     init(_ credentials: KubeConfig.Credentials) { self.credentials = credentials }
 
@@ -44,8 +48,15 @@ final class TokenSource: Sendable {
         case .token(let t):
             return t
         case .tokenFile(let path):
-            let mtime = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date
-            if let cached = cache.withLock({ $0 }), cached.stamp == mtime, mtime != nil { return cached.token }
+            // The kubelet rotates a projected token by swapping the `..data` symlink: look at the resolved file,
+            // and re-read at least once a minute in any case (as client-go does).
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            let mtime = (try? FileManager.default.attributesOfItem(atPath: resolved)[.modificationDate]) as? Date
+            if let cached = cache.withLock({ $0 }), cached.stamp == mtime, mtime != nil, let read = tokenReadAt.withLock({ $0 }),
+               Date().timeIntervalSince(read) < 60 {
+                return cached.token
+            }
+            tokenReadAt.withLock { $0 = Date() }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw KubeError(message: "cannot read token file \(path)")
             }
@@ -68,7 +79,10 @@ final class TokenSource: Sendable {
 
     /// Forgets a cached exec token (after a 401, as client-go does).
     func invalidate() {
-        if case .exec = credentials { cache.withLock { $0 = nil } }
+        switch credentials {
+        case .exec, .tokenFile: cache.withLock { $0 = nil }
+        default: break
+        }
     }
 
     private func runPlugin(_ plugin: ExecPlugin) async throws(KubeError) -> (String, Date?) {
@@ -93,9 +107,24 @@ final class TokenSource: Sendable {
             do { try p.run() } catch {
                 return .failure(KubeError(message: "exec plugin \(plugin.command): cannot start: \(error.localizedDescription)"))
             }
+            // Drain stderr on its own thread so a chatty plugin cannot block on a full pipe, and end a plugin
+            // that runs longer than a minute.
+            let errData = Mutex<Data>(Data())
+            let errDone = DispatchSemaphore(value: 0)
+            let errHandle = err.fileHandleForReading
+            Thread {
+                let d = errHandle.readDataToEndOfFile()
+                errData.withLock { $0 = d }
+                errDone.signal()
+            }.start()
+            let pid = p.processIdentifier
+            let timer = DispatchWorkItem { _ = kill(pid, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: timer)
             let o = out.fileHandleForReading.readDataToEndOfFile()
-            let e = err.fileHandleForReading.readDataToEndOfFile()
+            errDone.wait()
             p.waitUntilExit()
+            timer.cancel()
+            let e = errData.withLock { $0 }
             let firstErrLine = String(decoding: e, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
             return .success((p.terminationStatus, Array(o), firstErrLine))
         }
@@ -111,7 +140,7 @@ final class TokenSource: Sendable {
         }
         var expiry: Date?
         if let stamp = value["status"]?["expirationTimestamp"]?.stringValue {
-            guard let d = try? Date(stamp, strategy: .iso8601) else {
+            guard let d = RFC3339.parse(stamp).map({ Date(timeIntervalSince1970: TimeInterval($0)) }) else {
                 throw KubeError(message: "exec plugin \(plugin.command): status.expirationTimestamp \(KubeNames.goQuote(stamp)) is not RFC 3339")
             }
             expiry = d

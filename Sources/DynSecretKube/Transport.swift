@@ -319,8 +319,17 @@ final class Transfer: @unchecked Sendable {
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_HTTP_VERSION, cdynsecret_curl_http_version_2tls()), "http version")
         }
         try check(cdynsecret_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(settings.connectTimeout)), "connect timeout")
+        // TCP keepalive, so a half-open connection (a NAT drop, a lost API server node) is noticed.
+        try check(cdynsecret_curl_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1), "keepalive")
+        try check(cdynsecret_curl_setopt_long(h, CURLOPT_TCP_KEEPIDLE, 30), "keepalive idle")
+        try check(cdynsecret_curl_setopt_long(h, CURLOPT_TCP_KEEPINTVL, 30), "keepalive interval")
         if onData == nil {
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, Self.milliseconds(request.timeout)), "timeout")
+        } else {
+            // A stream that delivers nothing (not even a bookmark) for two minutes is treated as dead; the
+            // informer then resumes from its last resourceVersion.
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1), "low speed limit")
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, 120), "low speed time")
         }
         // TLS
         if settings.insecureSkipVerify {
@@ -328,6 +337,9 @@ final class Transfer: @unchecked Sendable {
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 0), "verify host")
         }
         if let ca = settings.caPEM {
+            // Trust only the configured CA, as client-go does: drop libcurl's compiled-in CA file and directory.
+            try check(cdynsecret_curl_setopt_string(h, CURLOPT_CAINFO, nil), "CA file")
+            try check(cdynsecret_curl_setopt_string(h, CURLOPT_CAPATH, nil), "CA path")
             try check(ca.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CA data")
         }
         if let cert = settings.clientCertificatePEM {

@@ -206,6 +206,22 @@ struct TLSTests {
         }
     }
 
+    /// A plugin that writes more to stderr than a pipe holds, with a fractional-second expiry, still works.
+    @Test func chattyExecPluginDoesNotDeadlock() async throws {
+        let dir = try TempDir()
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        try dir.write("plugin.sh", """
+            #!/bin/sh
+            head -c 300000 /dev/zero | tr '\\0' x >&2
+            echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"\(adminToken)","expirationTimestamp":"2999-01-01T00:00:00.123456Z"}}'
+
+            """, mode: 0o700)
+        let config = KubeConfig(server: e.url, credentials: .exec(try execPlugin(dir.file("plugin.sh"))))
+        let list = try await KubeClient(config: config).list(.namespaces)
+        #expect(list.items.count == 4)
+    }
+
     @Test func failingExecPluginIsReportedWithItsStderr() async throws {
         let dir = try TempDir()
         try dir.write("plugin.sh", "#!/bin/sh\necho 'login required' >&2\nexit 7\n", mode: 0o700)
@@ -235,6 +251,26 @@ struct TLSTests {
         try await Task.sleep(for: .milliseconds(20))
         try dir.write("token.new", adminToken + "\n")
         _ = rename(dir.file("token.new"), dir.file("token"))
+        let list = try await c.list(.namespaces)
+        #expect(list.items.count == 4)
+    }
+
+    /// The kubelet's projected token layout: `token -> ..data/token`, `..data -> ..TIMESTAMP`; rotation swaps `..data`.
+    @Test func projectedTokenIsReReadWhenTheSymlinkSwaps() async throws {
+        let dir = try TempDir()
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        try FileManager.default.createDirectory(atPath: dir.file("..2026_11_26_1"), withIntermediateDirectories: true)
+        try dir.write("..2026_11_26_1/token", "stale-token\n")
+        try FileManager.default.createSymbolicLink(atPath: dir.file("..data"), withDestinationPath: "..2026_11_26_1")
+        try FileManager.default.createSymbolicLink(atPath: dir.file("token"), withDestinationPath: "..data/token")
+        let c = KubeClient(config: KubeConfig(server: e.url, credentials: .tokenFile(dir.file("token"))))
+        await #expect(throws: KubeError.self) { _ = try await c.list(.namespaces) }
+        // Rotate as the kubelet does: a new timestamped directory, then an atomic swap of `..data`.
+        try FileManager.default.createDirectory(atPath: dir.file("..2026_11_26_2"), withIntermediateDirectories: true)
+        try dir.write("..2026_11_26_2/token", adminToken + "\n")
+        try FileManager.default.createSymbolicLink(atPath: dir.file("..data_tmp"), withDestinationPath: "..2026_11_26_2")
+        _ = rename(dir.file("..data_tmp"), dir.file("..data"))
         let list = try await c.list(.namespaces)
         #expect(list.items.count == 4)
     }
