@@ -301,14 +301,22 @@ public final class KubeClient: Sendable {
                 let request = try await self.makeRequest("GET", path, query: q, body: nil, contentType: nil)
                 let splitter = LineSplitter()
                 let head = Mutex<Int>(0)
+                let malformed = Mutex<Bool>(false)
                 let response = try await transport.stream(request, onHead: { status, _ in head.withLock { $0 = status } }, onData: { bytes in
                     guard head.withLock({ $0 }) == 200 else { splitter.hold(bytes); return }
-                    for line in splitter.lines(bytes) {
-                        guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else { continue }
+                    for line in splitter.lines(bytes) where !malformed.withLock({ $0 }) {
+                        guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else {
+                            // A lost event must not pass silently: end the stream now (which also cancels the
+                            // transfer) so the consumer resumes or relists.
+                            malformed.withLock { $0 = true }
+                            continuation.finish(throwing: KubeError(message: "watch GET \(path): the server sent an event that is not a JSON watch event"))
+                            continue
+                        }
                         continuation.yield(WatchEvent(type: type, object: obj))
                     }
                 })
                 if response.status != 200 {
+                    if response.status == 401 { self.tokens.invalidate() }
                     continuation.finish(throwing: Self.error(status: response.status, body: splitter.held, method: "GET", path: path))
                 } else {
                     continuation.finish()

@@ -225,3 +225,35 @@ public enum KubeConfigLoader {
         return nil
     }
 }
+
+// Descriptions and mirrors never show tokens or key material, so `print`, `dump` and string interpolation of a
+// configuration are safe.
+extension KubeConfig.Credentials: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        switch self {
+        case .none: "none"
+        case .token: "token(<redacted>)"
+        case .tokenFile(let path): "tokenFile(\(path))"
+        case .exec(let plugin): "exec(\(plugin.command))"
+        }
+    }
+
+    public var customMirror: Mirror { Mirror(self, children: ["kind": description]) }
+}
+
+extension TransportSettings: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "TransportSettings(ca: \(caPEM == nil ? "system" : "configured"), insecureSkipVerify: \(insecureSkipVerify), "
+            + "clientCertificate: \(clientCertificatePEM != nil), clientKey: \(clientKeyPEM == nil ? "none" : "<redacted>"), proxy: \(proxyURL ?? "environment"))"
+    }
+
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
+}
+
+extension KubeConfig: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "KubeConfig(server: \(server), namespace: \(namespace), credentials: \(credentials), transport: \(transport), origin: \(origin))"
+    }
+
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
+}

@@ -69,3 +69,17 @@ let canary = "CANARY-7f3a9c1e-do-not-print"
         #expect(!String(reflecting: request).contains(canary))
     }
 }
+
+@Suite struct ConfigurationRedactionTests {
+    @Test func printingAConfigurationNeverShowsTheTokenOrKey() {
+        var transport = TransportSettings()
+        transport.clientKeyPEM = Array("-----BEGIN PRIVATE KEY-----\nCANARY-key-b71\n-----END PRIVATE KEY-----\n".utf8)
+        let config = KubeConfig(server: "https://127.0.0.1:6443", transport: transport, credentials: .token("CANARY-token-b71"))
+        var dumped = ""
+        dump(config, to: &dumped)
+        for text in [String(describing: config), "\(config)", String(reflecting: config), dumped] {
+            #expect(!text.contains("CANARY"), "\(text)")
+            #expect(text.contains("127.0.0.1:6443"))
+        }
+    }
+}
