@@ -114,7 +114,12 @@ public enum KubeConfigLoader {
             throw KubeConfigError("\(tokenPath): cannot read the service account token")
         }
         var transport = TransportSettings()
-        if let ca = FileManager.default.contents(atPath: root + "/ca.crt") { transport.caPEM = Array(ca) }
+        // As client-go: without the service account's CA the API server cannot be verified, so fail rather
+        // than fall back to the system bundle.
+        guard let ca = FileManager.default.contents(atPath: root + "/ca.crt") else {
+            throw KubeConfigError("\(root)/ca.crt: cannot read the service account CA")
+        }
+        transport.caPEM = Array(ca)
         applyProxyEnvironment(&transport, server: "https://\(host)", environment: environment)
         let ns = FileManager.default.contents(atPath: root + "/namespace").map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
         let hostPart = host.contains(":") ? "[\(host)]" : host
@@ -165,6 +170,10 @@ public enum KubeConfigLoader {
         var transport = TransportSettings()
         transport.insecureSkipVerify = cluster["insecure-skip-tls-verify"] == .bool(true)
         transport.caPEM = try bytes(cluster, dataKey: "certificate-authority-data", fileKey: "certificate-authority", dir: clusterDir, what: "cluster \(clusterName)")
+        if transport.insecureSkipVerify && transport.caPEM != nil {
+            // kubectl refuses this combination too: the CA would silently not be checked.
+            throw KubeConfigError("\(where_): cluster \(KubeNames.goQuote(clusterName)): specifying a root certificates file with the insecure flag is not allowed")
+        }
         if let proxy = cluster["proxy-url"]?.stringValue, !proxy.isEmpty {
             transport.proxyURL = proxy
         } else {

@@ -318,6 +318,7 @@ final class Transfer: @unchecked Sendable {
         if settings.http2 {
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_HTTP_VERSION, cdynsecret_curl_http_version_2tls()), "http version")
         }
+        try check(cdynsecret_curl_setopt_string(h, CURLOPT_PROTOCOLS_STR, "https,http"), "protocols")
         try check(cdynsecret_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(settings.connectTimeout)), "connect timeout")
         // TCP keepalive, so a half-open connection (a NAT drop, a lost API server node) is noticed.
         try check(cdynsecret_curl_setopt_long(h, CURLOPT_TCP_KEEPALIVE, 1), "keepalive")

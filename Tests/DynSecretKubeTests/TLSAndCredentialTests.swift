@@ -282,7 +282,12 @@ struct TLSTests {
         try dir.write("token", adminToken)
         try dir.write("namespace", "kube-public")
         let port = String(e.port)
-        var config = try KubeConfigLoader.load(environment: ["HOME": dir.path, "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port], inClusterRoot: dir.path)
+        let environment = ["HOME": dir.path, "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port]
+        // Without the service account CA there is no in-cluster configuration (no fallback to the system bundle).
+        #expect(throws: KubeConfigError.self) { try KubeConfigLoader.inCluster(environment: environment, root: dir.path) }
+        try dir.write("ca.crt", "-----BEGIN CERTIFICATE-----\nplaceholder\n-----END CERTIFICATE-----\n")
+        var config = try KubeConfigLoader.load(environment: environment, inClusterRoot: dir.path)
+        #expect(config.transport.caPEM != nil)
         #expect(config.origin == "in-cluster")
         #expect(config.namespace == "kube-public")
         #expect(config.server == "https://127.0.0.1:\(port)")
