@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // Pure domain: object model, manifests, registry credentials. No I/O, no C.
@@ -50,10 +52,26 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The in-cluster controller: work queue, reconciler, leader election, health and metrics endpoints.
+        .target(
+            name: "DynSecretController",
+            dependencies: [
+                "DynSecretCore", "DynSecretCrypto", "DynSecretKube",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "DynSecretCLI",
             dependencies: [
-                "DynSecretCore", "DynSecretCrypto", "DynSecretKube",
+                "DynSecretCore", "DynSecretCrypto", "DynSecretKube", "DynSecretController",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -90,6 +108,7 @@ let package = Package(
             // Read from the source tree: the Python reference reader and the published vectors.
             exclude: ["ksr1_reference.py", "Vectors"]
         ),
+        .testTarget(name: "DynSecretControllerTests", dependencies: ["DynSecretController", "DynSecretCore", "DynSecretKube", "KubeEmulator"]),
         .testTarget(name: "DynSecretKubeTests", dependencies: ["DynSecretKube", "DynSecretCore", "KubeEmulator"]),
         .testTarget(name: "KubeEmulatorTests", dependencies: ["KubeEmulator", "DynSecretCore", "kube-emulator"]),
         .testTarget(

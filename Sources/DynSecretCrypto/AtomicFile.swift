@@ -175,6 +175,13 @@ public enum AtomicFile {
         return out
     }
 
+    /// `path` with every symbolic link resolved (`realpath`), or `path` itself when it cannot be resolved.
+    public static func resolvingLinks(_ path: String) -> String {
+        guard let p = realpath(path, nil) else { return path }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
     /// The effective user id of this process.
     public static var effectiveUser: UInt32 { UInt32(geteuid()) }
 

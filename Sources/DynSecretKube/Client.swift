@@ -194,13 +194,17 @@ public final class KubeClient: Sendable {
     private let tokens: TokenSource
     private let retry: RetryPolicy
     private let retries = Atomic<Int>(0)
+    private let observer: (@Sendable (_ method: String, _ status: Int) -> Void)?
 
     /// A client for `config`, running at most `maxConcurrentRequests` requests at once (watches not counted).
-    public init(config: KubeConfig, maxConcurrentRequests: Int = 8, retry: RetryPolicy = RetryPolicy()) {
+    /// `observer` sees every answer's method and HTTP status (0 when no answer came), for metrics.
+    public init(config: KubeConfig, maxConcurrentRequests: Int = 8, retry: RetryPolicy = RetryPolicy(),
+                observer: (@Sendable (_ method: String, _ status: Int) -> Void)? = nil) {
         self.config = config
         self.transport = CurlTransport(settings: config.transport, maxConcurrentRequests: maxConcurrentRequests)
         self.tokens = TokenSource(config.credentials)
         self.retry = retry
+        self.observer = observer
     }
 
     /// Retries made so far (for tests and metrics).
@@ -302,7 +306,11 @@ public final class KubeClient: Sendable {
                 let splitter = LineSplitter()
                 let head = Mutex<Int>(0)
                 let malformed = Mutex<Bool>(false)
-                let response = try await transport.stream(request, onHead: { status, _ in head.withLock { $0 = status } }, onData: { bytes in
+                let observer = self.observer
+                let response = try await transport.stream(request, onHead: { status, _ in
+                    head.withLock { $0 = status }
+                    observer?("WATCH", status)
+                }, onData: { bytes in
                     guard head.withLock({ $0 }) == 200 else { splitter.hold(bytes); return }
                     for line in splitter.lines(bytes) where !malformed.withLock({ $0 }) {
                         guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else {
@@ -355,6 +363,7 @@ public final class KubeClient: Sendable {
             var wait: Duration?
             do {
                 let response = try await transport.send(request)
+                observer?(method, response.status)
                 if response.status == 401, !unauthorizedRetried, case .exec = config.credentials {
                     tokens.invalidate()
                     unauthorizedRetried = true
@@ -370,6 +379,7 @@ public final class KubeClient: Sendable {
                 if wait == nil { return response }
             } catch {
                 let e = error as? TransportError ?? TransportError(message: "\(error)", notSent: false, cancelled: false)
+                if !e.cancelled { observer?(method, 0) }
                 if e.cancelled || Task.isCancelled || attempt >= retry.maxAttempts || !(e.notSent || Self.idempotent(method)) {
                     throw KubeError(message: e.message)
                 }

@@ -222,6 +222,31 @@ extension Keyring {
         return try decode(bytes, source: path)
     }
 
+    /// Reads a keyring mounted from a Kubernetes Secret volume, where the kubelet makes `path` a symbolic link into
+    /// a `..data` directory, owned by root and readable by the pod's `fsGroup`. The link is resolved once and the
+    /// target is read without following further links; it must be a regular file that others cannot access, that
+    /// only its owner can write, and owned by this user or by root. Anything stricter (a 0600 file of this user)
+    /// passes too.
+    public static func loadMounted(path: String) throws(KeyringError) -> Keyring {
+        let target = AtomicFile.resolvingLinks(path)
+        var bytes: [UInt8]
+        do {
+            bytes = try AtomicFile.read(target, maxBytes: maxFileBytes) { (st) throws(FileError) in
+                if st.mode & 0o027 != 0 {
+                    throw FileError(path: path, message: "permissions 0\(String(st.mode, radix: 8)) are too open; a mounted keyring may be group-readable at most (defaultMode 0440 or stricter)")
+                }
+                if st.owner != AtomicFile.effectiveUser && st.owner != 0 {
+                    throw FileError(path: path, message: "owned by user \(st.owner), neither this user (\(AtomicFile.effectiveUser)) nor root")
+                }
+            }
+        } catch {
+            if error.isNoSuchFile { throw KeyringError("keyring \(path): no such file") }
+            throw KeyringError("keyring \(error.description)")
+        }
+        defer { Cleanse.wipe(&bytes) }
+        return try decode(bytes, source: path)
+    }
+
     /// Writes the keyring to `path` atomically with mode 0600. With `replace: false` an existing file at `path` is
     /// never replaced (the new file is hard-linked into place, which fails if anything is there).
     public func save(path: String, replace: Bool = true) throws(KeyringError) {

@@ -1,0 +1,274 @@
+public import DynSecretCore
+public import DynSecretCrypto
+public import DynSecretKube
+internal import Foundation
+public import Logging
+public import ServiceLifecycle
+internal import Synchronization
+
+/// A controller start-up or run failure (the CLI exits 2 for start-up errors, 1 for a lost leadership).
+public struct ControllerError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    /// True when leadership was lost while running (not a configuration problem).
+    public var leadershipLost = false
+    public init(_ message: String, leadershipLost: Bool = false) {
+        self.message = message
+        self.leadershipLost = leadershipLost
+    }
+    public var description: String { message }
+}
+
+/// What `dynsecret controller` runs.
+public struct ControllerConfiguration: Sendable {
+    /// The policy file, polled for changes.
+    public var policyPath: String
+    public var policyPollInterval: Duration = .seconds(2)
+    public var replicator = Replicator.Options()
+    /// Leader election; nil means this process always writes.
+    public var leaderElection: LeaderElector.Configuration?
+    /// `host:port` for `/healthz` and `/readyz` (nil: none); the same address as `metricsAddress` serves both.
+    public var healthAddress: (host: String, port: Int)?
+    /// `host:port` for `/metrics` (nil: none).
+    public var metricsAddress: (host: String, port: Int)?
+    /// The at-rest store and the keyring sealing its records (nil: no records kept).
+    public var store: AtRestStore?
+    public var keyring: Keyring?
+    /// This process's name in Events and the Lease.
+    public var identity: String
+
+    public init(policyPath: String, identity: String) {
+        self.policyPath = policyPath
+        self.identity = identity
+    }
+}
+
+/// The controller as a `Service`: loads the policy, serves health and metrics, campaigns for leadership, runs a
+/// `Replicator` for the current policy and swaps it when the policy file changes to a valid new policy (an invalid
+/// one is logged and counted, and the running policy stays). On graceful shutdown (SIGTERM) it stops taking work,
+/// lets the writes in flight finish, releases the Lease and returns.
+public final class Controller: Service, Sendable {
+    private struct State {
+        var replicator: Replicator?
+        var stopping = false
+        var lost = false
+        var lastProbe: (at: ContinuousClock.Instant, ok: Bool)?
+    }
+
+    private let client: KubeClient
+    private let configuration: ControllerConfiguration
+    public let metrics: ControllerMetrics
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let elector: LeaderElector?
+    private let recorder: EventRecorder
+    private let storeRecords = Atomic<Int>(0)
+    private let boundPorts = Mutex<[String: Int]>([:])
+
+    /// A controller over `client`. Build `client` with `metrics.observer` as its observer so API requests are
+    /// counted and readiness knows the API server answers.
+    public init(client: KubeClient, configuration: ControllerConfiguration, metrics: ControllerMetrics, logger: Logger) {
+        self.client = client
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        if let le = configuration.leaderElection {
+            elector = LeaderElector(client: client, configuration: le, logger: logger)
+        } else {
+            elector = nil
+        }
+        recorder = EventRecorder(client: client, instance: configuration.identity, logger: logger)
+    }
+
+    /// Ports the endpoints are bound to (`health`, `metrics`), once running; for tests that bind port 0.
+    public var ports: [String: Int] { boundPorts.withLock { $0 } }
+
+    /// Reads and decodes the policy file.
+    public static func loadPolicy(_ path: String) throws(ControllerError) -> (ReplicationPolicy, [UInt8]) {
+        let bytes: [UInt8]
+        do { bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+            throw ControllerError("policy \(path): cannot read the file")
+        }
+        do { return (try ReplicationPolicy.load(bytes, source: path), bytes) } catch {
+            throw ControllerError("\(error)")
+        }
+    }
+
+    public func run() async throws {
+        let (initial, initialBytes) = try Self.loadPolicy(configuration.policyPath)
+        metrics.policyReloaded("success")
+        logger.info("policy loaded", metadata: ["policy": "\(initial.name)", "rules": "\(initial.rules.count)"])
+        if let store = configuration.store, let count = try? store.records().count { storeRecords.store(count, ordering: .relaxed) }
+        metrics.setStoreRecords(storeRecords.load(ordering: .relaxed))
+        let servers = try await startEndpoints()
+        do {
+            try await withGracefulShutdownHandler {
+                try await self.main(initial, initialBytes)
+            } onGracefulShutdown: {
+                self.logger.info("shutting down: finishing the writes in flight")
+                self.requestStop()
+            }
+        } catch {
+            for s in servers { await s.stop() }
+            throw error
+        }
+        for s in servers { await s.stop() }
+    }
+
+    private func requestStop(lost: Bool = false) {
+        let r = state.withLock { s -> Replicator? in
+            s.stopping = true
+            if lost { s.lost = true }
+            return s.replicator
+        }
+        if let r { Task { await r.stop() } }
+    }
+
+    private var stopping: Bool { state.withLock { $0.stopping } }
+
+    private func main(_ initial: ReplicationPolicy, _ initialBytes: [UInt8]) async throws {
+        let electionTask: Task<Void, Never>? = elector.map { elector in
+            Task {
+                let outcome = await elector.run {
+                    self.metrics.setLeader(true)
+                    self.state.withLock { $0.replicator }?.enqueueAll()
+                }
+                self.metrics.setLeader(false)
+                if outcome == .lost { self.requestStop(lost: true) }
+            }
+        }
+        if elector == nil { metrics.setLeader(true) }
+        var policy = initial
+        var lastBytes = initialBytes
+        while !stopping {
+            let replicator = Replicator(
+                policy: policy, client: client, options: configuration.replicator, metrics: metrics, events: recorder, logger: logger,
+                canWrite: { [elector] in elector?.isLeader ?? true },
+                onSource: { [weak self] secret in self?.keep(secret) }
+            )
+            let stopNow = state.withLock { s -> Bool in
+                s.replicator = replicator
+                return s.stopping
+            }
+            if stopNow { break }
+            let runTask = Task { await replicator.run() }
+            // Poll the policy file until it changes to a valid policy or a stop is requested.
+            var next: (ReplicationPolicy, [UInt8])?
+            var waited = Duration.zero
+            while !stopping && next == nil {
+                try? await Task.sleep(for: .milliseconds(100))
+                waited += .milliseconds(100)
+                guard waited >= configuration.policyPollInterval else { continue }
+                waited = .zero
+                guard let bytes = try? Array(Data(contentsOf: URL(fileURLWithPath: configuration.policyPath))), bytes != lastBytes else { continue }
+                lastBytes = bytes
+                do {
+                    let p = try ReplicationPolicy.load(bytes, source: configuration.policyPath)
+                    next = (p, bytes)
+                } catch {
+                    metrics.policyReloaded("error")
+                    logger.error("policy file changed but is invalid; the running policy stays in force", metadata: ["error": "\(error)"])
+                }
+            }
+            await replicator.stop()
+            await runTask.value
+            if let next {
+                policy = next.0
+                metrics.policyReloaded("success")
+                logger.info("policy reloaded", metadata: ["policy": "\(policy.name)", "rules": "\(policy.rules.count)"])
+            }
+        }
+        electionTask?.cancel()
+        await electionTask?.value
+        await elector?.release()
+        metrics.setLeader(false)
+        if state.withLock({ $0.lost }) {
+            throw ControllerError("leadership lost; exiting so that a fresh process campaigns again", leadershipLost: true)
+        }
+        logger.info("stopped")
+    }
+
+    // MARK: at-rest records
+
+    private func keep(_ secret: Secret) {
+        guard let store = configuration.store, let keyring = configuration.keyring else { return }
+        guard let ns = secret.metadata.namespace, let name = secret.metadata.name else { return }
+        let generation = secret.metadata.resourceVersion.flatMap { UInt64($0) } ?? 0
+        do {
+            let path = try store.path(namespace: ns, name: name, uid: secret.metadata.uid ?? "", generation: generation)
+            if FileManager.default.fileExists(atPath: path) { return }
+            try store.write(secret, generation: generation, keyring: keyring, created: UInt64(Date().timeIntervalSince1970))
+            metrics.storeWrite("written")
+            metrics.setStoreRecords(storeRecords.add(1, ordering: .relaxed).newValue)
+            logger.debug("kept an at-rest record", metadata: ["secret": "\(ns)/\(name)", "generation": "\(generation)"])
+        } catch {
+            metrics.storeWrite("error")
+            logger.error("could not keep an at-rest record", metadata: ["secret": "\(ns)/\(name)", "error": "\(error.message)"])
+        }
+    }
+
+    // MARK: endpoints
+
+    private func startEndpoints() async throws -> [EndpointServer] {
+        var servers: [EndpointServer] = []
+        let health = configuration.healthAddress
+        let metricsAt = configuration.metricsAddress
+        let same = health != nil && metricsAt != nil && health!.host == metricsAt!.host && health!.port == metricsAt!.port && health!.port != 0
+        do {
+            if let h = health {
+                let s = try await EndpointServer(host: h.host, port: h.port) { [weak self] path in
+                    await self?.serve(path, health: true, metrics: same) ?? EndpointResponse(status: 503, body: [])
+                }
+                servers.append(s)
+                boundPorts.withLock { $0["health"] = s.port }
+                if same { boundPorts.withLock { $0["metrics"] = s.port } }
+            }
+            if let m = metricsAt, !same {
+                let s = try await EndpointServer(host: m.host, port: m.port) { [weak self] path in
+                    await self?.serve(path, health: false, metrics: true) ?? EndpointResponse(status: 503, body: [])
+                }
+                servers.append(s)
+                boundPorts.withLock { $0["metrics"] = s.port }
+            }
+        } catch {
+            for s in servers { await s.stop() }
+            throw ControllerError("cannot listen for the health or metrics endpoint: \(error)")
+        }
+        return servers
+    }
+
+    private func serve(_ path: String, health: Bool, metrics serveMetrics: Bool) async -> EndpointResponse {
+        switch path {
+        case "/healthz" where health, "/livez" where health:
+            return EndpointResponse(status: 200, body: Array("ok\n".utf8))
+        case "/readyz" where health:
+            let (ok, why) = await readiness()
+            metrics.setReady(ok)
+            return EndpointResponse(status: ok ? 200 : 503, body: Array((ok ? "ok\n" : "not ready: \(why)\n").utf8))
+        case "/metrics" where serveMetrics:
+            metrics.setReady(await readiness().0)
+            return EndpointResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
+        default:
+            return EndpointResponse(status: 404, body: Array("not found\n".utf8))
+        }
+    }
+
+    /// Ready when the current policy's caches are synced and the API server answered recently (or answers now).
+    func readiness() async -> (Bool, String) {
+        let (replicator, probe, stopping) = state.withLock { ($0.replicator, $0.lastProbe, $0.stopping) }
+        let last = metrics.lastAPISuccess
+        if stopping { return (false, "shutting down") }
+        guard let replicator, replicator.hasSynced else { return (false, "caches not synced") }
+        let now = ContinuousClock.now
+        if let last, now - last < .seconds(30) { return (true, "") }
+        if let probe, now - probe.at < .seconds(5) { return (probe.ok, probe.ok ? "" : "API server unreachable") }
+        var ok = false
+        do {
+            _ = try await client.call("GET", "/version")
+            ok = true
+        } catch {
+            ok = error.httpStatus > 0 && error.httpStatus < 500
+        }
+        state.withLock { $0.lastProbe = (now, ok) }
+        return (ok, ok ? "" : "API server unreachable")
+    }
+}

@@ -1,0 +1,297 @@
+public import DynSecretCore
+public import DynSecretKube
+internal import Foundation
+public import Logging
+internal import Synchronization
+
+/// Runs one replication policy against the cluster: informers on what the policy manages only (all Namespaces, the
+/// source Secrets by name or selector in their namespaces, Secrets labelled `dynsecret.io/replica=true`, the
+/// ServiceAccounts the policy patches, each by name), a work queue keyed by target namespace, and workers that plan
+/// that namespace with the replication planner and apply the writes — only while `canWrite()` says so (the leader).
+///
+/// Every source version seen is handed to `onSource` (the at-rest store). Conflicts and failures become Events on the
+/// source Secret. Writes never start before every informer has completed its first list.
+public final class Replicator: Sendable {
+    /// Tuning.
+    public struct Options: Sendable {
+        public var workers = 4
+        /// Every target namespace is reconciled again this often (a safety net; watches drive normal work).
+        public var resync: Duration = .seconds(600)
+        public var maxConcurrentWritesPerReconcile = 1
+        public init() {}
+    }
+
+    private struct Caches {
+        var namespaces: [String: ReplicationNamespace] = [:]
+        /// Source Secrets by informer, then by `namespace/name`.
+        var sources: [Int: [String: Secret]] = [:]
+        var replicas: [String: [String: Secret]] = [:]
+        var serviceAccounts: [String: [String: ServiceAccount]] = [:]
+    }
+
+    public let policy: ReplicationPolicy
+    private let client: KubeClient
+    private let options: Options
+    private let metrics: ControllerMetrics
+    private let events: EventRecorder
+    private let logger: Logger
+    private let clock: any Clock<Duration>
+    private let canWrite: @Sendable () -> Bool
+    private let onSource: @Sendable (Secret) -> Void
+    private let caches = Mutex(Caches())
+    private let informers: [(kind: Kind, informer: Informer)]
+    private let synced = Mutex<Set<Int>>([])
+    private let allSynced = Atomic<Bool>(false)
+    /// The work queue (target namespaces).
+    public let queue: WorkQueue<String>
+
+    private enum Kind: Sendable { case namespaces, replicas, source, serviceAccounts }
+
+    public init(policy: ReplicationPolicy, client: KubeClient, options: Options = Options(), metrics: ControllerMetrics,
+                events: EventRecorder, logger: Logger, clock: any Clock<Duration> = ContinuousClock(),
+                canWrite: @escaping @Sendable () -> Bool, onSource: @escaping @Sendable (Secret) -> Void = { _ in }) {
+        self.policy = policy
+        self.client = client
+        self.options = options
+        self.metrics = metrics
+        self.events = events
+        self.logger = logger
+        self.clock = clock
+        self.canWrite = canWrite
+        self.onSource = onSource
+        self.queue = WorkQueue(clock: clock)
+        var list: [(Kind, Informer)] = [
+            (.namespaces, Informer(client: client, resource: .namespaces, clock: clock)),
+            (.replicas, Informer(client: client, resource: .secrets, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true"), clock: clock)),
+        ]
+        var seen: Set<String> = []
+        for rule in policy.rules {
+            var opts = ListOptions()
+            if let name = rule.source.name {
+                opts.fieldSelector = "metadata.name=\(name)"
+            } else if let selector = rule.source.selector, !selector.queryString.isEmpty {
+                opts.labelSelector = selector.queryString
+            }
+            let id = "\(rule.source.namespace)|\(opts.fieldSelector ?? "")|\(opts.labelSelector ?? "")"
+            if seen.insert(id).inserted {
+                list.append((.source, Informer(client: client, resource: .secrets, namespace: rule.source.namespace, options: opts, clock: clock)))
+            }
+        }
+        var saNames: [String] = []
+        for rule in policy.rules { for n in rule.serviceAccounts where !saNames.contains(n) { saNames.append(n) } }
+        for n in saNames {
+            list.append((.serviceAccounts, Informer(client: client, resource: .serviceAccounts, options: ListOptions(fieldSelector: "metadata.name=\(n)"), clock: clock)))
+        }
+        informers = list
+    }
+
+    /// True once every informer has completed a list.
+    public var hasSynced: Bool { allSynced.load(ordering: .acquiring) }
+
+    /// Objects held in the caches (for memory checks and logs).
+    public var cachedObjects: Int {
+        caches.withLock { c in
+            c.namespaces.count + c.sources.values.reduce(0) { $0 + $1.count } + c.replicas.values.reduce(0) { $0 + $1.count }
+                + c.serviceAccounts.values.reduce(0) { $0 + $1.count }
+        }
+    }
+
+    /// Queues every known namespace (after a sync, a source change, a resync, or on becoming leader).
+    public func enqueueAll() {
+        let names = caches.withLock { Array($0.namespaces.keys) }
+        for n in names { queue.add(n) }
+        metrics.setQueueDepth(queue.depth)
+    }
+
+    /// Runs informers and workers until the task is cancelled or `stop()` is called; returns after in-flight
+    /// reconciles finished.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            for (i, entry) in informers.enumerated() {
+                group.addTask { await self.consume(i, entry.kind, entry.informer) }
+            }
+            group.addTask { await self.resyncLoop() }
+            // Workers end when the queue shuts down (stop) or the task is cancelled; then the informers go too.
+            await withTaskGroup(of: Void.self) { workers in
+                for _ in 0..<max(1, options.workers) { workers.addTask { await self.worker() } }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Stops taking work and waits for the reconciles in flight; `run()` then returns.
+    public func stop() async {
+        await queue.shutDown(drain: true)
+    }
+
+    // MARK: informers
+
+    private func consume(_ index: Int, _ kind: Kind, _ informer: Informer) async {
+        for await event in informer.events() {
+            switch event {
+            case .added(let o), .modified(let o):
+                apply(index, kind, o, deleted: false)
+            case .deleted(let o):
+                apply(index, kind, o, deleted: true)
+            case .synced:
+                let first = synced.withLock { $0.insert(index).inserted && $0.count == informers.count }
+                if first {
+                    allSynced.store(true, ordering: .releasing)
+                    logger.info("caches synced", metadata: ["objects": "\(cachedObjects)", "informers": "\(informers.count)"])
+                }
+                if hasSynced { enqueueAll() }
+            }
+        }
+    }
+
+    private func apply(_ index: Int, _ kind: Kind, _ o: JSONValue, deleted: Bool) {
+        let ns = o["metadata"]?["namespace"]?.stringValue ?? ""
+        let name = o["metadata"]?["name"]?.stringValue ?? ""
+        switch kind {
+        case .namespaces:
+            caches.withLock { c in
+                if deleted {
+                    c.namespaces[name] = nil
+                } else {
+                    var labels: [String: String] = [:]
+                    for m in o["metadata"]?["labels"]?.objectValue?.members ?? [] { if let v = m.value.stringValue { labels[m.key] = v } }
+                    let terminating = o["status"]?["phase"]?.stringValue == "Terminating" || o["metadata"]?["deletionTimestamp"]?.stringValue != nil
+                    c.namespaces[name] = ReplicationNamespace(name: name, labels: labels, terminating: terminating)
+                }
+            }
+            if deleted { metrics.setReplicaStates(namespace: name, nil) }
+            if hasSynced { queue.add(name) }
+        case .replicas:
+            let secret = deleted ? nil : decodeSecret(o)
+            caches.withLock { c in
+                if let secret { c.replicas[ns, default: [:]][name] = secret } else {
+                    c.replicas[ns]?[name] = nil
+                    if c.replicas[ns]?.isEmpty == true { c.replicas[ns] = nil }
+                }
+            }
+            if hasSynced { queue.add(ns) }
+        case .source:
+            let secret = deleted ? nil : decodeSecret(o)
+            caches.withLock { c in c.sources[index, default: [:]][ns + "/" + name] = secret }
+            if let secret { onSource(secret) }
+            if hasSynced { enqueueAll() }
+        case .serviceAccounts:
+            var sa: ServiceAccount?
+            if !deleted { sa = try? ServiceAccount(kubeJSON: o) }
+            caches.withLock { c in c.serviceAccounts[ns, default: [:]][name] = sa }
+            if hasSynced { queue.add(ns) }
+        }
+        metrics.setQueueDepth(queue.depth)
+    }
+
+    private func decodeSecret(_ o: JSONValue) -> Secret? {
+        do { return try Secret(kubeJSON: o) } catch {
+            logger.warning("ignoring a Secret that does not decode", metadata: ["secret": "\(o["metadata"]?["namespace"]?.stringValue ?? "")/\(o["metadata"]?["name"]?.stringValue ?? "")", "error": "\(error.message)"])
+            return nil
+        }
+    }
+
+    private func resyncLoop() async {
+        while !Task.isCancelled {
+            do { try await clock.sleep(for: options.resync) } catch { return }
+            if hasSynced { enqueueAll() }
+        }
+    }
+
+    // MARK: workers
+
+    private func worker() async {
+        while let ns = await queue.get() {
+            defer {
+                queue.done(ns)
+                metrics.setQueueDepth(queue.depth)
+            }
+            guard hasSynced, canWrite() else {
+                // Not yet complete or not the leader: keep the key for later (enqueueAll runs on sync and on leading).
+                continue
+            }
+            let start = ContinuousClock.now
+            let ok = await reconcile(ns)
+            metrics.reconciled(ok ? "success" : "error", duration: ContinuousClock.now - start)
+            if ok { queue.forget(ns) } else { queue.addRateLimited(ns) }
+        }
+    }
+
+    /// Plans and applies one target namespace. Returns false when a write failed (the key is retried with backoff).
+    func reconcile(_ ns: String) async -> Bool {
+        let snapshot = caches.withLock { c -> (ReplicationNamespace?, [Secret], [String: Secret], [ServiceAccount]) in
+            var sources: [Secret] = []
+            for (_, m) in c.sources.sorted(by: { $0.key < $1.key }) { sources += m.values }
+            return (c.namespaces[ns], sources, c.replicas[ns] ?? [:], Array((c.serviceAccounts[ns] ?? [:]).values))
+        }
+        guard let namespace = snapshot.0 else {
+            metrics.setReplicaStates(namespace: ns, nil)
+            return true
+        }
+        var state = ReplicationState(namespaces: [namespace], secrets: snapshot.1 + snapshot.2.values.sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") },
+                                     serviceAccounts: snapshot.3)
+        var plan = planFor(ns, state)
+        // A create may meet a Secret this controller does not watch (not labelled as a replica): read the exact name
+        // first, and plan again with it, so a foreign Secret is reported instead of being written over.
+        var found = false
+        for a in plan.actions where a.kind == .create && snapshot.2[a.name] == nil {
+            do {
+                let existing = try await client.get(Secret.self, namespace: ns, name: a.name)
+                state.secrets.append(existing)
+                found = true
+            } catch where error.httpStatus == 404 {
+                continue
+            } catch {
+                logger.warning("reading a target failed", metadata: ["namespace": "\(ns)", "secret": "\(a.name)", "error": "\(error.message)"])
+                return false
+            }
+        }
+        if found { plan = planFor(ns, state) }
+        var writer = KubeReplicationWriter(client: client, serviceAccounts: snapshot.3)
+        let result = await ReplicationApplier.apply(plan, to: &writer)
+        var failedKeys: Set<String> = []
+        for f in result.failures {
+            failedKeys.insert(f.action.name)
+            logger.warning("write failed", metadata: ["namespace": "\(ns)", "action": "\(f.action.kind.rawValue)", "secret": "\(f.action.name)", "error": "\(f.message)"])
+            if !Self.isStale(f.message) {
+                await events.record(source(for: f.action), type: "Warning", reason: "ReplicationFailed",
+                                    message: "\(f.action.kind.rawValue) \(ns)/\(f.action.name) failed: \(f.message)")
+            }
+        }
+        for a in plan.actions where a.isWrite && !failedKeys.contains(a.name) {
+            metrics.wrote(a.kind.rawValue)
+            logger.info("replicated", metadata: ["namespace": "\(ns)", "action": "\(a.kind.rawValue)", "name": "\(a.name)", "reason": "\(a.reason)"])
+        }
+        var conflicts = 0
+        for a in plan.actions where a.kind == .report && a.reason.hasPrefix("conflict") {
+            conflicts += 1
+            metrics.conflict()
+            await events.record(source(for: a), type: "Warning", reason: "ReplicaConflict", message: "\(ns)/\(a.name): \(a.reason)")
+        }
+        let desired = plan.replicas.filter { $0.metadata.namespace == ns }.count
+        let failed = failedKeys.count
+        metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failed), "failed": failed, "conflict": conflicts, "pending": 0])
+        return result.failures.isEmpty
+    }
+
+    /// A write refused because the cache was behind (a newer version, an object created meanwhile): retried, not an Event.
+    static func isStale(_ message: String) -> Bool {
+        message.contains("the object has been modified") || message.contains("Precondition failed") || message.contains("already exists")
+    }
+
+    private func planFor(_ ns: String, _ state: ReplicationState) -> ReplicationPlan {
+        let full = ReplicationPlanner.plan(policy, state)
+        return ReplicationPlan(policy: full.policy, actions: full.actions.filter { $0.namespace == ns },
+                               replicas: full.replicas, serviceAccounts: full.serviceAccounts)
+    }
+
+    /// The source Secret an action's Event is attached to: the rule's named source, or (selector rules) the source
+    /// of the same name.
+    private func source(for action: ReplicationAction) -> EventRecorder.Object? {
+        guard let ruleName = action.rules.first, let rule = policy.rules.first(where: { $0.name == ruleName }) else { return nil }
+        let name = rule.source.name ?? action.name
+        let key = rule.source.namespace + "/" + name
+        let uid = caches.withLock { c in c.sources.values.lazy.compactMap { $0[key] }.first?.metadata.uid }
+        return EventRecorder.Object(kind: "Secret", apiVersion: "v1", namespace: rule.source.namespace, name: name, uid: uid)
+    }
+}
