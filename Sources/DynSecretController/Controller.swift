@@ -100,6 +100,8 @@ public final class Controller: Service, Sendable {
         if let store = configuration.store, let count = try? store.records().count { storeRecords.store(count, ordering: .relaxed) }
         metrics.setStoreRecords(storeRecords.load(ordering: .relaxed))
         let servers = try await startEndpoints()
+        let bound = ports
+        logger.info("endpoints listening", metadata: ["health": "\(bound["health"].map(String.init) ?? "off")", "metrics": "\(bound["metrics"].map(String.init) ?? "off")"])
         do {
             try await withGracefulShutdownHandler {
                 try await self.main(initial, initialBytes)

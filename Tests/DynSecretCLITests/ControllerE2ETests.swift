@@ -1,0 +1,239 @@
+import DynSecretCore
+import DynSecretKube
+import Foundation
+import KubeEmulator
+import Testing
+
+/// `dynsecret controller` as a process against the in-process emulator: convergence, new and unlabelled namespaces,
+/// source changes over 1,000 replicas, foreign Secrets, retain on source delete with `store restore`, metrics,
+/// no secret value anywhere, SIGTERM.
+@Suite(.serialized) struct ControllerE2ETests {
+    static let admin = "ctl-e2e-admin"
+    static let controllerToken = "ctl-e2e-controller"
+    static let canary = "CANARY-controller-5f2c81-never-print"
+
+    static let policy = """
+        apiVersion: dynsecret.io/v1alpha1
+        kind: ReplicationPolicy
+        metadata: {name: pull}
+        spec:
+          rules:
+          - name: registry
+            source: {namespace: platform, name: pull}
+            targets:
+              namespaceSelector: {matchLabels: {dynsecret: "on"}}
+            serviceAccounts: [builder]
+        """
+
+    struct Setup {
+        let emulator: KubeEmulator
+        let client: KubeClient
+        let dir: TempDir
+        let kubeconfig: String
+        let adminKubeconfig: String
+        let policy: String
+        let keyring: String
+        let store: String
+    }
+
+    static func setup(namespaces: Int, tokens extra: [TokenGrant] = []) async throws -> Setup {
+        var options = EmulatorOptions()
+        options.tokens = [TokenGrant(token: admin, user: "admin"), TokenGrant(token: controllerToken, user: "controller")] + extra
+        let e = try await KubeEmulator.start(options)
+        let c = KubeClient(config: KubeConfig(server: e.url, credentials: .token(admin)), maxConcurrentRequests: 16)
+        _ = try await c.create(.namespaces, Fixtures.namespace("platform"))
+        _ = try await c.create(Fixtures.secret("platform", "pull", canary + "-v1"))
+        try await Fixtures.createNamespaces(c, (0..<namespaces).map { String(format: "team-%04d", $0) }, labels: ["dynsecret": "on"])
+        _ = try await c.create(.namespaces, Fixtures.namespace("quiet"))
+        let dir = try TempDir()
+        let kc = try dir.file("kubeconfig", e.kubeconfig(token: controllerToken))
+        let akc = try dir.file("admin-kubeconfig", e.kubeconfig(token: admin))
+        let policy = try dir.file("policy.yaml", Self.policy)
+        let keyring = dir.url.appendingPathComponent("keyring.yaml").path
+        let gen = await dynsecret(["keys", "generate", "--keyring", keyring])
+        guard gen.code == 0 else { throw TestFailure("keys generate: \(gen.stderr)") }
+        return Setup(emulator: e, client: c, dir: dir, kubeconfig: kc, adminKubeconfig: akc, policy: policy, keyring: keyring,
+                     store: dir.url.appendingPathComponent("store").path)
+    }
+
+    @Test func lifecycleOverAThousandNamespaces() async throws {
+        let s = try await Self.setup(namespaces: 1000)
+        defer { Task { await s.emulator.stop() } }
+        let c = s.client
+        _ = try await c.create(ServiceAccount(metadata: ObjectMeta(name: "builder", namespace: "team-0001"), imagePullSecrets: ["other"]))
+
+        let ctl = try ControllerProcess([
+            "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--store", s.store, "--keyring", s.keyring,
+            "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--leader-elect",
+            "--leader-election-namespace", "platform", "--workers", "8", "--log-format", "json", "--policy-poll", "200ms",
+        ], log: s.dir.url.appendingPathComponent("controller.log").path)
+        let health = try await ctl.port("health")
+        let metricsPort = try await ctl.port("metrics")
+
+        // Initial convergence: every labelled namespace gets its replica; the unlabelled one does not.
+        let converged = try await waitFor(.seconds(60)) { try await Fixtures.replicas(c).count == 1000 }
+        let count = try await Fixtures.replicas(c).count
+        #expect(converged != nil, "initial convergence: \(count) of 1000 replicas\n\(ctl.log.suffix(3000))")
+        let first = try await Fixtures.replicas(c)
+        print("controller e2e: initial convergence of 1,000 replicas in \(converged ?? .zero) (from process start: \(ContinuousClock.now - ctl.started))")
+        #expect(first.values.allSatisfy { $0 == Self.canary + "-v1" })
+        #expect(first["quiet/pull"] == nil)
+        #expect(try httpGet("http://127.0.0.1:\(health)/readyz").status == 200)
+        #expect(try httpGet("http://127.0.0.1:\(health)/healthz").status == 200)
+        let sa = try await c.get(ServiceAccount.self, namespace: "team-0001", name: "builder")
+        #expect(sa.imagePullSecrets == ["other", "pull"])
+
+        // A namespace that gets the label gets its replica within 2 s.
+        _ = try await c.create(.namespaces, Fixtures.namespace("late"))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await Fixtures.replicas(c)["late/pull"] == nil)
+        _ = try await c.mergePatch(.namespaces, name: "late", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .string("on"))])))])))])))
+        let labelled = try await waitFor(.seconds(10)) { try await Fixtures.replicas(c)["late/pull"] != nil }
+        #expect(labelled != nil && labelled! < .seconds(2), "newly labelled namespace took \(String(describing: labelled))")
+        print("controller e2e: newly labelled namespace got its replica in \(labelled ?? .zero)")
+
+        // A source change reaches all 1,001 replicas within 5 s.
+        var src = try await c.get(Secret.self, namespace: "platform", name: "pull")
+        src.data["token"] = Array((Self.canary + "-v2").utf8)
+        _ = try await c.update(src)
+        let propagated = try await waitFor(.seconds(30), every: .milliseconds(100)) {
+            let r = try await Fixtures.replicas(c)
+            return r.count == 1001 && r.values.allSatisfy { $0 == Self.canary + "-v2" }
+        }
+        #expect(propagated != nil && propagated! < .seconds(5), "source change took \(String(describing: propagated)) for 1,001 replicas")
+        print("controller e2e: source change reached all 1,001 replicas in \(propagated ?? .zero)")
+
+        // A namespace losing its label loses its replica.
+        _ = try await c.mergePatch(.namespaces, name: "late", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .null)])))])))])))
+        let pruned = try await waitFor(.seconds(10)) { try await Fixtures.replicas(c)["late/pull"] == nil }
+        #expect(pruned != nil, "replica in the unlabelled namespace was not pruned")
+
+        // A foreign Secret at the target name is left alone, and an Event on the source says so.
+        _ = try await c.create(.namespaces, Fixtures.namespace("foreign"))
+        let foreign = try await c.create(Fixtures.secret("foreign", "pull", "not-ours"))
+        _ = try await c.mergePatch(.namespaces, name: "foreign", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .string("on"))])))])))])))
+        let evented = try await waitFor(.seconds(10)) {
+            try await c.list(.events, namespace: "platform").items.contains { $0["reason"]?.stringValue == "ReplicaConflict" && ($0["message"]?.stringValue ?? "").contains("foreign/pull") }
+        }
+        #expect(evented != nil, "no ReplicaConflict Event on the source")
+        let after = try await c.get(Secret.self, namespace: "foreign", name: "pull")
+        #expect(after.metadata.resourceVersion == foreign.metadata.resourceVersion)
+        #expect(after.data["token"] == Array("not-ours".utf8))
+        let events = try await c.list(.events, namespace: "platform").items
+        let conflict = events.first { $0["reason"]?.stringValue == "ReplicaConflict" }
+        #expect(conflict?["involvedObject"]?["name"]?.stringValue == "pull")
+        #expect(conflict?["involvedObject"]?["kind"]?.stringValue == "Secret")
+        #expect(conflict?["type"]?.stringValue == "Warning")
+
+        // Deleting the source leaves the replicas (onSourceDelete: retain); the store brings the source back.
+        try await c.delete(Secret.self, namespace: "platform", name: "pull")
+        try await Task.sleep(for: .seconds(1))
+        let retained = try await Fixtures.replicas(c)
+        #expect(retained.count == 1000, "replicas after the source was deleted: \(retained.count)")
+        #expect(retained.values.allSatisfy { $0 == Self.canary + "-v2" })
+        let restore = await dynsecret(["store", "restore", "--store", s.store, "--keyring", s.keyring, "-n", "platform", "--name", "pull",
+                                       "--apply", "--kubeconfig", s.adminKubeconfig])
+        #expect(restore.code == 0, "\(restore.stderr)")
+        #expect(!restore.stdout.contains(Self.canary) && !restore.stderr.contains(Self.canary))
+        let back = try await c.get(Secret.self, namespace: "platform", name: "pull")
+        #expect(back.data["token"] == Array((Self.canary + "-v2").utf8))
+        // The restored source is a new object (new uid): replicas follow it without a write (content is equal).
+        try await Task.sleep(for: .milliseconds(500))
+
+        // Metrics: parse with a real Prometheus parser when one is installed; always check the families we promise.
+        let metrics = try httpGet("http://127.0.0.1:\(metricsPort)/metrics")
+        #expect(metrics.status == 200)
+        for family in ["dynsecret_reconciles_total", "dynsecret_reconcile_duration_seconds_bucket", "dynsecret_api_requests_total",
+                       "dynsecret_replicas{state=\"in_sync\"}", "dynsecret_conflicts_total", "dynsecret_policy_errors_total",
+                       "dynsecret_store_records", "dynsecret_leader 1", "dynsecret_writes_total{kind=\"create\"}"] {
+            #expect(metrics.body.contains(family), "missing \(family)")
+        }
+        let metricsFile = try s.dir.file("metrics.txt", metrics.body)
+        try checkPrometheusText(metricsFile)
+
+        // No secret value in the log, the Events or the metrics.
+        let allEvents = String(decoding: GoJSONWriter.compact(.array(try await c.list(.events, namespace: nil).items)), as: UTF8.self)
+        let base64 = Base64.encode(Array((Self.canary + "-v2").utf8))
+        for (what, text) in [("log", ctl.log), ("events", allEvents), ("metrics", metrics.body)] {
+            #expect(!text.contains("CANARY-controller"), "a secret value leaked into the \(what)")
+            #expect(!text.contains(base64), "a base64 secret value leaked into the \(what)")
+        }
+        // The log is JSON lines.
+        for line in ctl.log.split(separator: "\n") {
+            #expect((try? JSONParser.parse(Array(line.utf8)))?["msg"] != nil, "not a JSON log line: \(line.prefix(200))")
+        }
+
+        // SIGTERM: exit 0 within 10 s, the Lease released.
+        let (status, took) = await ctl.stop(SIGTERM)
+        #expect(status == 0, "exit status \(status): \(ctl.log.suffix(2000))")
+        #expect(took < .seconds(10))
+        let lease = try await c.get(Lease.self, namespace: "platform", name: "dynsecret-controller")
+        #expect(lease.holderIdentity == "")
+    }
+
+    @Test func invalidPolicyReloadKeepsTheRunningPolicy() async throws {
+        let s = try await Self.setup(namespaces: 5)
+        defer { Task { await s.emulator.stop() } }
+        let c = s.client
+        let ctl = try ControllerProcess([
+            "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--health-addr", "127.0.0.1:0", "--metrics-addr", "off", "--policy-poll", "100ms",
+        ], log: s.dir.url.appendingPathComponent("controller.log").path)
+        _ = try await ctl.port("health")
+        #expect(try await waitFor(.seconds(20)) { try await Fixtures.replicas(c).count == 5 } != nil)
+
+        // An invalid policy: logged, the old one keeps working.
+        try Data("apiVersion: dynsecret.io/v1alpha1\nkind: ReplicationPolicy\nspec: {rules: [{name: x}]}\n".utf8).write(to: URL(fileURLWithPath: s.policy))
+        #expect(await waitFor(.seconds(10)) { ctl.log.contains("invalid") } != nil, "\(ctl.log.suffix(1500))")
+        _ = try await c.create(.namespaces, Fixtures.namespace("team-new", labels: ["dynsecret": "on"]))
+        #expect(try await waitFor(.seconds(10)) { try await Fixtures.replicas(c)["team-new/pull"] != nil } != nil, "the old policy stopped working")
+
+        // A valid new policy selecting other namespaces: it takes over (prunes the replicas it no longer targets,
+        // writes the new targets).
+        try Data(Self.policy.replacingOccurrences(of: "dynsecret: \"on\"", with: "dynsecret: \"v2\"").utf8).write(to: URL(fileURLWithPath: s.policy))
+        _ = try await c.create(.namespaces, Fixtures.namespace("team-v2", labels: ["dynsecret": "v2"]))
+        let swapped = try await waitFor(.seconds(20)) { try await Fixtures.replicas(c).keys.sorted() == ["team-v2/pull"] }
+        let now = try await Fixtures.replicas(c).keys.sorted()
+        #expect(swapped != nil, "the reloaded policy did not take over: \(now.prefix(8))")
+        #expect(ctl.log.contains("policy reloaded"))
+        let (status, _) = await ctl.stop(SIGTERM)
+        #expect(status == 0)
+    }
+
+    @Test func badConfigurationExitsTwoWithoutRequests() async throws {
+        let s = try await Self.setup(namespaces: 1)
+        defer { Task { await s.emulator.stop() } }
+        let bad = try s.dir.file("bad.yaml", "kind: ReplicationPolicy\n")
+        s.emulator.resetCounters()
+        let r = await dynsecret(["controller", "--policy", bad, "--kubeconfig", s.kubeconfig, "--health-addr", "off", "--metrics-addr", "off"])
+        #expect(r.code == 2)
+        #expect(r.stderr.contains("bad.yaml"))
+        let open = try s.dir.file("open-keyring.yaml", "x", mode: 0o644)
+        let r2 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--store", s.store, "--keyring", open])
+        #expect(r2.code == 2)
+        #expect(r2.stderr.contains("too open"))
+        let r3 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--resync", "soon"])
+        #expect(r3.code == 2)
+        #expect(s.emulator.counters()["controller get"] == nil && s.emulator.counters()["controller list"] == nil)
+    }
+}
+
+/// Parses a Prometheus text exposition with the reference Python parser (`prometheus_client`), when installed.
+func checkPrometheusText(_ path: String) throws {
+    let probe = try runProcess("/usr/bin/env", ["python3", "-c", "import prometheus_client"])
+    guard probe.code == 0 else {
+        print("note: prometheus_client is not installed; the exposition was not checked by a real parser")
+        return
+    }
+    let script = """
+        import sys
+        from prometheus_client.parser import text_string_to_metric_families
+        fams = list(text_string_to_metric_families(open(sys.argv[1]).read()))
+        names = {f.name for f in fams}
+        need = {"dynsecret_reconciles", "dynsecret_reconcile_duration_seconds", "dynsecret_api_requests", "dynsecret_replicas", "dynsecret_leader"}
+        missing = need - names
+        assert not missing, missing
+        print(len(fams), "families")
+        """
+    let r = try runProcess("/usr/bin/env", ["python3", "-c", script, path])
+    #expect(r.code == 0, "prometheus_client rejected the exposition: \(r.stderr)")
+}

@@ -1,0 +1,141 @@
+import DynSecretCore
+import DynSecretKube
+import Foundation
+import KubeEmulator
+import Synchronization
+
+/// A `dynsecret controller` child process whose standard error goes to a log file.
+final class ControllerProcess: @unchecked Sendable {
+    let process = Process()
+    let logPath: String
+    let started = ContinuousClock.now
+
+    init(_ args: [String], log: String, environment: [String: String] = [:]) throws {
+        guard let bin = dynsecretBinary else { throw TestFailure("the dynsecret binary was not found next to the tests") }
+        logPath = log
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.executableURL = URL(fileURLWithPath: bin)
+        process.arguments = ["controller"] + args
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var isRunning: Bool { process.isRunning }
+
+    /// A port the controller logged (`health` or `metrics`), once it did.
+    func port(_ which: String, timeout: Duration = .seconds(20)) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for line in log.split(separator: "\n") where line.contains("endpoints listening") {
+                // text: `health=1234`; JSON: `"health":"1234"`
+                for marker in ["\(which)=", "\"\(which)\":\""] {
+                    guard let r = line.range(of: marker) else { continue }
+                    if let p = Int(line[r.upperBound...].prefix(while: \.isNumber)) { return p }
+                }
+            }
+            if !isRunning { throw TestFailure("controller exited (\(process.terminationStatus)): \(log.suffix(2000))") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("controller did not log its \(which) port: \(log.suffix(2000))")
+    }
+
+    /// The RSS of the process in KiB (from /proc).
+    func rssKiB() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+        }
+        return nil
+    }
+
+    /// Sends `signal` and waits for the exit; returns the exit status and how long the exit took.
+    func stop(_ signal: Int32 = SIGTERM, timeout: Duration = .seconds(20)) async -> (status: Int32, took: Duration) {
+        let t0 = ContinuousClock.now
+        kill(pid, signal)
+        let deadline = t0 + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        let took = ContinuousClock.now - t0
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+            return (-1, took)
+        }
+        process.waitUntilExit()
+        return (process.terminationStatus, took)
+    }
+
+    deinit {
+        if process.isRunning { kill(pid, SIGKILL) }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// GET over plain HTTP with curl (a real, independent client); returns status and body.
+func httpGet(_ url: String) throws -> (status: Int, body: String) {
+    let r = try runProcess("/usr/bin/curl", ["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5", url])
+    var lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+    let code = Int(lines.popLast() ?? "") ?? 0
+    return (code, lines.joined(separator: "\n"))
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns the time it took, or nil on timeout.
+func waitFor(_ timeout: Duration, every: Duration = .milliseconds(50), _ condition: () async throws -> Bool) async rethrows -> Duration? {
+    let t0 = ContinuousClock.now
+    while ContinuousClock.now - t0 < timeout {
+        if try await condition() { return ContinuousClock.now - t0 }
+        try? await Task.sleep(for: every)
+    }
+    return try await condition() ? ContinuousClock.now - t0 : nil
+}
+
+enum Fixtures {
+    static func namespace(_ name: String, labels: [String: String] = [:]) -> JSONValue {
+        var meta = JSONObject([("name", .string(name))])
+        if !labels.isEmpty { meta["labels"] = .object(JSONObject(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })) }
+        return .object(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Namespace")), ("metadata", .object(meta))]))
+    }
+
+    static func secret(_ ns: String, _ name: String, _ value: String, labels: [String: String] = [:]) -> Secret {
+        var s = Secret(metadata: ObjectMeta(name: name, namespace: ns, labels: labels))
+        s.data = ["token": Array(value.utf8)]
+        return s
+    }
+
+    /// Creates namespaces `prefix-0000`… with `labels`, 8 at a time.
+    static func createNamespaces(_ c: KubeClient, _ names: [String], labels: [String: String]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            let width = max(1, (names.count + 7) / 8)
+            for start in stride(from: 0, to: names.count, by: width) {
+                let part = Array(names[start..<min(names.count, start + width)])
+                group.addTask { for n in part { _ = try await c.create(.namespaces, namespace(n, labels: labels)) } }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// The replicas (by `namespace/name`) with the value of their `token` key.
+    static func replicas(_ c: KubeClient) async throws -> [String: String] {
+        var out: [String: String] = [:]
+        for s in try await c.list(Secret.self, namespace: nil, options: ListOptions(labelSelector: "dynsecret.io/replica=true")).items {
+            out[(s.metadata.namespace ?? "") + "/" + (s.metadata.name ?? "")] = s.data["token"].map { String(decoding: $0, as: UTF8.self) } ?? ""
+        }
+        return out
+    }
+
+    /// Writes to the cluster by `user` in the emulator's counters (create, update, patch, delete of anything).
+    static func writes(_ counters: [String: Int], by user: String) -> Int {
+        ["create", "update", "patch", "delete"].reduce(0) { $0 + (counters["\(user) \($1)"] ?? 0) }
+    }
+}
