@@ -1,0 +1,388 @@
+import DynSecretCore
+import Foundation
+import Testing
+
+/// The installed checkov (pip), if any; `.ci/run` installs it.
+let checkovPath: String? = {
+    let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
+    return paths.map { "\($0)/checkov" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}()
+
+/// The controller's manifests in `deploy/`: they render, validate, grant exactly the RBAC the controller needs, keep the
+/// restricted Pod Security Standard, and fail no checkov check that `deploy/README.md` does not justify.
+@Suite struct DeployManifestTests {
+    static let deploy = repositoryRoot.appendingPathComponent("deploy")
+    static let namespace = "dynsecret-system"
+
+    /// `kubectl kustomize DIR` as text.
+    static func render(_ dir: URL) throws -> String {
+        let r = try runProcess(kubectlPath!, ["kustomize", dir.path])
+        #expect(r.code == 0, "kubectl kustomize \(dir.path): \(r.stderr)")
+        return r.stdout
+    }
+
+    /// The base with the persistent-store component, through an overlay in a temporary directory (kustomize refuses
+    /// absolute paths to bases, so the overlay names them relative to itself).
+    static func renderPersistent() throws -> String {
+        let tmp = try TempDir()
+        let up = String(repeating: "../", count: tmp.url.resolvingSymlinksInPath().pathComponents.count - 1)
+        let rel = up + deploy.resolvingSymlinksInPath().path.dropFirst()
+        _ = try tmp.file("kustomization.yaml", """
+            resources: [\(rel)/base]
+            components: [\(rel)/components/persistent-store]
+            """, mode: 0o644)
+        return try render(tmp.url)
+    }
+
+    static func objects(_ text: String) throws -> [JSONValue] {
+        try ManifestReader.read(Array(text.utf8), source: "kustomize").map(\.value)
+    }
+
+    static func object(_ objects: [JSONValue], kind: String) throws -> JSONValue {
+        let found = objects.filter { $0["kind"]?.stringValue == kind }
+        try #require(found.count == 1, "expected one \(kind), found \(found.count)")
+        return found[0]
+    }
+
+    static func strings(_ v: JSONValue?) -> [String] { v?.arrayValue?.compactMap(\.stringValue) ?? [] }
+
+    /// A scalar's text: the string, or the number as written.
+    static func scalar(_ v: JSONValue?) -> String? {
+        switch v {
+        case .string(let s)?: s
+        case .number(let n)?: n
+        default: nil
+        }
+    }
+
+    // MARK: Rendering and validation
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/base with kustomize is skipped"))
+    func baseRendersEveryObjectInItsNamespace() throws {
+        let objects = try Self.objects(try Self.render(Self.deploy.appendingPathComponent("base")))
+        let kinds = objects.compactMap { $0["kind"]?.stringValue }.sorted()
+        #expect(kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Namespace", "NetworkPolicy",
+                          "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service", "ServiceAccount"])
+        for o in objects where !["Namespace", "ClusterRole", "ClusterRoleBinding"].contains(o["kind"]?.stringValue ?? "") {
+            #expect(o["metadata"]?["namespace"]?.stringValue == Self.namespace, "\(o["kind"]?.stringValue ?? "")")
+        }
+        let ns = try Self.object(objects, kind: "Namespace")
+        #expect(ns["metadata"]?["name"]?.stringValue == Self.namespace)
+        #expect(ns["metadata"]?["labels"]?["pod-security.kubernetes.io/enforce"]?.stringValue == "restricted")
+    }
+
+    /// The existing pre-deploy hook kustomization is untouched by the new base.
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/hooks with kustomize is skipped"))
+    func hooksStillRender() throws {
+        let objects = try Self.objects(try Self.render(Self.deploy.appendingPathComponent("hooks")))
+        #expect(objects.contains { $0["kind"]?.stringValue == "Job" })
+    }
+
+    /// Clean at the strictest level: only notes (the image's anonymous pull from ghcr.io) are allowed.
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/base with kustomize is skipped"))
+    func renderedBasePassesValidate() async throws {
+        let rendered = try Self.render(Self.deploy.appendingPathComponent("base"))
+        let r = await dynsecret(["validate", "-f", "-", "--fail-on", "warning", "-o", "json"], stdin: rendered)
+        #expect(r.code == 0, "\(r.stdout)\(r.stderr)")
+        let findings = try JSONParser.parse(r.stdout)["findings"]?.arrayValue ?? []
+        #expect(findings.allSatisfy { $0["severity"]?.stringValue == "note" }, "\(r.stdout)")
+    }
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"))
+    func persistentStoreRendersAndValidates() async throws {
+        let rendered = try Self.renderPersistent()
+        let r = await dynsecret(["validate", "-f", "-", "--fail-on", "warning"], stdin: rendered)
+        #expect(r.code == 0, "\(r.stdout)\(r.stderr)")
+    }
+
+    // MARK: RBAC
+
+    /// One (apiGroup, resource, verb, resourceName) grant per line, "*" for an unrestricted name.
+    static func grants(_ role: JSONValue) -> Set<String> {
+        var out = Set<String>()
+        for rule in role["rules"]?.arrayValue ?? [] {
+            let names = strings(rule["resourceNames"])
+            for g in strings(rule["apiGroups"]) {
+                for r in strings(rule["resources"]) {
+                    for v in strings(rule["verbs"]) {
+                        for n in names.isEmpty ? ["(any)"] : names { out.insert("\(g)/\(r) \(v) \(n)") }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Every string anywhere in a value (keys and values).
+    static func allStrings(_ v: JSONValue) -> [String] {
+        switch v {
+        case .string(let s): [s]
+        case .array(let a): a.flatMap(allStrings)
+        case .object(let o): o.members.flatMap { [$0.key] + allStrings($0.value) }
+        default: []
+        }
+    }
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/base with kustomize is skipped"))
+    func rbacGrantsExactlyWhatTheControllerNeeds() throws {
+        let objects = try Self.objects(try Self.render(Self.deploy.appendingPathComponent("base")))
+        let clusterRole = try Self.object(objects, kind: "ClusterRole")
+        let role = try Self.object(objects, kind: "Role")
+        for r in [clusterRole, role] {
+            #expect(!Self.allStrings(r).contains { $0.contains("*") }, "a wildcard in \(r["kind"]?.stringValue ?? "")")
+            #expect(r["aggregationRule"] == nil)
+            #expect(r["rules"]?.arrayValue?.allSatisfy { $0["nonResourceURLs"] == nil } == true)
+        }
+        #expect(Self.grants(clusterRole) == [
+            "/namespaces get (any)", "/namespaces list (any)", "/namespaces watch (any)",
+            "/secrets get (any)", "/secrets list (any)", "/secrets watch (any)",
+            "/secrets create (any)", "/secrets update (any)", "/secrets delete (any)",
+            "/serviceaccounts get (any)", "/serviceaccounts list (any)", "/serviceaccounts watch (any)",
+            "/serviceaccounts patch (any)",
+            "/events create (any)", "/events patch (any)",
+        ])
+        #expect(Self.grants(role) == [
+            "coordination.k8s.io/leases get dynsecret-controller",
+            "coordination.k8s.io/leases update dynsecret-controller",
+            "coordination.k8s.io/leases create (any)",
+        ])
+        #expect(role["metadata"]?["namespace"]?.stringValue == Self.namespace)
+
+        // Each binding gives its role to the controller's ServiceAccount only.
+        let sa = try Self.object(objects, kind: "ServiceAccount")
+        #expect(sa["automountServiceAccountToken"] == .bool(false), "the token is mounted by the pod template only")
+        for (kind, roleKind, roleName) in [("ClusterRoleBinding", "ClusterRole", clusterRole["metadata"]?["name"]),
+                                           ("RoleBinding", "Role", role["metadata"]?["name"])] {
+            let b = try Self.object(objects, kind: kind)
+            #expect(b["roleRef"]?["kind"]?.stringValue == roleKind)
+            #expect(b["roleRef"]?["name"] == roleName)
+            let subjects = b["subjects"]?.arrayValue ?? []
+            #expect(subjects.count == 1)
+            #expect(subjects.first?["kind"]?.stringValue == "ServiceAccount")
+            #expect(subjects.first?["name"] == sa["metadata"]?["name"])
+            #expect(subjects.first?["namespace"]?.stringValue == Self.namespace)
+        }
+    }
+
+    // MARK: The pod
+
+    /// The Deployment's pod template, and the StatefulSet's when the persistent-store component is used.
+    static func podTemplates() throws -> [(String, JSONValue)] {
+        let base = try objects(try render(deploy.appendingPathComponent("base")))
+        let persistent = try objects(try renderPersistent())
+        return [("base", try object(base, kind: "Deployment")), ("persistent-store", try object(persistent, kind: "StatefulSet"))]
+    }
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"))
+    func podFollowsTheRestrictedPodSecurityStandard() throws {
+        for (variant, workload) in try Self.podTemplates() {
+            let pod = try #require(workload["spec"]?["template"]?["spec"], "\(variant)")
+            let psc = pod["securityContext"]
+            #expect(psc?["runAsNonRoot"] == .bool(true), "\(variant)")
+            #expect(psc?["runAsUser"] == .number("65532"), "\(variant)")
+            #expect(psc?["runAsGroup"] == .number("65532"), "\(variant)")
+            #expect(psc?["fsGroup"] == .number("65532"), "\(variant)")
+            #expect(psc?["seccompProfile"]?["type"]?.stringValue == "RuntimeDefault", "\(variant)")
+            for field in ["hostNetwork", "hostPID", "hostIPC"] { #expect(pod[field] == nil || pod[field] == .bool(false), "\(variant) \(field)") }
+            #expect((pod["volumes"]?.arrayValue ?? []).allSatisfy { $0["hostPath"] == nil }, "\(variant)")
+            let containers = (pod["containers"]?.arrayValue ?? []) + (pod["initContainers"]?.arrayValue ?? [])
+            try #require(!containers.isEmpty)
+            for c in containers {
+                let name = "\(variant) \(c["name"]?.stringValue ?? "")"
+                let sc = c["securityContext"]
+                #expect(sc?["allowPrivilegeEscalation"] == .bool(false), "\(name)")
+                #expect(sc?["readOnlyRootFilesystem"] == .bool(true), "\(name)")
+                #expect(Self.strings(sc?["capabilities"]?["drop"]) == ["ALL"], "\(name)")
+                #expect(sc?["capabilities"]?["add"] == nil, "\(name)")
+                #expect(sc?["privileged"] == nil || sc?["privileged"] == .bool(false), "\(name)")
+                // A container-level override may only repeat the pod's non-root identity.
+                #expect(sc?["runAsNonRoot"] == nil || sc?["runAsNonRoot"] == .bool(true), "\(name)")
+                #expect(sc?["runAsUser"] == nil || sc?["runAsUser"] == .number("65532"), "\(name)")
+                #expect(sc?["seccompProfile"] == nil || sc?["seccompProfile"]?["type"]?.stringValue == "RuntimeDefault", "\(name)")
+                for kind in ["requests", "limits"] {
+                    for resource in ["cpu", "memory"] { #expect(c["resources"]?[kind]?[resource] != nil, "\(name) \(kind).\(resource)") }
+                }
+                #expect(c["livenessProbe"]?["httpGet"]?["path"]?.stringValue == "/healthz", "\(name)")
+                #expect(c["readinessProbe"]?["httpGet"]?["path"]?.stringValue == "/readyz", "\(name)")
+            }
+        }
+    }
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"))
+    func podRunsTheControllerAsSpecified() throws {
+        for (variant, workload) in try Self.podTemplates() {
+            #expect(workload["spec"]?["replicas"] == .number("2"), "\(variant)")
+            let pod = try #require(workload["spec"]?["template"]?["spec"])
+            #expect(pod["automountServiceAccountToken"] == .bool(true), "\(variant): the controller needs its token")
+            #expect(pod["serviceAccountName"]?.stringValue == "dynsecret-controller")
+            let c = try #require(pod["containers"]?.arrayValue?.first)
+            #expect(c["image"]?.stringValue == "ghcr.io/dynsecret/dynsecret:0.1.0")
+            let args = Self.strings(c["args"])
+            #expect(args.first == "controller")
+            for arg in ["--policy=/etc/dynsecret/policy/policy.yaml", "--store=/var/lib/dynsecret/store",
+                        "--keyring=/etc/dynsecret/keyring/keyring.yaml", "--leader-elect",
+                        "--health-addr=0.0.0.0:8081", "--metrics-addr=0.0.0.0:8080"] {
+                #expect(args.contains(arg), "\(variant): \(arg)")
+            }
+            let env = c["env"]?.arrayValue ?? []
+            #expect(env.contains { $0["name"]?.stringValue == "POD_NAMESPACE" && $0["valueFrom"]?["fieldRef"]?["fieldPath"]?.stringValue == "metadata.namespace" })
+            let ports = Set((c["ports"]?.arrayValue ?? []).compactMap { $0["containerPort"] })
+            #expect(ports == [.number("8080"), .number("8081")])
+
+            let mounts = c["volumeMounts"]?.arrayValue ?? []
+            func mount(_ path: String) -> JSONValue? { mounts.first { $0["mountPath"]?.stringValue == path } }
+            // Directory mounts: a subPath mount never sees the kubelet's ..data swap, so hot reload would break.
+            #expect(mounts.allSatisfy { $0["subPath"] == nil && $0["subPathExpr"] == nil }, "\(variant)")
+            #expect(mount("/etc/dynsecret/policy")?["readOnly"] == .bool(true))
+            #expect(mount("/etc/dynsecret/keyring")?["readOnly"] == .bool(true))
+            #expect(mount("/var/lib/dynsecret/store") != nil)
+            let volumes = pod["volumes"]?.arrayValue ?? []
+            func volume(_ name: JSONValue?) -> JSONValue? { volumes.first { $0["name"] == name } }
+            let policy = volume(mount("/etc/dynsecret/policy")?["name"])
+            #expect(policy?["configMap"]?["name"]?.stringValue == "dynsecret-policy")
+            let keyring = volume(mount("/etc/dynsecret/keyring")?["name"])
+            #expect(keyring?["secret"]?["secretName"]?.stringValue == "dynsecret-keyring")
+            #expect(keyring?["secret"]?["defaultMode"] == .number(String(0o440)))
+            if variant == "base" {
+                #expect(volume(mount("/var/lib/dynsecret/store")?["name"])?["emptyDir"] != nil)
+            } else {
+                let claims = workload["spec"]?["volumeClaimTemplates"]?.arrayValue ?? []
+                #expect(volume(mount("/var/lib/dynsecret/store")?["name"]) == nil, "the claim template provides the store")
+                #expect(claims.compactMap { $0["metadata"]?["name"] } == [mount("/var/lib/dynsecret/store")?["name"]])
+            }
+        }
+    }
+
+    /// The component changes the workload's kind and store only: the pod template is otherwise the base's.
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"))
+    func persistentStoreKeepsTheBasePodTemplate() throws {
+        let templates = try Self.podTemplates()
+        func withoutStoreVolume(_ w: JSONValue) -> [JSONValue] {
+            (w["spec"]?["template"]?["spec"]?["volumes"]?.arrayValue ?? []).filter { $0["name"]?.stringValue != "store" }
+        }
+        let base = templates[0].1["spec"]?["template"]?["spec"]?.objectValue
+        let persistent = templates[1].1["spec"]?["template"]?["spec"]?.objectValue
+        var b = try #require(base), p = try #require(persistent)
+        b["volumes"] = nil
+        p["volumes"] = nil
+        #expect(b == p)
+        #expect(withoutStoreVolume(templates[0].1) == withoutStoreVolume(templates[1].1))
+        let objects = try Self.objects(try Self.renderPersistent())
+        #expect(!objects.contains { $0["kind"]?.stringValue == "Deployment" })
+    }
+
+    // MARK: Policy, keyring, network, disruption
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/base with kustomize is skipped"))
+    func policyConfigMapHoldsAValidPolicy() throws {
+        let objects = try Self.objects(try Self.render(Self.deploy.appendingPathComponent("base")))
+        let cm = try Self.object(objects, kind: "ConfigMap")
+        #expect(cm["metadata"]?["name"]?.stringValue == "dynsecret-policy", "no hash suffix: the controller hot-reloads the file")
+        let text = try #require(cm["data"]?["policy.yaml"]?.stringValue)
+        let policy = try ReplicationPolicy.load(Array(text.utf8), source: "dynsecret-policy/policy.yaml")
+        #expect(!policy.rules.isEmpty)
+    }
+
+    @Test(.enabled(if: ReplicateTests.python3 != nil, "python3 is not installed"))
+    func policyFileMatchesTheSchema() throws {
+        let script = """
+            import json, sys
+            try:
+                import jsonschema, yaml
+            except ImportError:
+                print("python3 lacks jsonschema or yaml (pip install jsonschema pyyaml)"); sys.exit(1)
+            root = sys.argv[1]
+            v = jsonschema.Draft202012Validator(json.load(open(root + "/policies/schema/replicationpolicy.schema.json")))
+            errs = [e.message for e in v.iter_errors(yaml.safe_load(open(root + "/deploy/base/policy.yaml")))]
+            print("invalid", errs) if errs else print("ok")
+            """
+        let r = try runProcess(ReplicateTests.python3!, ["-c", script, repositoryRoot.path])
+        #expect(r.code == 0 && r.stdout == "ok\n", "\(r.stdout) \(r.stderr)")
+    }
+
+    /// The committed keyring Secret is an empty placeholder, and nothing in deploy/ holds a keyring.
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/base with kustomize is skipped"))
+    func keyringSecretHoldsNoKeyMaterial() throws {
+        let objects = try Self.objects(try Self.render(Self.deploy.appendingPathComponent("base")))
+        let secret = try Self.object(objects, kind: "Secret")
+        #expect(secret["metadata"]?["name"]?.stringValue == "dynsecret-keyring")
+        #expect(secret["data"] == nil && secret["stringData"] == nil)
+        let files = FileManager.default.enumerator(atPath: Self.deploy.path)?.compactMap { $0 as? String } ?? []
+        for f in files where f.hasSuffix(".yaml") || f.hasSuffix(".yml") {
+            let text = try String(contentsOf: Self.deploy.appendingPathComponent(f), encoding: .utf8)
+            #expect(!text.contains("kind: Keyring"), "\(f) holds a keyring")
+        }
+    }
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/base with kustomize is skipped"))
+    func networkPolicyAndDisruptionBudgetCoverThePods() throws {
+        let objects = try Self.objects(try Self.render(Self.deploy.appendingPathComponent("base")))
+        let podLabels = try Self.object(objects, kind: "Deployment")["spec"]?["template"]?["metadata"]?["labels"]?.objectValue
+        func selects(_ selector: JSONValue?) -> Bool {
+            guard let match = selector?["matchLabels"]?.objectValue, !match.members.isEmpty else { return false }
+            return match.members.allSatisfy { podLabels?[$0.key] == $0.value }
+        }
+        let np = try Self.object(objects, kind: "NetworkPolicy")
+        #expect(selects(np["spec"]?["podSelector"]))
+        #expect(Set(Self.strings(np["spec"]?["policyTypes"])) == ["Ingress", "Egress"])
+        func ports(_ rules: JSONValue?) -> Set<String> {
+            Set((rules?.arrayValue ?? []).flatMap { $0["ports"]?.arrayValue ?? [] }.map {
+                "\($0["protocol"]?.stringValue ?? "TCP")/\(Self.scalar($0["port"]) ?? "any")"
+            })
+        }
+        #expect(ports(np["spec"]?["ingress"]) == ["TCP/8080", "TCP/8081"])
+        #expect(ports(np["spec"]?["egress"]) == ["TCP/443", "TCP/6443", "UDP/53", "TCP/53"])
+        let pdb = try Self.object(objects, kind: "PodDisruptionBudget")
+        #expect(selects(pdb["spec"]?["selector"]))
+        #expect(pdb["spec"]?["maxUnavailable"] == .number("1"))
+        let svc = try Self.object(objects, kind: "Service")
+        let selector = svc["spec"]?["selector"]?.objectValue
+        #expect(selector?.members.allSatisfy { podLabels?[$0.key] == $0.value } == true)
+        #expect(svc["spec"]?["ports"]?.arrayValue?.compactMap { $0["port"] } == [.number("8080")])
+    }
+
+    // MARK: checkov
+
+    /// The check ids of the exceptions table in deploy/README.md (section "checkov exceptions").
+    static func documentedExceptions() throws -> Set<String> {
+        let readme = try String(contentsOf: deploy.appendingPathComponent("README.md"), encoding: .utf8)
+        var inSection = false
+        var ids = Set<String>()
+        for line in readme.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("## ") { inSection = line.lowercased().contains("checkov exceptions") }
+            guard inSection, line.hasPrefix("| `") else { continue }
+            let cell = line.dropFirst(3).prefix { $0 != "`" }
+            if cell.hasPrefix("CKV") { ids.insert(String(cell)) }
+        }
+        return ids
+    }
+
+    @Test func exceptionsTableIsThere() throws {
+        let ids = try Self.documentedExceptions()
+        #expect(!ids.isEmpty)
+        #expect(ids.allSatisfy { $0.hasPrefix("CKV_K8S_") || $0.hasPrefix("CKV2_K8S_") })
+    }
+
+    @Test(.enabled(if: kubectlPath != nil && checkovPath != nil,
+                   "checkov or kubectl is not installed (.ci/run installs checkov with pip): the checkov scan of deploy/ is skipped"),
+          arguments: ["base", "persistent-store"])
+    func checkovFailsOnlyDocumentedChecks(variant: String) throws {
+        let rendered = variant == "base" ? try Self.render(Self.deploy.appendingPathComponent("base")) : try Self.renderPersistent()
+        let tmp = try TempDir()
+        let file = try tmp.file("rendered.yaml", rendered, mode: 0o644)
+        // --skip-download: no call to the vendor's API (the checks are local); the exit code is 1 when any check fails.
+        let r = try runProcess(checkovPath!, ["-f", file, "--framework", "kubernetes", "-o", "json", "--skip-download", "--quiet"])
+        let parsed = try JSONParser.parse(r.stdout)
+        let reports = parsed.arrayValue ?? [parsed]
+        let report = try #require(reports.first { $0["check_type"]?.stringValue == "kubernetes" }, "\(r.stdout.prefix(500)) \(r.stderr.prefix(500))")
+        let summary = report["summary"]
+        // Guard against a vacuous pass: every object was parsed and checks actually ran.
+        #expect(summary?["parsing_errors"] == .number("0"))
+        #expect((Int(Self.scalar(summary?["resource_count"]) ?? "") ?? 0) >= 12, "\(String(describing: summary))")
+        #expect((Int(Self.scalar(summary?["passed"]) ?? "") ?? 0) > 50, "\(String(describing: summary))")
+        let failed = Set((report["results"]?["failed_checks"]?.arrayValue ?? []).compactMap { $0["check_id"]?.stringValue })
+        let documented = try Self.documentedExceptions()
+        #expect(failed.subtracting(documented).isEmpty,
+                "\(variant): checkov failed checks not justified in deploy/README.md: \(failed.subtracting(documented).sorted())")
+    }
+}
