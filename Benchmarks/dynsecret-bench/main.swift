@@ -160,7 +160,11 @@ case "replicate-cluster":
     var o = parseOptions(args.dropFirst())
     if o.runs == Options().runs { o.runs = 3 }
     try await benchReplicateCluster(o, namespaces: 2_000)
+case "controller":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 3 }
+    try await benchController(o, namespaces: 2_000)
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller [options]")
     exit(args.isEmpty ? 0 : 2)
 }
