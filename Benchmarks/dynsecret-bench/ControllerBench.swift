@@ -91,10 +91,10 @@ func benchController(_ o: Options, namespaces: Int) async throws {
         try await Task.sleep(for: .seconds(1))
         func writes() -> Int { ["create", "update", "patch", "delete"].reduce(0) { $0 + emulator.counters()[$1, default: 0] } }
         let convergeWrites = writes()
-        emulator.resetCounters()
         source.data = ["token": Array("bench-v2".utf8)]
         source = try await admin.update(source)
         let changed = ContinuousClock.now
+        emulator.resetCounters()
         while times.count("bench-v2") < namespaces {
             try await Task.sleep(for: .milliseconds(5))
             if ContinuousClock.now - changed > .seconds(300) { throw EmulatorError("the change did not propagate in 300 s") }

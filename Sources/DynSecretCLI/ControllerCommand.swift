@@ -101,6 +101,9 @@ struct ControllerCommand: AsyncParsableCommand {
         if !(retry < renew && renew < lease) {
             throw CLIError("leader election needs --retry-period < --renew-deadline < --lease-duration")
         }
+        if lease.components.attoseconds != 0 {
+            throw CLIError("--lease-duration must be whole seconds (the Lease stores leaseDurationSeconds)")
+        }
         let format = logFormat
         let level = Logger.Level(rawValue: logLevel) ?? .info
         var logger = Logger(label: "dynsecret.controller") { label in

@@ -49,12 +49,16 @@ public struct ControllerConfiguration: Sendable {
 public final class Controller: Service, Sendable {
     private struct State {
         var replicator: Replicator?
+        var runTask: Task<Void, Never>?
         var stopping = false
         var lost = false
         var lastProbe: (at: ContinuousClock.Instant, ok: Bool)?
     }
 
     private let client: KubeClient
+    /// A client without retries for the Lease and readiness probes: its requests never queue behind the workers',
+    /// and each attempt is bounded by its caller's timeout.
+    private let directClient: KubeClient
     private let configuration: ControllerConfiguration
     public let metrics: ControllerMetrics
     private let logger: Logger
@@ -62,6 +66,8 @@ public final class Controller: Service, Sendable {
     private let elector: LeaderElector?
     private let recorder: EventRecorder
     private let storeRecords = Atomic<Int>(0)
+    private let storeQueue: AsyncStream<Secret>.Continuation
+    private let storeStream: AsyncStream<Secret>
     private let boundPorts = Mutex<[String: Int]>([:])
 
     /// A controller over `client`. Build `client` with `metrics.observer` as its observer so API requests are
@@ -71,8 +77,14 @@ public final class Controller: Service, Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        var once = RetryPolicy()
+        once.maxAttempts = 1
+        var direct = client.config
+        direct.requestTimeout = .seconds(5)
+        directClient = KubeClient(config: direct, maxConcurrentRequests: 2, retry: once, observer: metrics.observer)
+        (storeStream, storeQueue) = AsyncStream<Secret>.makeStream()
         if let le = configuration.leaderElection {
-            elector = LeaderElector(client: client, configuration: le, logger: logger)
+            elector = LeaderElector(client: directClient, configuration: le, logger: logger)
         } else {
             elector = nil
         }
@@ -99,31 +111,56 @@ public final class Controller: Service, Sendable {
         logger.info("policy loaded", metadata: ["policy": "\(initial.name)", "rules": "\(initial.rules.count)"])
         if let store = configuration.store, let count = try? store.records().count { storeRecords.store(count, ordering: .relaxed) }
         metrics.setStoreRecords(storeRecords.load(ordering: .relaxed))
+        let storeTask = Task { await self.storeLoop() }
+        defer { storeQueue.finish() }
         let servers = try await startEndpoints()
         let bound = ports
         logger.info("endpoints listening", metadata: ["health": "\(bound["health"].map(String.init) ?? "off")", "metrics": "\(bound["metrics"].map(String.init) ?? "off")"])
         do {
-            try await withGracefulShutdownHandler {
-                try await self.main(initial, initialBytes)
-            } onGracefulShutdown: {
-                self.logger.info("shutting down: finishing the writes in flight")
+            try await withTaskCancellationHandler {
+                try await withGracefulShutdownHandler {
+                    try await self.main(initial, initialBytes)
+                } onGracefulShutdown: {
+                    self.logger.info("shutting down: finishing the writes in flight")
+                    self.requestStop()
+                }
+            } onCancel: {
                 self.requestStop()
             }
         } catch {
             for s in servers { await s.stop() }
+            storeQueue.finish()
+            await storeTask.value
             throw error
         }
         for s in servers { await s.stop() }
+        storeQueue.finish()
+        await storeTask.value
     }
 
+    /// Stops the current replicator: after a lost Lease at once (no write may follow), otherwise by draining the
+    /// reconciles in flight for at most `drainLimit`, then cancelling them.
     private func requestStop(lost: Bool = false) {
-        let r = state.withLock { s -> Replicator? in
+        let (r, task) = state.withLock { s -> (Replicator?, Task<Void, Never>?) in
             s.stopping = true
             if lost { s.lost = true }
-            return s.replicator
+            return (s.replicator, s.runTask)
         }
-        if let r { Task { await r.stop() } }
+        if lost {
+            task?.cancel()
+            return
+        }
+        if let r {
+            let limit = drainLimit
+            Task {
+                let drained = await withTimeout(limit) { await r.stop(); return true }
+                if drained == nil { task?.cancel() }
+            }
+        }
     }
+
+    /// How long a shutdown waits for the reconciles in flight before cancelling them.
+    private var drainLimit: Duration { .seconds(5) }
 
     private var stopping: Bool { state.withLock { $0.stopping } }
 
@@ -147,17 +184,22 @@ public final class Controller: Service, Sendable {
                 canWrite: { [elector] in elector?.isLeader ?? true },
                 onSource: { [weak self] secret in self?.keep(secret) }
             )
+            let runTask = Task { await replicator.run() }
             let stopNow = state.withLock { s -> Bool in
                 s.replicator = replicator
+                s.runTask = runTask
                 return s.stopping
             }
-            if stopNow { break }
-            let runTask = Task { await replicator.run() }
+            if stopNow {
+                runTask.cancel()
+                await runTask.value
+                break
+            }
             // Poll the policy file until it changes to a valid policy or a stop is requested.
             var next: (ReplicationPolicy, [UInt8])?
             var waited = Duration.zero
             while !stopping && next == nil {
-                try? await Task.sleep(for: .milliseconds(100))
+                do { try await Task.sleep(for: .milliseconds(100)) } catch { requestStop(); break }
                 waited += .milliseconds(100)
                 guard waited >= configuration.policyPollInterval else { continue }
                 waited = .zero
@@ -171,7 +213,9 @@ public final class Controller: Service, Sendable {
                     logger.error("policy file changed but is invalid; the running policy stays in force", metadata: ["error": "\(error)"])
                 }
             }
-            await replicator.stop()
+            if next != nil {
+                await replicator.stop()
+            }
             await runTask.value
             if let next {
                 policy = next.0
@@ -191,20 +235,36 @@ public final class Controller: Service, Sendable {
 
     // MARK: at-rest records
 
+    /// Hands a source version to the store writer (a serial task, so sealing and fsync never hold up the informers).
     private func keep(_ secret: Secret) {
+        guard configuration.store != nil, configuration.keyring != nil else { return }
+        storeQueue.yield(secret)
+    }
+
+    /// Writes each source version as a record, unless the store has it already or its content equals the version
+    /// this process stored last for that Secret (a metadata-only change).
+    private func storeLoop() async {
         guard let store = configuration.store, let keyring = configuration.keyring else { return }
-        guard let ns = secret.metadata.namespace, let name = secret.metadata.name else { return }
-        let generation = secret.metadata.resourceVersion.flatMap { UInt64($0) } ?? 0
-        do {
-            let path = try store.path(namespace: ns, name: name, uid: secret.metadata.uid ?? "", generation: generation)
-            if FileManager.default.fileExists(atPath: path) { return }
-            try store.write(secret, generation: generation, keyring: keyring, created: UInt64(Date().timeIntervalSince1970))
-            metrics.storeWrite("written")
-            metrics.setStoreRecords(storeRecords.add(1, ordering: .relaxed).newValue)
-            logger.debug("kept an at-rest record", metadata: ["secret": "\(ns)/\(name)", "generation": "\(generation)"])
-        } catch {
-            metrics.storeWrite("error")
-            logger.error("could not keep an at-rest record", metadata: ["secret": "\(ns)/\(name)", "error": "\(error.message)"])
+        var lastContent: [String: String] = [:]
+        for await secret in storeStream {
+            guard let ns = secret.metadata.namespace, let name = secret.metadata.name else { continue }
+            let key = "\(ns)/\(name)/\(secret.metadata.uid ?? "")"
+            let content = ReplicaContentHash.of(secret)
+            if lastContent[key] == content { continue }
+            let generation = secret.metadata.resourceVersion.flatMap { UInt64($0) } ?? 0
+            do {
+                let path = try store.path(namespace: ns, name: name, uid: secret.metadata.uid ?? "", generation: generation)
+                if !FileManager.default.fileExists(atPath: path) {
+                    try store.write(secret, generation: generation, keyring: keyring, created: UInt64(Date().timeIntervalSince1970))
+                    metrics.storeWrite("written")
+                    metrics.setStoreRecords(storeRecords.add(1, ordering: .relaxed).newValue)
+                    logger.debug("kept an at-rest record", metadata: ["secret": "\(ns)/\(name)", "generation": "\(generation)"])
+                }
+                lastContent[key] = content
+            } catch {
+                metrics.storeWrite("error")
+                logger.error("could not keep an at-rest record", metadata: ["secret": "\(ns)/\(name)", "error": "\(error.message)"])
+            }
         }
     }
 
@@ -263,13 +323,15 @@ public final class Controller: Service, Sendable {
         let now = ContinuousClock.now
         if let last, now - last < .seconds(30) { return (true, "") }
         if let probe, now - probe.at < .seconds(5) { return (probe.ok, probe.ok ? "" : "API server unreachable") }
-        var ok = false
-        do {
-            _ = try await client.call("GET", "/version")
-            ok = true
-        } catch {
-            ok = error.httpStatus > 0 && error.httpStatus < 500
-        }
+        let direct = directClient
+        let ok = await withTimeout(.seconds(3)) { () async -> Bool in
+            do throws(KubeError) {
+                _ = try await direct.call("GET", "/version")
+                return true
+            } catch {
+                return error.httpStatus > 0 && error.httpStatus < 500
+            }
+        } ?? false
         state.withLock { $0.lastProbe = (now, ok) }
         return (ok, ok ? "" : "API server unreachable")
     }

@@ -11,11 +11,11 @@ public final class ControllerMetrics: Sendable {
     private let storeRecords: Gauge
     private let ready: Gauge
     private let replicaGauges: [String: Gauge]
-    /// Replica states by namespace, summed into `dynsecret_replicas{state}`.
-    private let replicaStates = Mutex<[String: [String: Int]]>([:])
+    /// Replica states by namespace and their running totals (`dynsecret_replicas{state}`).
+    private let replicaStates = Mutex<(byNamespace: [String: [String: Int]], totals: [String: Int])>(([:], [:]))
 
     /// The states `dynsecret_replicas` reports.
-    public static let replicaStateNames = ["in_sync", "pending", "conflict", "failed"]
+    public static let replicaStateNames = ["in_sync", "conflict", "failed"]
 
     public init() {
         reconcileDuration = registry.makeDurationHistogram(
@@ -75,9 +75,10 @@ public final class ControllerMetrics: Sendable {
         counter("writes_total", "Writes applied to the cluster, by kind.", [("kind", kind)]).increment()
     }
 
-    /// A conflict was reported (a foreign Secret at a target name, two rules on one target, a source as a target).
+    /// A new conflict was reported with an Event (a foreign Secret at a target name, two rules on one target, a
+    /// source as a target); a lasting conflict counts once per 30 minutes.
     public func conflict() {
-        counter("conflicts_total", "Conflicts reported: targets held by a Secret dynsecret does not own, or claimed twice.", []).increment()
+        counter("conflicts_total", "Conflicts reported with an Event: targets held by a Secret dynsecret does not own, or claimed twice.", []).increment()
     }
 
     /// A policy (re)load ended with `result`.
@@ -104,10 +105,10 @@ public final class ControllerMetrics: Sendable {
     /// Replaces the replica states counted for `namespace` (nil: the namespace is gone).
     public func setReplicaStates(namespace: String, _ states: [String: Int]?) {
         let totals = replicaStates.withLock { all -> [String: Int] in
-            all[namespace] = states
-            var t: [String: Int] = [:]
-            for (_, s) in all { for (k, v) in s { t[k, default: 0] += v } }
-            return t
+            for (k, v) in all.byNamespace[namespace] ?? [:] { all.totals[k, default: 0] -= v }
+            for (k, v) in states ?? [:] { all.totals[k, default: 0] += v }
+            all.byNamespace[namespace] = states
+            return all.totals
         }
         for (s, g) in replicaGauges { g.set(Double(totals[s] ?? 0)) }
     }

@@ -29,8 +29,10 @@ public final class EventRecorder: Sendable {
     private let component: String
     private let instance: String
     private let logger: Logger
-    private let recorded = Mutex<Set<String>>([])
+    private let recorded = Mutex<[String: ContinuousClock.Instant]>([:])
     private let maxRemembered = 10_000
+    /// A lasting condition is recorded again after this long (Events expire from the API server after an hour).
+    private let repeatAfter: Duration = .seconds(1800)
 
     public init(client: KubeClient, component: String = "dynsecret-controller", instance: String, logger: Logger) {
         self.client = client
@@ -39,22 +41,29 @@ public final class EventRecorder: Sendable {
         self.logger = logger
     }
 
-    /// Creates the Event unless the same one was recorded before by this process. Failures are logged, never thrown.
-    public func record(_ object: Object?, type: String, reason: String, message: String) async {
-        guard let object else { return }
+    /// Creates the Event unless this process recorded the same one in the last 30 minutes; returns whether it was
+    /// created. Failures are logged, never thrown.
+    @discardableResult
+    public func record(_ object: Object?, type: String, reason: String, message: String) async -> Bool {
+        guard let object else { return false }
         let key = "\(object.namespace)/\(object.name)|\(object.uid ?? "")|\(reason)|\(message)"
+        let seen = ContinuousClock.now
+        let repeatAfter = self.repeatAfter
         let fresh = recorded.withLock { r -> Bool in
+            if let at = r[key], seen - at < repeatAfter { return false }
+            if r.count >= maxRemembered { r = r.filter { seen - $0.value < repeatAfter } }
             if r.count >= maxRemembered { r.removeAll() }
-            return r.insert(key).inserted
+            r[key] = seen
+            return true
         }
-        guard fresh else { return }
+        guard fresh else { return false }
         let now = Date()
         let t = now.timeIntervalSince1970
         let secs = Int64(t.rounded(.down))
         let stamp = RFC3339.format(secs)
         var involved = ["kind": object.kind, "apiVersion": object.apiVersion, "namespace": object.namespace, "name": object.name]
         if let uid = object.uid { involved["uid"] = uid }
-        let suffix = String(UInt64(t * 1_000_000_000), radix: 16)
+        let suffix = String(UInt64(secs), radix: 16) + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         var event = Event(metadata: ObjectMeta(name: "\(object.name).\(suffix)", namespace: object.namespace), involvedObject: involved,
                           reason: reason, message: String(message.prefix(1024)), type: type)
         event.count = 1
@@ -63,11 +72,13 @@ public final class EventRecorder: Sendable {
         event.sourceComponent = component
         event.reportingComponent = component
         event.reportingInstance = instance
-        do {
+        do throws(KubeError) {
             _ = try await client.create(event)
+            return true
         } catch {
-            recorded.withLock { _ = $0.remove(key) }
-            logger.warning("could not record an Event", metadata: ["object": "\(object.namespace)/\(object.name)", "reason": "\(reason)", "error": "\(error.message)"])
+            recorded.withLock { _ = $0.removeValue(forKey: key) }
+            logger.warning("could not record an Event", metadata: ["object": "\(object.namespace)/\(object.name)", "reason": "\(reason)", "error": "\(error.message.prefix(512))"])
+            return false
         }
     }
 }

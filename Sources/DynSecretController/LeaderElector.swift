@@ -38,19 +38,25 @@ public final class LeaderElector: Sendable {
     private struct Observed {
         var spec: String?
         var at: ContinuousClock.Instant?
-        var resourceVersion: String?
-        var acquireTime: String?
-        var transitions: Int64 = 0
     }
+
+    private struct Leadership {
+        var leading = false
+        /// When the last successful acquire or renew was *sent*: leadership is only claimed for `renewDeadline` after it.
+        var renewedAt: ContinuousClock.Instant?
+    }
+
+    private enum Attempt { case held, heldByOther, failed }
 
     public let configuration: Configuration
     private let client: KubeClient
     private let clock: any Clock<Duration>
     private let logger: Logger
-    private let leading = Atomic<Bool>(false)
+    private let leadership = Mutex(Leadership())
     private let observed = Mutex(Observed())
 
-    /// An elector over `client`, sleeping on `clock`.
+    /// An elector over `client`, sleeping on `clock`. Give it a client of its own without retries (see
+    /// `Controller`), so Lease requests never queue behind other work and each attempt is bounded by its timeout.
     public init(client: KubeClient, configuration: Configuration, clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
         self.client = client
         self.configuration = configuration
@@ -60,50 +66,87 @@ public final class LeaderElector: Sendable {
 
     private func now() -> Date { Date() }
 
-    /// Whether this process holds the Lease.
-    public var isLeader: Bool { leading.load(ordering: .acquiring) }
+    /// Whether this process may act as the leader: it holds the Lease and its last successful renewal was sent less
+    /// than `renewDeadline` ago. Turns false by itself when renewals stall, before any other candidate (which waits
+    /// `leaseDuration` > `renewDeadline` after it saw that renewal) can take the Lease.
+    public var isLeader: Bool {
+        let deadline = configuration.renewDeadline
+        return leadership.withLock { l in
+            guard l.leading, let at = l.renewedAt else { return false }
+            return ContinuousClock.now - at < deadline
+        }
+    }
 
-    /// Campaigns until the Lease is held, calls `onStartedLeading`, then renews until leadership is lost (`.lost`) or
-    /// the task is cancelled (`.stopped`; call `release()` afterwards to hand over at once).
+    /// Campaigns until the Lease is held, calls `onStartedLeading`, then renews until leadership is lost (`.lost`:
+    /// another holder was seen, or no renewal succeeded within `renewDeadline`) or the task is cancelled (`.stopped`;
+    /// call `release()` afterwards to hand over at once).
     public func run(onStartedLeading: @Sendable () async -> Void) async -> Outcome {
         let c = configuration
-        while !Task.isCancelled {
-            if await tryAcquireOrRenew() { break }
+        while true {
+            if Task.isCancelled { return .stopped }
+            let sent = ContinuousClock.now
+            if await attempt(timeout: c.renewDeadline) == .held {
+                leadership.withLock { $0 = Leadership(leading: true, renewedAt: sent) }
+                break
+            }
             do { try await clock.sleep(for: jittered(c.retryPeriod)) } catch { return .stopped }
         }
         if Task.isCancelled { return .stopped }
-        leading.store(true, ordering: .releasing)
         logger.info("became leader", metadata: ["lease": "\(c.namespace)/\(c.name)", "identity": "\(c.identity)"])
         await onStartedLeading()
-        var lastRenew = ContinuousClock.now
-        while !Task.isCancelled {
+        while true {
             do { try await clock.sleep(for: c.retryPeriod) } catch { return .stopped }
             if Task.isCancelled { return .stopped }
-            if await tryAcquireOrRenew() {
-                lastRenew = ContinuousClock.now
-            } else if ContinuousClock.now - lastRenew > c.renewDeadline {
-                leading.store(false, ordering: .releasing)
-                logger.error("leadership lost: the Lease was not renewed within the renew deadline", metadata: ["lease": "\(c.namespace)/\(c.name)"])
+            let sent = ContinuousClock.now
+            let last = leadership.withLock { $0.renewedAt } ?? sent
+            let remaining = c.renewDeadline - (sent - last)
+            let result: Attempt = remaining > .zero ? await attempt(timeout: remaining) : .failed
+            switch result {
+            case .held:
+                leadership.withLock { $0.renewedAt = sent }
+            case .heldByOther:
+                leadership.withLock { $0.leading = false }
+                logger.error("leadership lost: another candidate holds the Lease", metadata: ["lease": "\(c.namespace)/\(c.name)"])
                 return .lost
+            case .failed:
+                if ContinuousClock.now - last >= c.renewDeadline {
+                    leadership.withLock { $0.leading = false }
+                    logger.error("leadership lost: the Lease was not renewed within the renew deadline", metadata: ["lease": "\(c.namespace)/\(c.name)"])
+                    return .lost
+                }
             }
         }
-        return .stopped
     }
 
     /// Gives the Lease up (empty holder, 1 s duration) if this process holds it, so a successor takes over at once.
-    public func release() async {
-        guard leading.exchange(false, ordering: .acquiringAndReleasing) else { return }
+    /// Bounded by `timeout`; a failure only means the successor waits for the Lease to expire.
+    public func release(timeout: Duration = .seconds(2)) async {
+        let was = leadership.withLock { l -> Bool in
+            let w = l.leading
+            l.leading = false
+            return w
+        }
+        guard was else { return }
         let c = configuration
-        do {
-            var lease = try await client.get(Lease.self, namespace: c.namespace, name: c.name)
-            guard lease.holderIdentity == c.identity else { return }
-            lease.holderIdentity = ""
-            lease.leaseDurationSeconds = 1
-            lease.renewTime = microTime(now())
-            _ = try await client.update(lease)
+        let client = self.client
+        let stamp = microTime(now())
+        let done = await withTimeout(timeout) { () async -> Bool in
+            do {
+                var lease = try await client.get(Lease.self, namespace: c.namespace, name: c.name)
+                guard lease.holderIdentity == c.identity else { return true }
+                lease.holderIdentity = ""
+                lease.leaseDurationSeconds = 1
+                lease.renewTime = stamp
+                _ = try await client.update(lease)
+                return true
+            } catch {
+                return false
+            }
+        }
+        if done == true {
             logger.info("released the Lease", metadata: ["lease": "\(c.namespace)/\(c.name)"])
-        } catch {
-            logger.warning("could not release the Lease", metadata: ["lease": "\(c.namespace)/\(c.name)", "error": "\(error.message)"])
+        } else {
+            logger.warning("could not release the Lease; the successor waits for it to expire", metadata: ["lease": "\(c.namespace)/\(c.name)"])
         }
     }
 
@@ -115,8 +158,12 @@ public final class LeaderElector: Sendable {
         return Lease.microTime(secondsSinceEpoch: s, microseconds: min(999_999, Int((t - Double(s)) * 1_000_000)))
     }
 
-    /// One round of client-go's tryAcquireOrRenew: true when this process holds the Lease afterwards.
-    func tryAcquireOrRenew() async -> Bool {
+    /// One round of client-go's tryAcquireOrRenew, given up after `timeout` (its requests are cancelled).
+    private func attempt(timeout: Duration) async -> Attempt {
+        await withTimeout(timeout) { await self.tryAcquireOrRenew() } ?? .failed
+    }
+
+    private func tryAcquireOrRenew() async -> Attempt {
         let c = configuration
         let stamp = microTime(now())
         let seconds = Int64(max(1, c.leaseDuration.components.seconds))
@@ -129,14 +176,14 @@ public final class LeaderElector: Sendable {
             do {
                 let created = try await client.create(lease)
                 observe(created)
-                return true
+                return .held
             } catch {
                 logger.debug("lease create failed", metadata: ["error": "\(error.message)"])
-                return false
+                return .failed
             }
         } catch {
             logger.warning("lease read failed", metadata: ["lease": "\(c.namespace)/\(c.name)", "error": "\(error.message)"])
-            return false
+            return .failed
         }
         observe(existing)
         let holder = existing.holderIdentity ?? ""
@@ -144,7 +191,7 @@ public final class LeaderElector: Sendable {
             // Someone else holds it: only take it once it went unrenewed for its whole duration, as we timed it.
             let duration = Duration.seconds(existing.leaseDurationSeconds ?? seconds)
             let since = observed.withLock { $0.at } ?? ContinuousClock.now
-            if ContinuousClock.now - since < duration { return false }
+            if ContinuousClock.now - since < duration { return .heldByOther }
         }
         var lease = existing
         if holder == c.identity {
@@ -159,10 +206,10 @@ public final class LeaderElector: Sendable {
         do {
             let updated = try await client.update(lease)
             observe(updated)
-            return true
+            return .held
         } catch {
             logger.debug("lease update failed", metadata: ["error": "\(error.message)"])
-            return false
+            return .failed
         }
     }
 
@@ -174,7 +221,20 @@ public final class LeaderElector: Sendable {
                 o.spec = spec
                 o.at = ContinuousClock.now
             }
-            o.resourceVersion = lease.metadata.resourceVersion
         }
+    }
+}
+
+/// Runs `body`, giving up after `limit`: returns nil then, and `body`'s task is cancelled (libcurl transfers stop).
+func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async -> T) async -> T? {
+    await withTaskGroup(of: T?.self) { group in
+        group.addTask { await body() }
+        group.addTask {
+            try? await Task.sleep(for: limit)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
     }
 }

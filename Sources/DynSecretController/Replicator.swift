@@ -162,7 +162,9 @@ public final class Replicator: Sendable {
             if deleted { metrics.setReplicaStates(namespace: name, nil) }
             if hasSynced { queue.add(name) }
         case .replicas:
+            // An object that does not decode keeps its previous cached version (it is not treated as deleted).
             let secret = deleted ? nil : decodeSecret(o)
+            if !deleted && secret == nil { return }
             caches.withLock { c in
                 if let secret { c.replicas[ns, default: [:]][name] = secret } else {
                     c.replicas[ns]?[name] = nil
@@ -172,13 +174,20 @@ public final class Replicator: Sendable {
             if hasSynced { queue.add(ns) }
         case .source:
             let secret = deleted ? nil : decodeSecret(o)
+            if !deleted && secret == nil { return }
             caches.withLock { c in c.sources[index, default: [:]][ns + "/" + name] = secret }
-            if let secret { onSource(secret) }
+            if let secret, policy.rules.contains(where: { ReplicationPlanner.isSource(secret, of: $0) }) { onSource(secret) }
             if hasSynced { enqueueAll() }
         case .serviceAccounts:
             var sa: ServiceAccount?
-            if !deleted { sa = try? ServiceAccount(kubeJSON: o) }
-            caches.withLock { c in c.serviceAccounts[ns, default: [:]][name] = sa }
+            if !deleted {
+                sa = try? ServiceAccount(kubeJSON: o)
+                if sa == nil { return }
+            }
+            caches.withLock { c in
+                c.serviceAccounts[ns, default: [:]][name] = sa
+                if c.serviceAccounts[ns]?.isEmpty == true { c.serviceAccounts[ns] = nil }
+            }
             if hasSynced { queue.add(ns) }
         }
         metrics.setQueueDepth(queue.depth)
@@ -247,36 +256,43 @@ public final class Replicator: Sendable {
             }
         }
         if found { plan = planFor(ns, state) }
-        var writer = KubeReplicationWriter(client: client, serviceAccounts: snapshot.3)
+        var writer = FencedWriter(inner: KubeReplicationWriter(client: client, serviceAccounts: snapshot.3), canWrite: canWrite)
         let result = await ReplicationApplier.apply(plan, to: &writer)
-        var failedKeys: Set<String> = []
+        for (kind, n) in writer.succeeded { for _ in 0..<n { metrics.wrote(kind) } }
+        var failedSecrets = 0
         for f in result.failures {
-            failedKeys.insert(f.action.name)
-            logger.warning("write failed", metadata: ["namespace": "\(ns)", "action": "\(f.action.kind.rawValue)", "secret": "\(f.action.name)", "error": "\(f.message)"])
-            if !Self.isStale(f.message) {
+            let status = writer.errors[FencedWriter.key(f.action)] ?? ReplicationWriteError(f.message)
+            if f.action.kind != .patchServiceAccount { failedSecrets += 1 }
+            logger.warning("write failed", metadata: ["namespace": "\(ns)", "action": "\(f.action.kind.rawValue)", "name": "\(f.action.name)",
+                                                      "code": "\(status.code)", "error": "\(f.message.prefix(512))"])
+            if !Self.isStale(status) && canWrite() {
+                // The Event says what failed and the API server's code and reason only: a webhook's free-form denial
+                // text (which could quote the object) stays in the log.
+                let why = status.code == 0 ? "no answer from the API server" : "HTTP \(status.code)\(status.reason.isEmpty ? "" : " " + status.reason)"
                 await events.record(source(for: f.action), type: "Warning", reason: "ReplicationFailed",
-                                    message: "\(f.action.kind.rawValue) \(ns)/\(f.action.name) failed: \(f.message)")
+                                    message: "\(f.action.kind.rawValue) \(ns)/\(f.action.name) failed: \(why)")
             }
         }
-        for a in plan.actions where a.isWrite && !failedKeys.contains(a.name) {
-            metrics.wrote(a.kind.rawValue)
+        for a in plan.actions where a.isWrite && !result.failures.contains(where: { $0.action == a }) {
             logger.info("replicated", metadata: ["namespace": "\(ns)", "action": "\(a.kind.rawValue)", "name": "\(a.name)", "reason": "\(a.reason)"])
         }
         var conflicts = 0
         for a in plan.actions where a.kind == .report && a.reason.hasPrefix("conflict") {
             conflicts += 1
-            metrics.conflict()
-            await events.record(source(for: a), type: "Warning", reason: "ReplicaConflict", message: "\(ns)/\(a.name): \(a.reason)")
+            if canWrite(), await events.record(source(for: a), type: "Warning", reason: "ReplicaConflict", message: "\(ns)/\(a.name): \(a.reason)") {
+                metrics.conflict()
+            }
         }
         let desired = plan.replicas.filter { $0.metadata.namespace == ns }.count
-        let failed = failedKeys.count
-        metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failed), "failed": failed, "conflict": conflicts, "pending": 0])
+        metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
         return result.failures.isEmpty
     }
 
-    /// A write refused because the cache was behind (a newer version, an object created meanwhile): retried, not an Event.
-    static func isStale(_ message: String) -> Bool {
-        message.contains("the object has been modified") || message.contains("Precondition failed") || message.contains("already exists")
+    /// A write refused because the cache was behind (409: a newer version, a precondition, an object created
+    /// meanwhile; 404: the object or namespace went away), or skipped because this process may no longer write:
+    /// retried with backoff, not an Event.
+    static func isStale(_ e: ReplicationWriteError) -> Bool {
+        e.code == 409 || e.code == 404 || e.code == FencedWriter.notLeader
     }
 
     private func planFor(_ ns: String, _ state: ReplicationState) -> ReplicationPlan {
@@ -293,5 +309,54 @@ public final class Replicator: Sendable {
         let key = rule.source.namespace + "/" + name
         let uid = caches.withLock { c in c.sources.values.lazy.compactMap { $0[key] }.first?.metadata.uid }
         return EventRecorder.Object(kind: "Secret", apiVersion: "v1", namespace: rule.source.namespace, name: name, uid: uid)
+    }
+}
+
+/// Passes writes to the cluster writer only while this process may write (checked before every write, so a
+/// reconcile that started before leadership was lost stops at its next write), and remembers each write's outcome.
+struct FencedWriter: ReplicationWriter {
+    static let notLeader = -1
+    var inner: KubeReplicationWriter
+    let canWrite: @Sendable () -> Bool
+    var errors: [String: ReplicationWriteError] = [:]
+    var succeeded: [String: Int] = [:]
+
+    static func key(_ a: ReplicationAction) -> String { key(a.kind, a.namespace, a.name) }
+    static func key(_ kind: ReplicationAction.Kind, _ ns: String, _ name: String) -> String { "\(kind.rawValue)/\(ns)/\(name)" }
+
+    private mutating func run(_ kind: ReplicationAction.Kind, _ ns: String, _ name: String,
+                              _ body: (inout KubeReplicationWriter) async throws(ReplicationWriteError) -> Void) async throws(ReplicationWriteError) {
+        guard canWrite() else {
+            let e = ReplicationWriteError("\(kind.rawValue) \(ns)/\(name): skipped, this process is no longer the leader", code: Self.notLeader)
+            errors[Self.key(kind, ns, name)] = e
+            throw e
+        }
+        do {
+            try await body(&inner)
+            succeeded[kind.rawValue, default: 0] += 1
+        } catch {
+            errors[Self.key(kind, ns, name)] = error
+            throw error
+        }
+    }
+
+    mutating func create(_ secret: Secret) async throws(ReplicationWriteError) {
+        try await run(.create, secret.metadata.namespace ?? "", secret.metadata.name ?? "") { (w) throws(ReplicationWriteError) in try await w.create(secret) }
+    }
+
+    mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        try await run(.update, secret.metadata.namespace ?? "", secret.metadata.name ?? "") { (w) throws(ReplicationWriteError) in
+            try await w.update(secret, precondition: precondition)
+        }
+    }
+
+    mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        try await run(.delete, namespace, name) { (w) throws(ReplicationWriteError) in try await w.delete(namespace: namespace, name: name, precondition: precondition) }
+    }
+
+    mutating func patchServiceAccount(namespace: String, name: String, addImagePullSecrets: [String], precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        try await run(.patchServiceAccount, namespace, name) { (w) throws(ReplicationWriteError) in
+            try await w.patchServiceAccount(namespace: namespace, name: name, addImagePullSecrets: addImagePullSecrets, precondition: precondition)
+        }
     }
 }

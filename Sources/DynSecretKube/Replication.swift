@@ -21,7 +21,7 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
     static func key(_ m: ObjectMeta) -> String { (m.namespace ?? "default") + "/" + (m.name ?? "") }
 
     private static func failure(_ verb: String, _ what: String, _ error: KubeError) -> ReplicationWriteError {
-        ReplicationWriteError("\(verb) \(what): \(error.message)")
+        ReplicationWriteError("\(verb) \(what): \(error.message)", code: error.httpStatus, reason: error.reason)
     }
 
     public mutating func create(_ secret: Secret) async throws(ReplicationWriteError) {

@@ -36,6 +36,29 @@ final class Store: Sendable {
         var kind: String
         var type: String
         var object: JSONObject
+        /// The object before a MODIFIED change (for selector transitions).
+        var previous: JSONObject?
+    }
+
+    /// The event a watcher with a selector sees for `c`, as the API server's cache watcher converts it: MODIFIED
+    /// when both versions match, ADDED when only the new one does, DELETED (with the previous content and the new
+    /// resourceVersion) when only the old one does, nothing when neither does.
+    static func event(_ c: Change, for w: Watcher) -> (type: String, object: JSONObject)? {
+        let now = w.wants(c.object)
+        guard c.type == "MODIFIED", let previous = c.previous else { return now ? (c.type, c.object) : nil }
+        let before = w.wants(previous)
+        switch (before, now) {
+        case (true, true): return ("MODIFIED", c.object)
+        case (false, true): return ("ADDED", c.object)
+        case (true, false):
+            var gone = previous
+            if var meta = gone["metadata"]?.objectValue {
+                meta["resourceVersion"] = c.object["metadata"]?["resourceVersion"]
+                gone["metadata"] = .object(meta)
+            }
+            return ("DELETED", gone)
+        case (false, false): return nil
+        }
     }
 
     struct State: Sendable {
@@ -116,8 +139,9 @@ final class Store: Sendable {
 
     // MARK: writes
 
-    private func record(_ st: inout State, kind: Kind, type: String, object: JSONObject) {
-        st.log.append(Change(rv: st.rv, kind: kind.plural, type: type, object: object))
+    private func record(_ st: inout State, kind: Kind, type: String, object: JSONObject, previous: JSONObject? = nil) {
+        let change = Change(rv: st.rv, kind: kind.plural, type: type, object: object, previous: previous)
+        st.log.append(change)
         if st.log.count - st.logStart > window {
             let drop = st.log.count - st.logStart - window
             st.compactedThrough = st.log[st.logStart + drop - 1].rv
@@ -127,9 +151,8 @@ final class Store: Sendable {
                 st.logStart = 0
             }
         }
-        let value = JSONValue.object(Self.withType(object, kind))
-        for w in st.watchers.values where w.kind.plural == kind.plural && w.wants(object) {
-            w.send(.event(type: type, object: value))
+        for w in st.watchers.values where w.kind.plural == kind.plural {
+            if let e = Self.event(change, for: w) { w.send(.event(type: e.type, object: .object(Self.withType(e.object, kind)))) }
         }
     }
 
@@ -267,7 +290,7 @@ final class Store: Sendable {
             meta["resourceVersion"] = .string(String(st.rv))
             o["metadata"] = .object(Self.orderedMeta(meta))
             st.objects[kind.plural, default: [:]][key] = o
-            record(&st, kind: kind, type: "MODIFIED", object: o)
+            record(&st, kind: kind, type: "MODIFIED", object: o, previous: old)
             return o
         }
     }
@@ -294,6 +317,7 @@ final class Store: Sendable {
                 }
                 if dryRun { return (old, false) }
                 if old["status"]?["phase"]?.stringValue == "Terminating" { return (old, false) }
+                let before = old
                 st.rv += 1
                 var meta = old["metadata"]?.objectValue ?? JSONObject()
                 meta["deletionTimestamp"] = .string(ts)
@@ -301,7 +325,7 @@ final class Store: Sendable {
                 old["metadata"] = .object(Self.orderedMeta(meta))
                 old["status"] = .object(JSONObject([("phase", .string("Terminating"))]))
                 st.objects["namespaces", default: [:]][key] = old
-                record(&st, kind: kind, type: "MODIFIED", object: old)
+                record(&st, kind: kind, type: "MODIFIED", object: old, previous: before)
                 return (old, true)
             }
             if dryRun { return (old, false) }
@@ -358,8 +382,8 @@ final class Store: Sendable {
                     w.send(.close)
                     return nil
                 }
-                for c in st.log[st.logStart...] where c.rv > from && c.kind == w.kind.plural && w.wants(c.object) {
-                    w.send(.event(type: c.type, object: .object(Self.withType(c.object, w.kind))))
+                for c in st.log[st.logStart...] where c.rv > from && c.kind == w.kind.plural {
+                    if let e = Self.event(c, for: w) { w.send(.event(type: e.type, object: .object(Self.withType(e.object, w.kind)))) }
                 }
             } else {
                 let objs = (st.objects[w.kind.plural] ?? [:]).sorted { $0.key < $1.key }

@@ -139,3 +139,48 @@ enum Fixtures {
         ["create", "update", "patch", "delete"].reduce(0) { $0 + (counters["\(user) \($1)"] ?? 0) }
     }
 }
+
+/// The replicas as a watch sees them (label `dynsecret.io/replica=true`), kept current in the background, so tests
+/// can wait on them without listing 1,000 Secrets over and over (which would load the emulator they measure).
+final class ReplicaWatch: Sendable {
+    private let values = Mutex<[String: String]>([:])
+    private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
+
+    init(_ c: KubeClient) async throws {
+        let list = try await c.listAll(.secrets, options: ListOptions(labelSelector: "dynsecret.io/replica=true"))
+        values.withLock { v in for o in list.items { v[Self.key(o)] = Self.token(o) } }
+        var opts = ListOptions(labelSelector: "dynsecret.io/replica=true")
+        opts.resourceVersion = list.resourceVersion
+        opts.timeoutSeconds = 900
+        let t = Task {
+            var rv = list.resourceVersion
+            while !Task.isCancelled {
+                opts.resourceVersion = rv
+                do {
+                    for try await e in c.watch(.secrets, options: opts) {
+                        if let v = e.object["metadata"]?["resourceVersion"]?.stringValue { rv = v }
+                        switch e.type {
+                        case "ADDED", "MODIFIED": self.values.withLock { $0[Self.key(e.object)] = Self.token(e.object) }
+                        case "DELETED": self.values.withLock { _ = $0.removeValue(forKey: Self.key(e.object)) }
+                        default: break
+                        }
+                    }
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        }
+        task.withLock { $0 = t }
+    }
+
+    static func key(_ o: JSONValue) -> String { (o["metadata"]?["namespace"]?.stringValue ?? "") + "/" + (o["metadata"]?["name"]?.stringValue ?? "") }
+    static func token(_ o: JSONValue) -> String {
+        o["data"]?["token"]?.stringValue.flatMap { Base64.decode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    /// `namespace/name` → value of the `token` key.
+    var current: [String: String] { values.withLock { $0 } }
+
+    func stop() { task.withLock { $0?.cancel() } }
+    deinit { task.withLock { $0?.cancel() } }
+}

@@ -173,6 +173,33 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         #expect(summary == ["deleted remove", "added new", "synced"])
     }
 
+    @Test func selectorWatchSeesObjectsEnterAndLeaveTheSelection() async throws {
+        // As the API server's cache watcher: an update that makes an object match is ADDED, one that makes it stop
+        // matching is DELETED (with the previous content and the new resourceVersion), both matching is MODIFIED.
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        let created = try await c.create(.secrets, secret("a"))
+        var opts = ListOptions(labelSelector: "pick=yes")
+        opts.resourceVersion = created["metadata"]?["resourceVersion"]?.stringValue
+        opts.timeoutSeconds = 2
+        func label(_ v: JSONValue) async throws -> JSONValue {
+            try await c.mergePatch(.secrets, namespace: "default", name: "a",
+                                   .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("pick", v)])))])))])))
+        }
+        let enter = try await label(.string("yes"))
+        _ = try await c.mergePatch(.secrets, namespace: "default", name: "a", .object(JSONObject([("data", .object(JSONObject([("k", .string("djI="))])))])))
+        let leave = try await label(.string("no"))
+        _ = try await label(.string("still-no"))
+        var events: [WatchEvent] = []
+        for try await ev in c.watch(.secrets, namespace: "default", options: opts) where ev.type != "BOOKMARK" { events.append(ev) }
+        #expect(events.map(\.type) == ["ADDED", "MODIFIED", "DELETED"])
+        #expect(events.first?.object["metadata"]?["resourceVersion"] == enter["metadata"]?["resourceVersion"])
+        let gone = try #require(events.last)
+        #expect(gone.object["metadata"]?["labels"]?["pick"]?.stringValue == "yes", "DELETED carries the previous content")
+        #expect(gone.object["metadata"]?["resourceVersion"] == leave["metadata"]?["resourceVersion"])
+    }
+
     @Test func watchFromTooOldVersionGivesExpiredStatus() async throws {
         let e = try await startEmulator()
         defer { Task { await e.stop() } }

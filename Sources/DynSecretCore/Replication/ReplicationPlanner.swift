@@ -12,6 +12,15 @@ public enum ReplicationPlanner {
         return planner.run()
     }
 
+    /// Whether `secret` is a source of `rule`: the named Secret, or a Secret of the source namespace that the
+    /// selector matches and that is neither a replica nor of a type never copied.
+    public static func isSource(_ secret: Secret, of rule: ReplicationRule) -> Bool {
+        guard (secret.metadata.namespace ?? "default") == rule.source.namespace else { return false }
+        if let name = rule.source.name { return secret.metadata.name == name }
+        guard let selector = rule.source.selector else { return false }
+        return Run.isSelected(secret, namespace: rule.source.namespace, selector: selector)
+    }
+
     private struct Intent {
         var rule: Int
         var source: Secret

@@ -1,7 +1,15 @@
 /// A write that failed, with a one-line reason (never a secret value).
 public struct ReplicationWriteError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The API server's HTTP status (0 when there was no answer or no server).
+    public var code: Int
+    /// The API server's `Status.reason` (such as `Conflict`), empty when unknown.
+    public var reason: String
+    public init(_ message: String, code: Int = 0, reason: String = "") {
+        self.message = message
+        self.code = code
+        self.reason = reason
+    }
     public var description: String { message }
 }
 
