@@ -88,6 +88,11 @@ import Testing
         let after = try await c.get(Secret.self, namespace: "team-0100", name: "pull")
         #expect(after.metadata.resourceVersion == foreign.metadata.resourceVersion, "the foreign Secret was written")
         s.emulator.setFaults(Faults())
+        // Errors, retries and conflicts put no secret value in the log or in Events.
+        let events = String(decoding: GoJSONWriter.compact(.array(try await c.list(.events, namespace: nil).items)), as: UTF8.self)
+        for (what, text) in [("log", ctl.log), ("events", events)] {
+            #expect(!text.contains("CANARY-controller") && !text.contains("tampered") && !text.contains("foreign-value"), "a secret value leaked into the \(what)")
+        }
         #expect(await ctl.stop(SIGTERM).status == 0)
     }
 

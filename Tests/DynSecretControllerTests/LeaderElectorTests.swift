@@ -82,6 +82,24 @@ import Testing
         #expect(!a.isLeader)
     }
 
+    @Test func aLeaderWhoseRenewalsHangStopsLeadingBeforeTheLeaseExpires() async throws {
+        let e = try await KubeEmulator.start()
+        defer { Task { await e.stop() } }
+        let a = Self.elector(e, "a")  // lease 2 s, renew deadline 1.5 s
+        let ta = Task { await a.run {} }
+        #expect(await poll(.seconds(3)) { a.isLeader })
+        // Every request now takes 10 s: the renewal hangs. Leadership must end by the renew deadline, before any
+        // other candidate could take the Lease (lease duration after it last saw it change).
+        var slow = Faults()
+        slow.latencyMilliseconds = 10_000
+        e.setFaults(slow)
+        let t0 = ContinuousClock.now
+        #expect(await poll(.seconds(5)) { !a.isLeader })
+        let took = ContinuousClock.now - t0
+        #expect(took < .seconds(2), "still claimed leadership \(took) after renewals started to hang")
+        #expect(await ta.value == .lost)
+    }
+
     func poll(_ timeout: Duration, _ condition: () -> Bool) async -> Bool {
         let t0 = ContinuousClock.now
         while ContinuousClock.now - t0 < timeout {
