@@ -178,7 +178,7 @@ public final class LeaderElector: Sendable {
                 observe(created)
                 return .held
             } catch {
-                logger.debug("lease create failed", metadata: ["error": "\(error.message)"])
+                logger.warning("lease create failed", metadata: ["lease": "\(c.namespace)/\(c.name)", "error": "\(error.message)"])
                 return .failed
             }
         } catch {

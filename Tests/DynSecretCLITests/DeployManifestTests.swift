@@ -1,4 +1,6 @@
 import DynSecretCore
+import DynSecretKube
+import KubeEmulator
 import Foundation
 import Testing
 
@@ -384,5 +386,58 @@ let checkovPath: String? = {
         let documented = try Self.documentedExceptions()
         #expect(failed.subtracting(documented).isEmpty,
                 "\(variant): checkov failed checks not justified in deploy/README.md: \(failed.subtracting(documented).sorted())")
+    }
+}
+
+/// The rendered Deployment's command line runs: the controller starts with exactly the manifest's arguments (paths
+/// mapped to a temporary directory, addresses to loopback), reads a keyring laid out as the kubelet lays out a
+/// Secret volume (`..data` symbolic link, mode 0440), the base's policy, leads, serves /readyz, and stops on SIGTERM.
+@Suite struct DeployedArgumentsTests {
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/base with kustomize is skipped"))
+    func theDeploymentsArgumentsRunTheController() async throws {
+        let objects = try DeployManifestTests.objects(try DeployManifestTests.render(DeployManifestTests.deploy.appendingPathComponent("base")))
+        let deployment = try DeployManifestTests.object(objects, kind: "Deployment")
+        let container = try #require(deployment["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first)
+        var args = DeployManifestTests.strings(container["args"])
+        try #require(args.first == "controller")
+        args.removeFirst()
+
+        let e = try await KubeEmulator.start()
+        defer { Task { await e.stop() } }
+        let dir = try TempDir()
+        // A Secret volume: keyring.yaml -> ..data/keyring.yaml, ..data -> ..2026_11_26, the file 0440.
+        let volume = dir.url.appendingPathComponent("keyring")
+        let stamp = volume.appendingPathComponent("..2026_11_26_00_00_00.000000000")
+        try FileManager.default.createDirectory(at: stamp, withIntermediateDirectories: true)
+        let generated = dir.url.appendingPathComponent("generated.yaml").path
+        #expect(await dynsecret(["keys", "generate", "--keyring", generated]).code == 0)
+        try FileManager.default.copyItem(atPath: generated, toPath: stamp.appendingPathComponent("keyring.yaml").path)
+        #expect(chmod(stamp.appendingPathComponent("keyring.yaml").path, 0o440) == 0)
+        try FileManager.default.createSymbolicLink(atPath: volume.appendingPathComponent("..data").path, withDestinationPath: stamp.lastPathComponent)
+        try FileManager.default.createSymbolicLink(atPath: volume.appendingPathComponent("keyring.yaml").path, withDestinationPath: "..data/keyring.yaml")
+
+        let policy = DeployManifestTests.deploy.appendingPathComponent("base/policy.yaml").path
+        let map = [
+            "/etc/dynsecret/policy/policy.yaml": policy,
+            "/etc/dynsecret/keyring/keyring.yaml": volume.appendingPathComponent("keyring.yaml").path,
+            "/var/lib/dynsecret/store": dir.url.appendingPathComponent("store").path,
+            "0.0.0.0:8081": "127.0.0.1:0", "0.0.0.0:8080": "127.0.0.1:0",
+        ]
+        args = args.map { a in
+            guard let eq = a.firstIndex(of: "="), let v = map[String(a[a.index(after: eq)...])] else { return map[a] ?? a }
+            return String(a[...eq]) + v
+        }
+        #expect(args.contains { $0.hasPrefix("--keyring=") && $0.contains(dir.url.path) }, "the manifest's keyring path changed: \(args)")
+        let kubeconfig = try dir.file("kubeconfig", e.kubeconfig())
+        _ = try await KubeClient(config: KubeConfig(server: e.url)).create(.namespaces, Fixtures.namespace("dynsecret-system"))
+        let ctl = try ControllerProcess(args + ["--kubeconfig", kubeconfig], log: dir.url.appendingPathComponent("controller.log").path,
+                                        environment: ["POD_NAMESPACE": "dynsecret-system", "POD_NAME": "dynsecret-controller-0"])
+        let health = try await ctl.port("health")
+        #expect(await waitFor(.seconds(20)) { ctl.log.contains("became leader") } != nil, "\(ctl.log.suffix(2000))")
+        #expect(await waitFor(.seconds(20)) { (try? httpGet("http://127.0.0.1:\(health)/readyz").status) == 200 } != nil)
+        let lease = try await KubeClient(config: KubeConfig(server: e.url)).get(Lease.self, namespace: "dynsecret-system", name: "dynsecret-controller")
+        #expect(lease.holderIdentity?.hasPrefix("dynsecret-controller-0_") == true)
+        let stopped = await ctl.stop(SIGTERM)
+        #expect(stopped.status == 0, "\(ctl.log.suffix(2000))")
     }
 }
