@@ -11,6 +11,9 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
     public let client: KubeClient
     /// The ServiceAccounts as read for planning, by `namespace/name`; patches append to their `imagePullSecrets`.
     public var serviceAccounts: [String: ServiceAccount]
+    /// The `resourceVersion` each created or updated Secret got, by `namespace/name` (a controller uses it to
+    /// recognise the watch events of its own writes).
+    public private(set) var written: [String: String] = [:]
 
     /// A writer over `client`; `serviceAccounts` are those the plan was made from.
     public init(client: KubeClient, serviceAccounts: [ServiceAccount] = []) {
@@ -28,14 +31,24 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         var s = secret
         s.metadata.uid = nil
         s.metadata.resourceVersion = nil
-        do { _ = try await client.create(s) } catch { throw Self.failure("create", "secret \(Self.key(s.metadata))", error) }
+        do {
+            let created = try await client.create(s)
+            written[Self.key(s.metadata)] = created.metadata.resourceVersion
+        } catch {
+            throw Self.failure("create", "secret \(Self.key(s.metadata))", error)
+        }
     }
 
     public mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
         var s = secret
         s.metadata.resourceVersion = precondition.resourceVersion
         if let uid = precondition.uid { s.metadata.uid = uid }
-        do { _ = try await client.update(s) } catch { throw Self.failure("update", "secret \(Self.key(s.metadata))", error) }
+        do {
+            let updated = try await client.update(s)
+            written[Self.key(s.metadata)] = updated.metadata.resourceVersion
+        } catch {
+            throw Self.failure("update", "secret \(Self.key(s.metadata))", error)
+        }
     }
 
     public mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {

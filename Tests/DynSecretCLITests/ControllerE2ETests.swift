@@ -195,7 +195,7 @@ import Testing
 
         // An invalid policy: logged, the old one keeps working.
         try Data("apiVersion: dynsecret.io/v1alpha1\nkind: ReplicationPolicy\nspec: {rules: [{name: x}]}\n".utf8).write(to: URL(fileURLWithPath: s.policy))
-        #expect(await waitFor(.seconds(10)) { ctl.log.contains("invalid") } != nil, "\(ctl.log.suffix(1500))")
+        #expect(await waitFor(.seconds(10)) { ctl.log.contains("policy file changed but is invalid") } != nil, "\(ctl.log.suffix(1500))")
         _ = try await c.create(.namespaces, Fixtures.namespace("team-new", labels: ["dynsecret": "on"]))
         #expect(try await waitFor(.seconds(10)) { try await Fixtures.replicas(c)["team-new/pull"] != nil } != nil, "the old policy stopped working")
 

@@ -107,7 +107,9 @@ import Testing
                 ("labels", .object(JSONObject([("dynsecret", on ? .string("on") : .null)]))),
             ])))])))
         }
+        var runsThatWrote = 0
         for i in 0..<20 {
+            let before = Fixtures.writes(s.emulator.counters(), by: "controller")
             let ctl = try Self.controller(s, "kill-\(i)")
             // Change the cluster while the controller starts, lists and writes; then kill it somewhere in there.
             try await Task.sleep(for: .milliseconds(Int.random(in: 20...400)))
@@ -122,7 +124,10 @@ import Testing
             try await Self.setSource(c, value)
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...600)))
             _ = await ctl.stop(SIGKILL)
+            if Fixtures.writes(s.emulator.counters(), by: "controller") > before { runsThatWrote += 1 }
         }
+        print("controller SIGKILL: \(runsThatWrote) of 20 killed runs had written before the kill")
+        #expect(runsThatWrote >= 5, "the kills did not land while the controller was working")
         let ctl = try Self.controller(s, "kill-final")
         _ = try await ctl.port("health")
         let want = Set(labelled.map { $0 + "/pull" })
