@@ -14,6 +14,7 @@ public struct DynSecretCommand: AsyncParsableCommand {
             CreateRegistry.self, Validate.self, IndexCommand.self, Which.self,
             Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self, VersionCommand.self,
             Replicate.self,
+            Verify.self,
         ]
     )
 
