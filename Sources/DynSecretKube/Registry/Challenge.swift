@@ -33,6 +33,12 @@ public struct AuthChallenge: Sendable, Equatable {
             while i < s.count, isTokenChar(s[i]) { i += 1 }
             return String(decoding: s[start..<i], as: UTF8.self)
         }
+        func bare() -> String {
+            // Leniently up to the next comma or space (an unquoted realm URL is not a token, but servers send it).
+            let start = i
+            while i < s.count, s[i] != UInt8(ascii: ","), !isSpace(s[i]) { i += 1 }
+            return String(decoding: s[start..<i], as: UTF8.self)
+        }
         func quoted() -> String {
             // s[i] is the opening quote.
             i += 1
@@ -67,9 +73,7 @@ public struct AuthChallenge: Sendable, Equatable {
                 }
                 i += 1
                 skipSpaces()
-                let value = i < s.count && s[i] == UInt8(ascii: "\"") ? quoted() : token()
-                // token68 padding (`abc==`): not a parameter; skip the rest of it.
-                while i < s.count, s[i] == UInt8(ascii: "=") { i += 1 }
+                let value = i < s.count && s[i] == UInt8(ascii: "\"") ? quoted() : bare()
                 challenge.parameters[name.lowercased()] = value
             }
             out.append(challenge)
