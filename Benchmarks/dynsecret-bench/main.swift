@@ -156,11 +156,15 @@ case "replicate":
     try await benchReplicate(o, namespaces: 2_000)
 case "kube":
     benchKube(args.dropFirst())
+case "verify":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 50 }
+    try benchVerify(o)
 case "replicate-cluster":
     var o = parseOptions(args.dropFirst())
     if o.runs == Options().runs { o.runs = 3 }
     try await benchReplicateCluster(o, namespaces: 2_000)
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|verify [options]")
     exit(args.isEmpty ? 0 : 2)
 }

@@ -415,13 +415,13 @@ struct VerifyTests {
         #expect(r.code == 2 && r.stderr.contains("no such file"))
     }
 
-    /// 20 registries behind a token server that takes 300 ms per token: checked concurrently, the whole run takes
+    /// 20 registries behind a token server that takes 500 ms per token: checked concurrently, the whole run takes
     /// about as long as one check; the serial sum is measured in the same test for comparison.
     @Test func twentyRegistriesConcurrently() async throws {
         let lab = try RegistryLab()
         defer { lab.stopAll() }
         try lab.makePKI()
-        let realm = try await lab.startTokenServer(users: #"{"alice":{"password":"\#(canary)","pull":["*"]}}"#, delaySeconds: 0.3)
+        let realm = try await lab.startTokenServer(users: #"{"alice":{"password":"\#(canary)","pull":["*"]}}"#, delaySeconds: 0.5)
         var registries: [String] = []
         for _ in 0..<20 { registries.append("127.0.0.1:\(try await lab.startRegistry(auth: .token(realm: realm)))") }
         let all = try lab.dir.file("all.yaml", pullSecretManifest("all", registries: registries, user: "alice", password: canary))

@@ -102,6 +102,7 @@ class Handler(BaseHTTPRequestHandler):
                          "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))})
 
 
+ThreadingHTTPServer.request_queue_size = 128  # 20 registries ask at once
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)
