@@ -207,7 +207,9 @@ private struct Session {
             let header: String
             switch await authorization(for: probe, scope: nil) {
             case .failure(let halt): return halt.check
-            case .success(let h): header = h.value
+            case .success(let h):
+                header = h.value
+                if h.bearer { secrets.append(String(h.value.dropFirst("Bearer ".count))) }
             }
             let r: HTTPResponse
             switch await send("GET", base! + "/v2/", authorization: header) {
@@ -241,6 +243,7 @@ private struct Session {
             case .success(let h):
                 header = h.value
                 viaToken = h.bearer
+                if h.bearer { secrets.append(String(h.value.dropFirst("Bearer ".count))) }
             }
         default:
             return unexpected(probe, "GET /v2/")
