@@ -156,6 +156,10 @@ case "replicate":
     try await benchReplicate(o, namespaces: 2_000)
 case "kube":
     benchKube(args.dropFirst())
+case "verify":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 50 }
+    try benchVerify(o)
 case "replicate-cluster":
     var o = parseOptions(args.dropFirst())
     if o.runs == Options().runs { o.runs = 3 }
@@ -165,6 +169,6 @@ case "controller":
     if o.runs == Options().runs { o.runs = 3 }
     try await benchController(o, namespaces: 2_000)
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller|verify [options]")
     exit(args.isEmpty ? 0 : 2)
 }

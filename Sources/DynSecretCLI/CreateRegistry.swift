@@ -26,6 +26,8 @@ struct CreateRegistry: AsyncParsableCommand {
                   --from-docker-config ~/.docker/config.json
               dynsecret create-registry --merge-into regcred.yaml \\
                   --server nvcr.io --username '$oauthtoken' --password-file ngc.key
+              echo "$TOKEN" | dynsecret create-registry regcred --verify \\
+                  --server registry.example.com --username ci --password-stdin
             """
     )
 
@@ -69,7 +71,17 @@ struct CreateRegistry: AsyncParsableCommand {
 
     @OptionGroup var connection: ClusterConnection
 
+    @Flag(name: .customLong("verify"), help: "Check the credentials against their registries first; refuse to print or apply the Secret when one fails.")
+    var verify = false
+
+    @Flag(name: .customLong("no-verify-fail"), help: "With --verify: print or apply the Secret even when a check fails.")
+    var noVerifyFail = false
+
+    @OptionGroup var registry: RegistryOptions
+
     func validate() throws {
+        if noVerifyFail && !verify { throw ValidationError("--no-verify-fail needs --verify") }
+        try registry.check()
         let passwordSources = [passwordStdin, passwordFile != nil, password != nil].filter { $0 }.count
         if passwordSources > 1 {
             throw ValidationError("give the password only once: --password-stdin, --password-file or --password")
@@ -88,6 +100,7 @@ struct CreateRegistry: AsyncParsableCommand {
             io.warn("--password leaves the password in shell history and process lists; use --password-stdin or --password-file")
         }
         let secret = try build()
+        if verify { try await verifyCredentials(of: secret) }
         guard apply else {
             io.writeStdout(output.render(secret))
             return
@@ -105,6 +118,26 @@ struct CreateRegistry: AsyncParsableCommand {
         case .unchanged: "unchanged"
         }
         io.writeStdout(Array("secret/\(secret.metadata.name ?? "") \(verb)\n".utf8))
+    }
+
+    /// Checks every registry credential of `secret`; reports on standard error and throws (exit 1) when one fails,
+    /// unless `--no-verify-fail`.
+    func verifyCredentials(of secret: Secret) async throws(CLIError) {
+        let credentials = try Verify.credentials(of: secret, namespace: secret.metadata.namespace ?? "", where: "the Secret")
+        let results = await RegistryVerification.logins(credentials, client: try registry.client(concurrency: credentials.count))
+        let io = CommandIO.current
+        for r in results {
+            io.writeStderr("verify: \(r.check.status.rawValue) \(r.credential.key) (\(r.check.registry)) in \(RegistryVerification.seconds(r.check.elapsed)): \(r.check.message)\n")
+        }
+        let failed = results.filter { !$0.check.status.succeeded }
+        guard !failed.isEmpty else { return }
+        let names = failed.map(\.credential.key).joined(separator: ", ")
+        if noVerifyFail {
+            io.warn("--verify: the credentials for \(names) failed; continuing because of --no-verify-fail")
+            return
+        }
+        throw CLIError("--verify: the credentials for \(names) failed; the Secret is not \(apply ? "applied" : "printed") (--no-verify-fail overrides)",
+                       exitCode: ExitStatus.findings)
     }
 
     /// Everything is read and checked before anything is printed.

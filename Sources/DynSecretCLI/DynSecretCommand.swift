@@ -13,7 +13,7 @@ public struct DynSecretCommand: AsyncParsableCommand {
         subcommands: [
             CreateRegistry.self, Validate.self, IndexCommand.self, Which.self,
             Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self, VersionCommand.self,
-            Replicate.self, ControllerCommand.self,
+            Replicate.self, ControllerCommand.self, Verify.self,
         ]
     )
 

@@ -59,10 +59,16 @@ struct Validate: AsyncParsableCommand {
     @Flag(name: .customLong("list-rules"), help: "Print the rule ids, their default severity and what they check, then exit.")
     var listRules = false
 
+    @Flag(name: .customLong("verify-pull"), help: "Also ask the registries whether each covered image can be pulled with its credentials (network).")
+    var verifyPull = false
+
+    @OptionGroup var registry: RegistryOptions
+
     func validate() throws {
         if listRules { return }
         if files.isEmpty && !cluster { throw ValidationError("give the manifests to check with -f PATH (- for stdin), or --cluster") }
         if allNamespaces && !cluster { throw ValidationError("-A needs --cluster") }
+        try registry.check()
         if expiryWarning < 0 { throw ValidationError("--expiry-warning must not be negative") }
         if let now, RFC3339.parse(now) == nil { throw ValidationError("--now \(now): not an RFC 3339 time such as 2027-01-31T00:00:00Z") }
         for glob in privateRegistries where CredentialKeyring.normalize(glob) == nil {
@@ -96,10 +102,39 @@ struct Validate: AsyncParsableCommand {
                 run.add(doc, fromCluster: true)
             }
         }
-        let report = run.finish()
+        var report = run.finish()
+        if verifyPull { try await verifyPulls(&report) }
         CommandIO.current.writeStdout(output.render(report))
         if inputErrors > 0 { throw ExitCode(ExitStatus.usage) }
         if report.findings.contains(where: { $0.severity >= failOn.severity }) { throw ExitCode(ExitStatus.findings) }
+    }
+
+    /// Checks each covered image (each distinct image and credential list once, concurrently); a pull that fails
+    /// becomes an `image-pull-failed` finding at the image's field.
+    func verifyPulls(_ report: inout ValidationReport) async throws(CLIError) {
+        var unique: [String: Int] = [:]
+        var items: [(text: String, ref: ImageReference, matches: [CredentialKeyring.Match])] = []
+        var itemOf: [Int] = []
+        for pull in report.imagePulls {
+            // In memory only: the identity includes the credential itself.
+            let id = ([pull.reference.description] + pull.credentials.map { "\($0.entry.key)\u{1}\($0.entry.credential.username)\u{1}\($0.entry.credential.password)" })
+                .joined(separator: "\u{0}")
+            if let i = unique[id] {
+                itemOf.append(i)
+            } else {
+                unique[id] = items.count
+                itemOf.append(items.count)
+                items.append((pull.image, pull.reference, pull.credentials))
+            }
+        }
+        guard !items.isEmpty else { return }
+        let results = await RegistryVerification.pulls(items, client: try registry.client(concurrency: items.count))
+        for (pull, i) in zip(report.imagePulls, itemOf) where !results[i].check.status.succeeded {
+            let r = results[i]
+            let credential = r.used.map { " with pull secret \($0.entry.source.secretName) [\($0.entry.source.registryKey)]" } ?? ""
+            let tried = r.candidates > 1 ? " (all \(r.candidates) credentials the kubelet would try failed)" : ""
+            report.findings.append(pull.finding(.imagePullFailed, "image \(pull.image): \(r.check.status.rawValue) from \(r.check.registry)\(credential): \(r.check.message)\(tried)"))
+        }
     }
 }
 

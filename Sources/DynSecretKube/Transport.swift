@@ -58,6 +58,8 @@ public struct HTTPResponse: Sendable {
 public struct TransportSettings: Sendable {
     /// PEM bytes of the CA bundle that verifies the server; nil uses the system bundle.
     public var caPEM: [UInt8]?
+    /// PEM CA certificates trusted in addition to the system bundle (ignored when `caPEM` is set).
+    public var extraCAPEM: [UInt8]?
     /// Skip server certificate verification (kubeconfig `insecure-skip-tls-verify`).
     public var insecureSkipVerify: Bool = false
     /// PEM client certificate and key for mutual TLS.
@@ -84,7 +86,22 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
     public var notSent: Bool
     /// True when the transfer was cancelled.
     public var cancelled: Bool
+    /// What failed, for callers that report connection and TLS problems differently.
+    public var kind: Kind = .other
     public var description: String { message }
+
+    /// The class of a transport failure.
+    public enum Kind: Sendable, Equatable {
+        /// DNS resolution or the TCP connection failed.
+        case connect
+        /// The connection or the whole request timed out.
+        case timeout
+        /// The TLS handshake failed (for example, the server does not speak TLS).
+        case tlsHandshake
+        /// The server's certificate was not trusted or did not match the host.
+        case tlsCertificate
+        case other
+    }
 }
 
 /// Counters a transport keeps; read them for benchmarks and metrics.
@@ -171,6 +188,27 @@ enum CurlGlobal {
     static let status: CURLcode = cdynsecret_curl_global_init()
 
     static func initialize() { _ = status }
+
+    /// The bytes of libcurl's default CA bundle file (empty when it has none or it cannot be read).
+    static let systemCABundle: [UInt8] = {
+        guard status == CURLE_OK, let h = curl_easy_init() else { return [] }
+        defer { curl_easy_cleanup(h) }
+        var path: UnsafeMutablePointer<CChar>?
+        guard cdynsecret_curl_getinfo_string(h, CURLINFO_CAINFO, &path) == CURLE_OK, let path else { return [] }
+        return (try? Array(Data(contentsOf: URL(fileURLWithPath: String(cString: path))))) ?? []
+    }()
+
+    /// The transport failure class of a libcurl result code.
+    static func kind(of code: CURLcode) -> TransportError.Kind {
+        switch code {
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .connect
+        case CURLE_OPERATION_TIMEDOUT: .timeout
+        case CURLE_SSL_CONNECT_ERROR: .tlsHandshake
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR,
+             CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CRL_BADFILE: .tlsCertificate
+        default: .other
+        }
+    }
 }
 
 /// One libcurl easy handle; owned by exactly one thread at a time (a pool worker or a stream thread).
@@ -264,7 +302,7 @@ final class Transfer: @unchecked Sendable {
             // report the partial response to stream consumers as an error all the same.
             finish(.failure(TransportError(
                 message: cancelledNow ? "request cancelled" : "\(request.method) \(Self.redactedURL(request.url)): \(text)",
-                notSent: notSent, cancelled: cancelledNow)))
+                notSent: notSent, cancelled: cancelledNow, kind: cancelledNow ? .other : CurlGlobal.kind(of: code))))
             return
         }
         var st = 0
@@ -342,6 +380,10 @@ final class Transfer: @unchecked Sendable {
             try check(cdynsecret_curl_setopt_string(h, CURLOPT_CAINFO, nil), "CA file")
             try check(cdynsecret_curl_setopt_string(h, CURLOPT_CAPATH, nil), "CA path")
             try check(ca.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CA data")
+        } else if let extra = settings.extraCAPEM {
+            // The blob replaces libcurl's CA file, so it carries the system bundle too; the CA directory stays.
+            let bundle = CurlGlobal.systemCABundle + Array("\n".utf8) + extra
+            try check(bundle.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CA data")
         }
         if let cert = settings.clientCertificatePEM {
             try check(cert.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }, "client certificate")

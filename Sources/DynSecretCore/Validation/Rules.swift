@@ -62,6 +62,9 @@ extension ValidationRule {
     public static let pullSecretEmptyRef = ValidationRule("pull-secret-empty-ref", .warning, "An imagePullSecrets entry has no name")
     public static let serviceAccountUnknown = ValidationRule("service-account-unknown", .note, "The pod's ServiceAccount is not in the input; its imagePullSecrets are unknown")
 
+    // Registry checks (opt-in: validate --verify-pull)
+    public static let imagePullFailed = ValidationRule("image-pull-failed", .error, "--verify-pull: the registry refuses the pull with the credentials the kubelet would try")
+
     /// Every rule, in documentation order.
     public static let all: [ValidationRule] = [
         .manifestSyntax, .manifestNotObject, .manifestNoKind, .duplicateObject,
@@ -72,7 +75,7 @@ extension ValidationRule {
         .tlsCertInvalid, .tlsKeyInvalid, .tlsKeyMismatch, .tlsCertExpired, .tlsCertExpiring, .tlsCertNotYetValid,
         .sshKeyInvalid, .basicAuthIncomplete, .bootstrapToken, .bootstrapTokenExpired,
         .imageMissing, .imageInvalid, .imageUncovered, .pullSecretMissing, .pullSecretWrongType, .pullSecretBrokenRef,
-        .pullSecretEmptyRef, .serviceAccountUnknown,
+        .pullSecretEmptyRef, .serviceAccountUnknown, .imagePullFailed,
     ]
 }
 

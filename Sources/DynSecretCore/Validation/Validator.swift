@@ -20,6 +20,25 @@ public struct ValidationReport: Sendable {
     public var secrets = 0
     public var podSpecs = 0
     public var images = 0
+    /// Every image covered by a pull secret, with the credentials the kubelet would try (for pull verification).
+    public var imagePulls: [ImagePull] = []
+}
+
+/// A workload image and the credentials the kubelet would try for it, in order.
+public struct ImagePull: Sendable {
+    /// The image as written in the pod.
+    public var image: String
+    public var reference: ImageReference
+    public var credentials: [CredentialKeyring.Match]
+    /// The workload and the image's field.
+    public var object: ObjectRef
+    public var field: String
+    let location: Location
+
+    /// A finding about this image, located at its field.
+    public func finding(_ rule: ValidationRule, _ message: String) -> Finding {
+        location.finding(rule, message, object: object, field: field)
+    }
 }
 
 /// Validates Secrets and workload image coverage over a set of manifest documents.
@@ -40,7 +59,8 @@ public struct Validator: Sendable {
         for doc in documents { run.add(doc) }
         return run.finish()
     }
-    func checkCoverage(_ w: ValidationRun.Workload, secrets: [String: SecretCheck], serviceAccounts: [String: ServiceAccount], into findings: inout [Finding]) {
+    func checkCoverage(_ w: ValidationRun.Workload, secrets: [String: SecretCheck], serviceAccounts: [String: ServiceAccount],
+                       into findings: inout [Finding], pulls: inout [ImagePull]) {
         func add(_ rule: ValidationRule, _ message: String, field: String?, severity: Severity? = nil) {
             findings.append(w.location.finding(rule, message, object: w.ref, field: field, severity: severity))
         }
@@ -93,7 +113,11 @@ public struct Validator: Sendable {
                 add(.imageInvalid, "couldn't parse image name \(KubeNames.goQuote(text)): \(error.message)", field: image.field)
                 continue
             }
-            if keyring.lookup(ref.name).isEmpty {
+            let matches = keyring.lookup(ref.name)
+            if !matches.isEmpty {
+                pulls.append(ImagePull(image: text, reference: ref, credentials: matches, object: w.ref, field: image.field, location: w.location))
+            }
+            if matches.isEmpty {
                 let isPrivate = options.privateRegistries.contains { glob in
                     CredentialKeyring.normalize(glob).map { CredentialKeyring.urlsMatch($0, ref.name) } ?? false
                 }
@@ -181,7 +205,7 @@ public struct ValidationRun: Sendable {
         for w in workloads {
             report.podSpecs += 1
             report.images += w.spec.images.count
-            validator.checkCoverage(w, secrets: secrets, serviceAccounts: serviceAccounts, into: &report.findings)
+            validator.checkCoverage(w, secrets: secrets, serviceAccounts: serviceAccounts, into: &report.findings, pulls: &report.imagePulls)
         }
         return report
     }
