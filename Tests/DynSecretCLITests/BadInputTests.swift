@@ -123,7 +123,7 @@ private let canary = "CANARY-bad-input-93b1"
 }
 
 /// A 100 MB input through the real binary: a clear error and bounded memory.
-@Suite struct LargeInputTests {
+@Suite(.heavy) struct LargeInputTests {
     @Test(.enabled(if: dynsecretBinary != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/time"), "needs the dynsecret binary and GNU time"))
     func hundredMegabytes() throws {
         let tmp = try TempDir()

@@ -56,7 +56,7 @@ import Testing
                      store: dir.url.appendingPathComponent("store").path)
     }
 
-    @Test func lifecycleOverAThousandNamespaces() async throws {
+    @Test(.exclusive) func lifecycleOverAThousandNamespaces() async throws {
         let s = try await Self.setup(namespaces: 1000)
         defer { Task { await s.emulator.stop() } }
         let c = s.client

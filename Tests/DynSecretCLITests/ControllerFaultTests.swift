@@ -7,7 +7,7 @@ import Testing
 
 /// The controller under API faults, SIGKILL at random points, with two leader-electing processes, and with 50,000
 /// unrelated Secrets in the cluster.
-@Suite(.serialized) struct ControllerFaultTests {
+@Suite(.serialized, .heavy) struct ControllerFaultTests {
     typealias E2E = ControllerE2ETests
 
     static func controller(_ s: E2E.Setup, _ name: String, kubeconfig: String? = nil, _ extra: [String] = []) throws -> ControllerProcess {

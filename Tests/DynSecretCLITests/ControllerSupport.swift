@@ -3,6 +3,7 @@ import DynSecretKube
 import Foundation
 import KubeEmulator
 import Synchronization
+import Testing
 
 /// A `dynsecret controller` child process whose standard error goes to a log file.
 final class ControllerProcess: @unchecked Sendable {
@@ -183,4 +184,59 @@ final class ReplicaWatch: Sendable {
 
     func stop() { task.withLock { $0?.cancel() } }
     deinit { task.withLock { $0?.cancel() } }
+}
+
+/// A readers-writer gate over the heavy suites of this test target: heavy tests (`.heavy`) run concurrently with
+/// each other, and a test that measures time (`.exclusive`) runs while none of them does — so the controller's
+/// latency bounds are checked on a machine busy only with light tests, not with a 50,000-Secret load or checkov.
+actor LoadGate {
+    static let shared = LoadGate()
+    private var readers = 0
+    private var writer = false
+    private var waitingWriters = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire(exclusive: Bool) async {
+        if exclusive {
+            waitingWriters += 1
+            while writer || readers > 0 { await withCheckedContinuation { waiters.append($0) } }
+            waitingWriters -= 1
+            writer = true
+        } else {
+            while writer || waitingWriters > 0 { await withCheckedContinuation { waiters.append($0) } }
+            readers += 1
+        }
+    }
+
+    func release(exclusive: Bool) {
+        if exclusive { writer = false } else { readers -= 1 }
+        let w = waiters
+        waiters = []
+        for c in w { c.resume() }
+    }
+}
+
+/// Runs each test of a suite (or one test) under the `LoadGate`.
+struct LoadGateTrait: SuiteTrait, TestTrait, TestScoping {
+    let exclusive: Bool
+    var isRecursive: Bool { true }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        guard testCase != nil else { return try await function() }
+        await LoadGate.shared.acquire(exclusive: exclusive)
+        do {
+            try await function()
+        } catch {
+            await LoadGate.shared.release(exclusive: exclusive)
+            throw error
+        }
+        await LoadGate.shared.release(exclusive: exclusive)
+    }
+}
+
+extension Trait where Self == LoadGateTrait {
+    /// A suite or test that loads the machine (many processes, large clusters, big files).
+    static var heavy: Self { LoadGateTrait(exclusive: false) }
+    /// A test that measures time: runs while no `.heavy` test does.
+    static var exclusive: Self { LoadGateTrait(exclusive: true) }
 }

@@ -12,7 +12,7 @@ let checkovPath: String? = {
 
 /// The controller's manifests in `deploy/`: they render, validate, grant exactly the RBAC the controller needs, keep the
 /// restricted Pod Security Standard, and fail no checkov check that `deploy/README.md` does not justify.
-@Suite struct DeployManifestTests {
+@Suite(.heavy) struct DeployManifestTests {
     static let deploy = repositoryRoot.appendingPathComponent("deploy")
     static let namespace = "dynsecret-system"
 

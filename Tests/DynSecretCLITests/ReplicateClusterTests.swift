@@ -5,7 +5,7 @@ import KubeEmulator
 import Testing
 
 /// `replicate --once` and cluster `--dry-run` against the in-process emulator, counting writes with its counters.
-@Suite(.serialized) struct ReplicateClusterTests {
+@Suite(.serialized, .heavy) struct ReplicateClusterTests {
     static let token = "replicate-admin-token"
     static let readerToken = "replicate-reader-token"
     static let canary = "CANARY-cluster-7d41a9-never-print"

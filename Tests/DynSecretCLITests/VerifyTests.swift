@@ -205,7 +205,7 @@ final class Outputs: Sendable {
     }
 }
 
-@Suite(.serialized, .enabled(if: dockerRegistryPath != nil, "docker-registry is not installed (apt-get install docker-registry)"))
+@Suite(.serialized, .heavy, .enabled(if: dockerRegistryPath != nil, "docker-registry is not installed (apt-get install docker-registry)"))
 struct VerifyTests {
     let outputs = Outputs()
 
