@@ -288,13 +288,18 @@ enum RegistryVerification {
         return .number(String(format: "%.3f", Double(c.seconds) + Double(c.attoseconds) / 1e18))
     }
 
+    /// The username as printed: hidden when it holds the password (some registries issue a token as both).
+    static func username(_ c: RegistryCredential) -> String {
+        !c.password.isEmpty && c.username.contains(c.password) ? "<redacted>" : c.username
+    }
+
     static func source(_ c: VerifyCredential) -> String {
         c.namespace.isEmpty ? c.secret : "\(c.namespace)/\(c.secret)"
     }
 
     static func text(logins: [Login]) -> String {
         let rows = [["STATUS", "REGISTRY", "KEY", "SECRET", "USERNAME", "TIME", "MESSAGE"]] + logins.map { l in
-            [l.check.status.rawValue, l.check.registry, l.credential.key, source(l.credential), l.credential.credential.username, seconds(l.check.elapsed), l.check.message]
+            [l.check.status.rawValue, l.check.registry, l.credential.key, source(l.credential), username(l.credential.credential), seconds(l.check.elapsed), l.check.message]
         }
         return Table.render(rows)
     }
@@ -320,7 +325,7 @@ enum RegistryVerification {
     static func json(logins: [Login]) -> JSONValue {
         let results: [JSONValue] = logins.map { l in
             .object(JSONObject([("key", .string(l.credential.key)), ("secret", .string(source(l.credential))),
-                                ("username", .string(l.credential.credential.username))] + checkJSON(l.check)))
+                                ("username", .string(username(l.credential.credential)))] + checkJSON(l.check)))
         }
         return .object(JSONObject([("results", .array(results)), ("summary", summary(logins.map(\.check.status)))]))
     }
@@ -329,7 +334,7 @@ enum RegistryVerification {
         guard let m else { return .null }
         return .object(JSONObject([
             ("secret", .string(m.entry.source.namespace.isEmpty ? m.entry.source.secretName : "\(m.entry.source.namespace)/\(m.entry.source.secretName)")),
-            ("key", .string(m.entry.source.registryKey)), ("username", .string(m.entry.credential.username)), ("reason", .string(m.reason.rawValue)),
+            ("key", .string(m.entry.source.registryKey)), ("username", .string(username(m.entry.credential))), ("reason", .string(m.reason.rawValue)),
         ]))
     }
 

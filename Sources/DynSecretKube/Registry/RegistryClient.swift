@@ -123,7 +123,12 @@ public final class RegistryClient: Sendable {
         var settings = TransportSettings()
         settings.extraCAPEM = options.extraCAPEM
         settings.connectTimeout = options.connectTimeout
-        settings.proxyURL = nil  // libcurl reads HTTPS_PROXY, HTTP_PROXY, NO_PROXY
+        settings.proxyURL = nil  // libcurl reads https_proxy/HTTPS_PROXY and http_proxy
+        // Loopback registries are never reached through a proxy (as Go's runtimes do): a proxy would see the
+        // credentials, and its own localhost is not ours. NO_PROXY's entries are kept.
+        let env = ProcessInfo.processInfo.environment
+        let noProxy = [env["NO_PROXY"], env["no_proxy"]].compactMap { $0 }.filter { !$0.isEmpty }
+        settings.noProxy = (noProxy + ["localhost", "127.0.0.0/8", "::1"]).joined(separator: ",")
         verifying = CurlTransport(settings: settings, maxConcurrentRequests: maxConcurrentRequests)
         settings.insecureSkipVerify = true
         unverified = CurlTransport(settings: settings, maxConcurrentRequests: maxConcurrentRequests)
@@ -144,6 +149,10 @@ public final class RegistryClient: Sendable {
         let start = clock.now
         guard let endpoint = RegistryEndpoint(key: key) else {
             return RegistryCheck(status: .unreachable, registry: key, endpoint: nil, message: "the key names no registry host", elapsed: clock.now - start)
+        }
+        if endpoint.host.contains("*") {
+            return RegistryCheck(status: .unreachable, registry: endpoint.host, endpoint: nil,
+                                 message: "a glob key names no single registry; check the images it covers with --image", elapsed: clock.now - start)
         }
         var session = Session(client: self, endpoint: endpoint, credential: credential, start: start)
         return await session.login()
@@ -178,7 +187,8 @@ private struct Session {
     init(client: RegistryClient, endpoint: RegistryEndpoint, credential: RegistryCredential?, start: ContinuousClock.Instant) {
         self.client = client
         self.endpoint = endpoint
-        self.credential = credential
+        // An entry without username and password is no credential: runtimes then pull anonymously.
+        self.credential = credential.flatMap { $0.username.isEmpty && $0.password.isEmpty ? nil : $0 }
         self.start = start
         secrets = credential.map { [$0.password, $0.auth] }?.filter { !$0.isEmpty } ?? []
     }
@@ -251,18 +261,34 @@ private struct Session {
         let url = base! + "/v2/\(repository)/manifests/\(reference)"
         let accept = RegistryClient.manifestMediaTypes.joined(separator: ", ")
         var r: HTTPResponse
-        switch await send("HEAD", url, authorization: header, accept: accept) {
+        switch await manifest(url, authorization: header, accept: accept) {
         case .failure(let halt): return halt.check
         case .success(let response): r = response
         }
-        if r.status >= 400, case .success(let withBody) = await send("GET", url, authorization: header, accept: accept), withBody.status == r.status {
-            r = withBody  // HEAD answers carry no body: read the registry's error message
+        // A registry that answers /v2/ anonymously may still challenge the repository (Nexus, Artifactory):
+        // answer that challenge, with its scope, once.
+        if r.status == 401, header == nil, credential != nil || !AuthChallenge.parse(r.headers.filter { $0.name == "www-authenticate" }.map(\.value)).isEmpty {
+            switch await authorization(for: r, scope: "repository:\(repository):pull") {
+            case .failure(let halt): return halt.check
+            case .success(let h):
+                header = h.value
+                viaToken = h.bearer
+                if h.bearer { secrets.append(String(h.value.dropFirst("Bearer ".count))) }
+            }
+            switch await manifest(url, authorization: header, accept: accept) {
+            case .failure(let halt): return halt.check
+            case .success(let response): r = response
+            }
         }
         let what = repository + (reference.contains(":") ? "@" : ":") + reference
         switch r.status {
         case 200...299:
             return header == nil || credential == nil ? done(.anonymous, "\(what) can be pulled without credentials") : done(.ok, "\(who) can pull \(what)")
         case 401 where viaToken && credential != nil:
+            // A token without the access asked for is `insufficient_scope`; a token the registry does not accept
+            // (audience, expiry, signature) is `invalid_token`: rejected, not denied.
+            let error = AuthChallenge.parse(r.headers.filter { $0.name == "www-authenticate" }.map(\.value)).first { $0.scheme == "bearer" }?.parameters["error"]
+            if error == "invalid_token" { return done(.unauthorized, "the registry rejected the token issued for \(who)" + registryError(r)) }
             return done(.denied, "\(who) has no pull access to \(repository)" + registryError(r))
         case 401:
             return done(.unauthorized, credential == nil ? "pulling \(what) requires credentials" + registryError(r) : "\(who) rejected" + registryError(r))
@@ -273,6 +299,18 @@ private struct Session {
         default:
             return unexpected(r, "HEAD manifest")
         }
+    }
+
+    /// `HEAD` of a manifest; after an error, the same `GET` (a HEAD answer has no body to read the registry's
+    /// message from, and some registries answer HEAD with 405): the GET's answer counts when it differs.
+    mutating func manifest(_ url: String, authorization: String?, accept: String) async -> Result<HTTPResponse, Halt> {
+        let head: HTTPResponse
+        switch await send("HEAD", url, authorization: authorization, accept: accept) {
+        case .failure(let halt): return .failure(halt)
+        case .success(let response): head = response
+        }
+        guard head.status >= 400, case .success(let get) = await send("GET", url, authorization: authorization, accept: accept) else { return .success(head) }
+        return .success(get)
     }
 
     // MARK: Steps
@@ -328,6 +366,9 @@ private struct Session {
         }
         if challenges.contains(where: { $0.scheme == "basic" }) {
             guard let credential else { return .failure(Halt(done(.unauthorized, "the registry requires credentials (Basic)"))) }
+            if base?.hasPrefix("http://") == true && !endpoint.isLoopback && !client.isInsecure(endpoint) {
+                return .failure(Halt(done(.unauthorized, "credentials are not sent over plain HTTP to \(endpoint.host) (allow it with --insecure-registry \(endpoint.host))")))
+            }
             return .success(("Basic " + credential.auth, false))
         }
         let schemes = challenges.map(\.scheme).joined(separator: ", ")
@@ -351,6 +392,12 @@ private struct Session {
         components.percentEncodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
         guard let url = components.string else { return .failure(Halt(done(.unauthorized, "the Bearer challenge has no usable realm"))) }
         let realmHost = (realmURL.host ?? "") + (realmURL.port.map { ":\($0)" } ?? "")
+        if credential != nil, realmScheme == "http" {
+            let realmEndpoint = RegistryEndpoint(imageDomain: realmHost)
+            if !realmEndpoint.isLoopback && !client.isInsecure(realmEndpoint) {
+                return .failure(Halt(done(.unauthorized, "the token realm \(realmHost) is plain HTTP; credentials are not sent in cleartext (allow it with --insecure-registry \(realmHost))")))
+            }
+        }
         let r: HTTPResponse
         do {
             // The token server is trusted as the registry is (same CA settings, same --insecure-registry choice).
