@@ -432,15 +432,34 @@ private struct Session {
         return HTTPRequest(method: method, url: url, headers: headers, timeout: client.options.requestTimeout)
     }
 
+    /// Sends a request, following up to 5 redirects as a runtime does (registries such as registry.k8s.io redirect
+    /// API calls): the `Authorization` header only goes to the same host and port, and never from HTTPS to HTTP.
     func send(_ method: String, _ url: String, authorization: String?, accept: String? = nil) async -> Result<HTTPResponse, Halt> {
-        do {
-            return .success(try await (transport ?? client.transport(insecure: false)).send(request(method, url, authorization: authorization, accept: accept)))
-        } catch let error as TransportError {
-            return .failure(Halt(transportFailure([error])))
-        } catch {
-            return .failure(Halt(done(.unreachable, "\(error)")))
+        var current = url
+        var auth = authorization
+        for _ in 0...5 {
+            let r: HTTPResponse
+            do {
+                r = try await (transport ?? client.transport(insecure: false)).send(request(method, current, authorization: auth, accept: accept))
+            } catch let error as TransportError {
+                return .failure(Halt(transportFailure([error])))
+            } catch {
+                return .failure(Halt(done(.unreachable, "\(error)")))
+            }
+            guard [301, 302, 303, 307, 308].contains(r.status), let location = r.header("location"),
+                  let from = URL(string: current), let to = URL(string: location, relativeTo: from)?.absoluteURL,
+                  let scheme = to.scheme?.lowercased(), scheme == "https" || scheme == "http" else { return .success(r) }
+            if from.scheme?.lowercased() == "https" && scheme == "http" {
+                return .failure(Halt(done(.unreachable, "\(method) \(Self.display(current)): redirect from HTTPS to plain HTTP refused")))
+            }
+            if to.host?.lowercased() != from.host?.lowercased() || to.port != from.port { auth = nil }
+            current = to.absoluteString
         }
+        return .failure(Halt(done(.unreachable, "\(method) \(Self.display(url)): more than 5 redirects")))
     }
+
+    /// A URL without its query (it may carry a signature).
+    static func display(_ url: String) -> String { String(url.prefix { $0 != "?" }) }
 
     func unexpected(_ r: HTTPResponse, _ what: String) -> RegistryCheck {
         done(.unreachable, "\(what) answered HTTP \(r.status)" + registryError(r) + (r.status == 404 ? " (no registry API at \(base ?? endpoint.host))" : ""))
