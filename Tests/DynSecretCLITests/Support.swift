@@ -30,26 +30,67 @@ func dynsecret(_ args: [String], stdin: String = "") async -> RunResult {
     return RunResult(code: code, stdout: String(decoding: capture.out.withLock { $0 }, as: UTF8.self), stderr: capture.err.withLock { $0 })
 }
 
-/// Runs an executable and returns its exit status and output.
-func runProcess(_ path: String, _ args: [String], stdin: String? = nil) throws -> RunResult {
+/// A child of `runProcess` that outlived its deadline and was killed.
+struct ProcessTimedOut: Error, CustomStringConvertible {
+    var command: String
+    var timeout: Duration
+    var stdout: String
+    var stderr: String
+    var description: String {
+        "\(command) did not exit within \(timeout) and was killed (SIGKILL); standard error so far: \(stderr.suffix(2000))"
+    }
+}
+
+/// Runs an executable and returns its exit status and output. Standard output and standard error go to temporary
+/// files, so a child filling one stream never blocks on the other; a child still running after `timeout` is
+/// killed (SIGKILL) and `ProcessTimedOut` is thrown.
+func runProcess(_ path: String, _ args: [String], stdin: String? = nil, timeout: Duration = .seconds(120)) throws -> RunResult {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("dynsecret-run-\(UUID().uuidString)")
+    let outURL = base.appendingPathExtension("out")
+    let errURL = base.appendingPathExtension("err")
+    for url in [outURL, errURL] where !FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]) {
+        throw CLIError("runProcess: cannot create \(url.path)")
+    }
+    defer { for url in [outURL, errURL] { try? FileManager.default.removeItem(at: url) } }
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
-    let out = Pipe()
-    let err = Pipe()
     p.standardOutput = out
     p.standardError = err
     let inPipe = Pipe()
     p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
-    try p.run()
-    if let stdin {
-        inPipe.fileHandleForWriting.write(Data(stdin.utf8))
-        try inPipe.fileHandleForWriting.close()
+    let exited = DispatchSemaphore(value: 0)
+    p.terminationHandler = { _ in exited.signal() }
+    do {
+        try p.run()
+    } catch {
+        try? out.close()
+        try? err.close()
+        throw error
     }
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
+    try? out.close()
+    try? err.close()
+    if let stdin {
+        // Written on its own thread: a child that does not read its input cannot block the caller.
+        let writer = inPipe.fileHandleForWriting
+        let data = Data(stdin.utf8)
+        Thread.detachNewThread {
+            try? writer.write(contentsOf: data)
+            try? writer.close()
+        }
+    }
+    let (seconds, attoseconds) = timeout.components
+    let timedOut = exited.wait(timeout: .now() + Double(seconds) + Double(attoseconds) / 1e18) == .timedOut
+    if timedOut { kill(p.processIdentifier, SIGKILL) }
     p.waitUntilExit()
-    return RunResult(code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    let o = String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self)
+    let e = String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self)
+    if timedOut {
+        throw ProcessTimedOut(command: ([path] + args).joined(separator: " ").prefix(300).description, timeout: timeout, stdout: o, stderr: e)
+    }
+    return RunResult(code: p.terminationStatus, stdout: o, stderr: e)
 }
 
 /// The installed kubectl, if any.
