@@ -439,6 +439,27 @@ struct VerifyTests {
         outputs.expectNoSecrets([canary, bobPassword])
     }
 
+    /// A registry reached through a redirect to another host:port (as registry.k8s.io redirects its API): the
+    /// redirect is followed, and the credentials sent to the key's host never follow it to the other host.
+    @Test func redirectsAreFollowedWithoutCarryingCredentials() async throws {
+        let lab = try RegistryLab()
+        defer { lab.stopAll() }
+        let upstream = try await lab.startRegistry(auth: .htpasswd(try lab.htpasswd([("alice", canary)])))
+        try lab.push(port: upstream, repository: "team/app", tag: "1.0", user: "alice", password: canary)
+        let (recordPort, reached) = try await lab.startLoggingHelper("record", String(upstream))
+        let (port, redirected) = try await lab.startLoggingHelper("redirect", String(recordPort))
+        let registry = "127.0.0.1:\(port)"
+        let alice = try lab.dir.file("alice.yaml", pullSecretManifest("alice", registries: [registry], user: "alice", password: canary))
+        let r = await run(["verify", "-f", alice, "-o", "json", "--image", "\(registry)/team/app:1.0"])
+        // Followed: the registry's own challenge and refusal come back (not "HTTP 307"); the Basic credentials went
+        // to the key's host only, so the other host refuses the request as unauthenticated.
+        #expect(r.code == 1 && statuses(r.stdout) == ["unauthorized"], "\(r.stdout)\(r.stderr)")
+        #expect(!r.stdout.contains("307"), "\(r.stdout)")
+        #expect(redirected.events().contains { $0["authorization"]?.stringValue == "Basic" }, "\(redirected.events())")
+        #expect(!reached.events().isEmpty && !reached.events().contains { $0["authorization"] != .null },
+                "credentials followed the redirect to another host: \(reached.events())")
+    }
+
     /// A token server that grants pulls of a public repository to anonymous requests: the image checks as
     /// pullable without credentials, and no check sends an Authorization header with its first `GET /v2/`.
     @Test func anonymousToken() async throws {

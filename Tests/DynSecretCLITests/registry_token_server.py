@@ -329,9 +329,36 @@ def run_token_server():
     serve(Handler)
 
 
+# MARK: redirect
+
+
+def run_redirect(upstream, log):
+    """Answers every request with 307 to the same path on 127.0.0.1:UPSTREAM (another host:port), logging it."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def redirect(self):
+            auth = self.headers.get("Authorization")
+            log.write({"method": self.command, "path": self.path, "authorization": auth.split(" ")[0] if auth else None})
+            self.send_response(307)
+            self.send_header("Location", "http://127.0.0.1:%d%s" % (upstream, self.path))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = redirect
+
+    serve(Redirect)
+
+
 if __name__ == "__main__":
     role = sys.argv[1] if len(sys.argv) > 1 else ""
-    if role == "record":
+    if role == "redirect":
+        run_redirect(int(sys.argv[2]), Log(sys.argv[3]))
+    elif role == "record":
         run_record(int(sys.argv[2]), Log(sys.argv[3]))
     elif role == "sniff":
         run_sniff(int(sys.argv[2]), Log(sys.argv[3]))

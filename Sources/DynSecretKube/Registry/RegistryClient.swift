@@ -332,7 +332,7 @@ private struct Session {
             let candidate = "\(attempt.scheme)://\(endpoint.host)"
             let transport = client.transport(insecure: attempt.insecure)
             do {
-                let r = try await transport.send(request("GET", candidate + "/v2/", authorization: nil))
+                let r = try await fetch(transport, "GET", candidate + "/v2/", authorization: nil)
                 if i > 0 && r.status != 200 && r.status != 401 && !failures.isEmpty {
                     break  // the fallback found something that is not a registry: report the first failure
                 }
@@ -343,6 +343,8 @@ private struct Session {
                 failures.append(error)
                 let fallBack = error.kind == .connect || error.kind == .tlsHandshake || (attempt.insecure && error.kind == .tlsCertificate)
                 if !fallBack { break }
+            } catch let halt as Halt {
+                return .failure(halt)
             } catch {
                 failures.append(TransportError(message: "\(error)", notSent: false, cancelled: false))
                 break
@@ -432,30 +434,37 @@ private struct Session {
         return HTTPRequest(method: method, url: url, headers: headers, timeout: client.options.requestTimeout)
     }
 
+    /// Sends a request through the session's transport, following redirects (see `fetch`).
+    func send(_ method: String, _ url: String, authorization: String?, accept: String? = nil) async -> Result<HTTPResponse, Halt> {
+        do {
+            return .success(try await fetch(transport ?? client.transport(insecure: false), method, url, authorization: authorization, accept: accept))
+        } catch let error as TransportError {
+            return .failure(Halt(transportFailure([error])))
+        } catch let halt as Halt {
+            return .failure(halt)
+        } catch {
+            return .failure(Halt(done(.unreachable, "\(error)")))
+        }
+    }
+
     /// Sends a request, following up to 5 redirects as a runtime does (registries such as registry.k8s.io redirect
     /// API calls): the `Authorization` header only goes to the same host and port, and never from HTTPS to HTTP.
-    func send(_ method: String, _ url: String, authorization: String?, accept: String? = nil) async -> Result<HTTPResponse, Halt> {
+    /// Throws `TransportError` for a failed transfer and `Halt` for a refused redirect.
+    func fetch(_ transport: CurlTransport, _ method: String, _ url: String, authorization: String?, accept: String? = nil) async throws -> HTTPResponse {
         var current = url
         var auth = authorization
         for _ in 0...5 {
-            let r: HTTPResponse
-            do {
-                r = try await (transport ?? client.transport(insecure: false)).send(request(method, current, authorization: auth, accept: accept))
-            } catch let error as TransportError {
-                return .failure(Halt(transportFailure([error])))
-            } catch {
-                return .failure(Halt(done(.unreachable, "\(error)")))
-            }
+            let r = try await transport.send(request(method, current, authorization: auth, accept: accept))
             guard [301, 302, 303, 307, 308].contains(r.status), let location = r.header("location"),
                   let from = URL(string: current), let to = URL(string: location, relativeTo: from)?.absoluteURL,
-                  let scheme = to.scheme?.lowercased(), scheme == "https" || scheme == "http" else { return .success(r) }
+                  let scheme = to.scheme?.lowercased(), scheme == "https" || scheme == "http" else { return r }
             if from.scheme?.lowercased() == "https" && scheme == "http" {
-                return .failure(Halt(done(.unreachable, "\(method) \(Self.display(current)): redirect from HTTPS to plain HTTP refused")))
+                throw Halt(done(.unreachable, "\(method) \(Self.display(current)): redirect from HTTPS to plain HTTP refused"))
             }
             if to.host?.lowercased() != from.host?.lowercased() || to.port != from.port { auth = nil }
             current = to.absoluteString
         }
-        return .failure(Halt(done(.unreachable, "\(method) \(Self.display(url)): more than 5 redirects")))
+        throw Halt(done(.unreachable, "\(method) \(Self.display(url)): more than 5 redirects"))
     }
 
     /// A URL without its query (it may carry a signature).
