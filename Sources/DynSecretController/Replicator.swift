@@ -225,7 +225,8 @@ public final class Replicator: Sendable {
                 metrics.setQueueDepth(queue.depth)
             }
             guard hasSynced, canWrite() else {
-                // Not yet complete or not the leader: keep the key for later (enqueueAll runs on sync and on leading).
+                // Caches not yet complete, or not the leader: drop the key; every namespace is queued again when the
+                // caches sync and when this process becomes leader.
                 continue
             }
             let start = ContinuousClock.now
