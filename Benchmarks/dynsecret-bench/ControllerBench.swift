@@ -27,16 +27,7 @@ func benchController(_ o: Options, namespaces: Int) async throws {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let policy = dir + "/policy.yaml"
-    try Data("""
-        apiVersion: dynsecret.io/v1alpha1
-        kind: ReplicationPolicy
-        metadata: {name: bench}
-        spec:
-          rules:
-          - name: pull
-            source: {namespace: platform, name: pull}
-            targets: {namespacePatterns: ["team-*"]}
-        """.utf8).write(to: URL(fileURLWithPath: policy))
+    try Data(teamPolicyYAML.utf8).write(to: URL(fileURLWithPath: policy))
 
     struct Run {
         var converge: Double; var convergeWrites: Int; var updateWrites: Int
@@ -45,24 +36,9 @@ func benchController(_ o: Options, namespaces: Int) async throws {
     }
     var runs: [Run] = []
     for run in 0..<o.runs {
-        let emulator = try await KubeEmulator.start(EmulatorOptions())
         let kubeconfig = dir + "/kubeconfig-\(run)"
-        try Data(emulator.kubeconfig().utf8).write(to: URL(fileURLWithPath: kubeconfig))
-        let admin = KubeClient(config: KubeConfig(server: emulator.url), maxConcurrentRequests: 16)
-        func ns(_ name: String) -> JSONValue {
-            .object(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Namespace")), ("metadata", .object(JSONObject([("name", .string(name))])))]))
-        }
-        _ = try await admin.create(.namespaces, ns("platform"))
-        var source = Secret(metadata: ObjectMeta(name: "pull", namespace: "platform"), data: ["token": Array("bench-v1".utf8)])
-        source = try await admin.create(source)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<16 {
-                group.addTask {
-                    for i in stride(from: w, to: namespaces, by: 16) { _ = try await admin.create(.namespaces, ns(String(format: "team-%04d", i))) }
-                }
-            }
-            try await group.waitForAll()
-        }
+        let (emulator, admin, created) = try await startTeamCluster(namespaces: namespaces, kubeconfig: kubeconfig, value: "bench-v1")
+        var source = created
         // Watch the replicas from the benchmark process to time each one.
         let times = ReplicaTimes()
         let watcher = Task {

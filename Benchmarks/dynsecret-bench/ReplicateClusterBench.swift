@@ -16,40 +16,16 @@ func benchReplicateCluster(_ o: Options, namespaces: Int, concurrency: Int = 8) 
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let policy = dir + "/policy.yaml"
-    try Data("""
-        apiVersion: dynsecret.io/v1alpha1
-        kind: ReplicationPolicy
-        metadata: {name: bench}
-        spec:
-          rules:
-          - name: pull
-            source: {namespace: platform, name: pull}
-            targets: {namespacePatterns: ["team-*"]}
-        """.utf8).write(to: URL(fileURLWithPath: policy))
+    try Data(teamPolicyYAML.utf8).write(to: URL(fileURLWithPath: policy))
 
     struct Pass { var seconds: Double; var writes: Int; var requests: Int }
     var passes: [[Pass]] = [[], [], []]
     let needed = [namespaces, 0, namespaces]
     var rss: Int?
     for run in 0..<o.runs {
-        let emulator = try await KubeEmulator.start(EmulatorOptions())
         let kubeconfig = dir + "/kubeconfig-\(run)"
-        try Data(emulator.kubeconfig().utf8).write(to: URL(fileURLWithPath: kubeconfig))
-        let admin = KubeClient(config: KubeConfig(server: emulator.url), maxConcurrentRequests: 16)
-        func ns(_ name: String) -> JSONValue {
-            .object(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Namespace")), ("metadata", .object(JSONObject([("name", .string(name))])))]))
-        }
-        _ = try await admin.create(.namespaces, ns("platform"))
-        var source = Secret(metadata: ObjectMeta(name: "pull", namespace: "platform"), data: ["token": Array("bench-v1-0123456789abcdef".utf8)])
-        source = try await admin.create(source)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<16 {
-                group.addTask {
-                    for i in stride(from: w, to: namespaces, by: 16) { _ = try await admin.create(.namespaces, ns(String(format: "team-%04d", i))) }
-                }
-            }
-            try await group.waitForAll()
-        }
+        let (emulator, admin, created) = try await startTeamCluster(namespaces: namespaces, kubeconfig: kubeconfig, value: "bench-v1-0123456789abcdef")
+        var source = created
         for pass in 0..<3 {
             if pass == 2 {
                 source.data = ["token": Array("bench-v2-fedcba9876543210".utf8)]
@@ -84,4 +60,38 @@ func benchReplicateCluster(_ o: Options, namespaces: Int, concurrency: Int = 8) 
         print("  pass \(label)" + String(format: " median %.3f s  API requests %d  requests/s %.0f  writes/needed ", med, requests, Double(requests) / med) + ratio)
     }
     print("  peak RSS of an in-sync pass: \(rss.map { "\($0) KiB" } ?? "n/a")")
+}
+
+/// The policy both cluster benchmarks use: `platform/pull` copied to every `team-*` namespace.
+let teamPolicyYAML = """
+    apiVersion: dynsecret.io/v1alpha1
+    kind: ReplicationPolicy
+    metadata: {name: bench}
+    spec:
+      rules:
+      - name: pull
+        source: {namespace: platform, name: pull}
+        targets: {namespacePatterns: ["team-*"]}
+    """
+
+/// An in-process emulator (its kubeconfig written to `kubeconfig`) holding `platform/pull` with `value` under key
+/// `token`, and `namespaces` namespaces `team-NNNN` (created 16 at a time).
+func startTeamCluster(namespaces: Int, kubeconfig: String, value: String) async throws -> (KubeEmulator, KubeClient, Secret) {
+    let emulator = try await KubeEmulator.start(EmulatorOptions())
+    try Data(emulator.kubeconfig().utf8).write(to: URL(fileURLWithPath: kubeconfig))
+    let admin = KubeClient(config: KubeConfig(server: emulator.url), maxConcurrentRequests: 16)
+    func ns(_ name: String) -> JSONValue {
+        .object(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Namespace")), ("metadata", .object(JSONObject([("name", .string(name))])))]))
+    }
+    _ = try await admin.create(.namespaces, ns("platform"))
+    let source = try await admin.create(Secret(metadata: ObjectMeta(name: "pull", namespace: "platform"), data: ["token": Array(value.utf8)]))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for w in 0..<16 {
+            group.addTask {
+                for i in stride(from: w, to: namespaces, by: 16) { _ = try await admin.create(.namespaces, ns(String(format: "team-%04d", i))) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return (emulator, admin, source)
 }

@@ -5,10 +5,7 @@ import Foundation
 import Testing
 
 /// The installed checkov (pip), if any; `.ci/run` installs it.
-let checkovPath: String? = {
-    let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
-    return paths.map { "\($0)/checkov" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-}()
+let checkovPath: String? = onPath("checkov")
 
 /// The controller's manifests in `deploy/`: they render, validate, grant exactly the RBAC the controller needs, keep the
 /// restricted Pod Security Standard, and fail no checkov check that `deploy/README.md` does not justify.
@@ -287,14 +284,7 @@ let checkovPath: String? = {
 
     @Test(.enabled(if: ReplicateTests.python3 != nil, "python3 is not installed"))
     func policyFileMatchesTheSchema() throws {
-        let script = """
-            import json, sys
-            try:
-                import jsonschema, yaml
-            except ImportError:
-                print("python3 lacks jsonschema or yaml (pip install jsonschema pyyaml)"); sys.exit(1)
-            root = sys.argv[1]
-            v = jsonschema.Draft202012Validator(json.load(open(root + "/policies/schema/replicationpolicy.schema.json")))
+        let script = ReplicateTests.schemaPrologue + """
             errs = [e.message for e in v.iter_errors(yaml.safe_load(open(root + "/deploy/base/policy.yaml")))]
             print("invalid", errs) if errs else print("ok")
             """

@@ -36,13 +36,7 @@ import Testing
         """
 
     static func secretJSON(_ ns: String, _ name: String, _ value: String, labels: [String: String] = [:]) -> JSONValue {
-        var s = Secret(metadata: ObjectMeta(name: name, namespace: ns, labels: labels))
-        s.data = ["token": Array(value.utf8)]
-        return s.json
-    }
-
-    static func namespaceJSON(_ name: String) -> JSONValue {
-        .object(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Namespace")), ("metadata", .object(JSONObject([("name", .string(name))])))]))
+        Fixtures.secret(ns, name, value, labels: labels).json
     }
 
     static func start(namespaces: Int, serviceAccountIn: [String] = []) async throws -> Cluster {
@@ -50,16 +44,9 @@ import Testing
         options.tokens = [TokenGrant(token: token, user: "admin"), TokenGrant(token: readerToken, user: "reader", verbs: ["get", "list", "watch"])]
         let e = try await KubeEmulator.start(options)
         let c = KubeClient(config: KubeConfig(server: e.url, credentials: .token(token)), maxConcurrentRequests: 8)
-        _ = try await c.create(.namespaces, namespaceJSON("platform"))
+        _ = try await c.create(.namespaces, Fixtures.namespace("platform"))
         _ = try await c.create(.secrets, secretJSON("platform", "pull", canary + "-v1"))
-        let names = (0..<namespaces).map { String(format: "team-%04d", $0) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for chunk in stride(from: 0, to: names.count, by: max(1, names.count / 8)) {
-                let part = Array(names[chunk..<min(names.count, chunk + max(1, names.count / 8))])
-                group.addTask { for n in part { _ = try await c.create(.namespaces, namespaceJSON(n)) } }
-            }
-            try await group.waitForAll()
-        }
+        try await Fixtures.createNamespaces(c, (0..<namespaces).map { String(format: "team-%04d", $0) }, labels: [:])
         for ns in serviceAccountIn {
             let sa = ServiceAccount(metadata: ObjectMeta(name: "builder", namespace: ns), imagePullSecrets: ["other"])
             _ = try await c.create(sa)

@@ -82,7 +82,7 @@ import Testing
         data: {a: b}
         """
 
-    static var repoRoot: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    static var repoRoot: URL { repositoryRoot }
     static var examplePolicy: String { repoRoot.appendingPathComponent("policies/inference-pull-secrets.yaml").path }
 
     func setup() throws -> (TempDir, String) {
@@ -264,22 +264,25 @@ import Testing
         }
     }
 
-    static let python3: String? = {
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        return paths.map { "\($0)/python3" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
+    static let python3: String? = onPath("python3")
+
+    /// The start of a Python script that checks files against the policy schema: imports, and `v`, a validator of
+    /// the schema under `root` (the script's first argument).
+    static let schemaPrologue = """
+        import json, sys, glob
+        try:
+            import jsonschema, yaml
+        except ImportError:
+            print("python3 lacks jsonschema or yaml (pip install jsonschema pyyaml)"); sys.exit(1)
+        root = sys.argv[1]
+        v = jsonschema.Draft202012Validator(json.load(open(root + "/policies/schema/replicationpolicy.schema.json")))
+
+        """
 
     /// The JSON Schema accepts the examples and rejects what the loader rejects (Python's jsonschema, installed by .ci/run).
     @Test(.enabled(if: python3 != nil, "python3 is not installed"))
     func schemaAgreesWithExamples() throws {
-        let script = """
-            import json, sys, glob
-            try:
-                import jsonschema, yaml
-            except ImportError:
-                print("python3 lacks jsonschema or yaml (pip install jsonschema pyyaml)"); sys.exit(1)
-            root = sys.argv[1]
-            v = jsonschema.Draft202012Validator(json.load(open(root + "/policies/schema/replicationpolicy.schema.json")))
+        let script = Self.schemaPrologue + """
             for f in sorted(glob.glob(root + "/policies/*.yaml")):
                 errs = [e.message for e in v.iter_errors(yaml.safe_load(open(f)))]
                 if errs: print("invalid", f, errs); sys.exit(1)

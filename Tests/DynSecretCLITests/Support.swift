@@ -93,11 +93,14 @@ func runProcess(_ path: String, _ args: [String], stdin: String? = nil, timeout:
     return RunResult(code: p.terminationStatus, stdout: o, stderr: e)
 }
 
-/// The installed kubectl, if any.
-let kubectlPath: String? = {
+/// The executable `name` found on `PATH`, if any.
+func onPath(_ name: String) -> String? {
     let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
-    return paths.map { "\($0)/kubectl" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-}()
+    return paths.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
+
+/// The installed kubectl, if any.
+let kubectlPath: String? = onPath("kubectl")
 
 /// The `dynsecret` binary built next to this test bundle.
 let dynsecretBinary: String? = {
