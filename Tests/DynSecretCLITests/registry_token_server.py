@@ -68,6 +68,7 @@ def basic_credentials(header):
 
 class JSONHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    registry_api = True  # answers carry the distribution API version header
 
     def log_message(self, *args):
         pass
@@ -77,7 +78,8 @@ class JSONHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        if self.registry_api:
+            self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
         for name, value in extra:
             self.send_header(name, value)
         self.end_headers()
@@ -271,21 +273,8 @@ def run_token_server():
         signature = key.sign(payload.encode(), padding.PKCS1v15(), hashes.SHA256())
         return payload + "." + b64url(signature)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status, body, extra=()):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in extra:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JSONHandler):
+        registry_api = False  # a token server, not a registry
 
         def do_GET(self):
             if delay:
