@@ -114,8 +114,8 @@ struct ControllerCommand: AsyncParsableCommand {
         }
         logger.logLevel = level
 
-        // Everything that can be wrong in the configuration fails here, before any request.
-        do { _ = try Controller.loadPolicy(policy) } catch { throw CLIError(error.message) }
+        // Everything that can be wrong in the configuration fails before any request: the keyring and store here,
+        // the policy first thing in `Controller.run` (a `ControllerError`, exit 2).
         var atRest: AtRestStore?
         var ring: Keyring?
         if let store, let keyring {

@@ -107,7 +107,7 @@ public final class Controller: Service, Sendable {
 
     public func run() async throws {
         let (initial, initialBytes) = try Self.loadPolicy(configuration.policyPath)
-        metrics.policyReloaded("success")
+        metrics.policyLoaded(valid: true)
         logger.info("policy loaded", metadata: ["policy": "\(initial.name)", "rules": "\(initial.rules.count)"])
         if let store = configuration.store, let count = try? store.records().count { storeRecords.store(count, ordering: .relaxed) }
         metrics.setStoreRecords(storeRecords.load(ordering: .relaxed))
@@ -209,7 +209,7 @@ public final class Controller: Service, Sendable {
                     let p = try ReplicationPolicy.load(bytes, source: configuration.policyPath)
                     next = (p, bytes)
                 } catch {
-                    metrics.policyReloaded("error")
+                    metrics.policyLoaded(valid: false)
                     logger.error("policy file changed but is invalid; the running policy stays in force", metadata: ["error": "\(error)"])
                 }
             }
@@ -219,7 +219,7 @@ public final class Controller: Service, Sendable {
             await runTask.value
             if let next {
                 policy = next.0
-                metrics.policyReloaded("success")
+                metrics.policyLoaded(valid: true)
                 logger.info("policy reloaded", metadata: ["policy": "\(policy.name)", "rules": "\(policy.rules.count)"])
             }
         }
@@ -256,13 +256,13 @@ public final class Controller: Service, Sendable {
                 let path = try store.path(namespace: ns, name: name, uid: secret.metadata.uid ?? "", generation: generation)
                 if !FileManager.default.fileExists(atPath: path) {
                     try store.write(secret, generation: generation, keyring: keyring, created: UInt64(Date().timeIntervalSince1970))
-                    metrics.storeWrite("written")
+                    metrics.storeWrite(succeeded: true)
                     metrics.setStoreRecords(storeRecords.add(1, ordering: .relaxed).newValue)
                     logger.debug("kept an at-rest record", metadata: ["secret": "\(ns)/\(name)", "generation": "\(generation)"])
                 }
                 lastContent[key] = content
             } catch {
-                metrics.storeWrite("error")
+                metrics.storeWrite(succeeded: false)
                 logger.error("could not keep an at-rest record", metadata: ["secret": "\(ns)/\(name)", "error": "\(error.message)"])
             }
         }

@@ -1,3 +1,4 @@
+public import DynSecretCore
 internal import Prometheus
 internal import Synchronization
 
@@ -11,6 +12,14 @@ public final class ControllerMetrics: Sendable {
     private let storeRecords: Gauge
     private let ready: Gauge
     private let replicaGauges: [String: Gauge]
+    // Counters with a fixed label set are made once (they show at 0 from the start); API requests are by verb
+    // and code, made on first use.
+    private let reconciles: [String: Counter]
+    private let writes: [String: Counter]
+    private let policyReloads: [String: Counter]
+    private let policyErrors: Counter
+    private let conflicts: Counter
+    private let storeWrites: [String: Counter]
     /// Replica states by namespace and their running totals (`dynsecret_replicas{state}`).
     private let replicaStates = Mutex<(byNamespace: [String: [String: Int]], totals: [String: Int])>(([:], [:]))
 
@@ -18,6 +27,10 @@ public final class ControllerMetrics: Sendable {
     public static let replicaStateNames = ["in_sync", "conflict", "failed"]
 
     public init() {
+        let registry = self.registry
+        func counters(_ n: String, _ help: String, _ label: String, _ values: [String]) -> [String: Counter] {
+            Dictionary(uniqueKeysWithValues: values.map { ($0, registry.makeCounter(descriptor: Self.name(n, help), labels: [(label, $0)])) })
+        }
         reconcileDuration = registry.makeDurationHistogram(
             descriptor: Self.name("reconcile_duration_seconds", "Time one reconcile of a target namespace took."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -32,24 +45,23 @@ public final class ControllerMetrics: Sendable {
             g[s] = registry.makeGauge(descriptor: Self.name("replicas", "Replicas by state after the last reconcile of each target namespace."), labels: [("state", s)])
         }
         replicaGauges = g
-        for r in ["success", "error"] { reconciled(r, duration: nil) }
-        policyReloaded("success", count: false)
-        policyReloaded("error", count: false)
+        reconciles = counters("reconciles_total", "Reconciles of a target namespace, by result.", "result", ["success", "error"])
+        writes = counters("writes_total", "Writes applied to the cluster, by kind.", "kind",
+                          ReplicationAction.Kind.allCases.filter { $0 != .report }.map(\.rawValue))
+        policyReloads = counters("policy_reloads_total", "Policy file loads, by result.", "result", ["success", "error"])
+        policyErrors = registry.makeCounter(descriptor: Self.name("policy_errors_total", "Invalid policy files seen (the previous policy stays in force)."))
+        conflicts = registry.makeCounter(descriptor: Self.name(
+            "conflicts_total", "Conflicts reported with an Event: targets held by a Secret dynsecret does not own, or claimed twice."))
+        storeWrites = counters("store_writes_total", "At-rest record writes, by result.", "result", ["written", "error"])
     }
 
     private static func name(_ n: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "dynsecret", metricName: n, unitName: "", helpText: help)
     }
 
-    private func counter(_ n: String, _ help: String, _ labels: [(String, String)]) -> Counter {
-        registry.makeCounter(descriptor: Self.name(n, help), labels: labels)
-    }
-
-    /// One reconcile ended with `result` (`success` or `error`).
-    public func reconciled(_ result: String, duration: Duration?) {
-        let c = counter("reconciles_total", "Reconciles of a target namespace, by result.", [("result", result)])
-        guard let duration else { return }
-        c.increment()
+    /// One reconcile ended (`success` false: a write failed) after `duration`.
+    public func reconciled(success: Bool, duration: Duration) {
+        reconciles[success ? "success" : "error"]?.increment()
         reconcileDuration.record(duration)
     }
 
@@ -66,36 +78,27 @@ public final class ControllerMetrics: Sendable {
     /// One API request answered with `code` (0 when no answer came).
     public func apiRequest(verb: String, code: Int) {
         if code > 0 && code < 500 { lastAPIAnswer.withLock { $0 = .now } }
-        counter("api_requests_total", "Kubernetes API requests by HTTP verb and status code (code 0: no answer).",
-                [("verb", verb), ("code", String(code))]).increment()
+        registry.makeCounter(descriptor: Self.name("api_requests_total", "Kubernetes API requests by HTTP verb and status code (code 0: no answer)."),
+                             labels: [("verb", verb), ("code", String(code))]).increment()
     }
 
-    /// A write the controller made (`create`, `update`, `delete`, `patch-serviceaccount`).
-    public func wrote(_ kind: String) {
-        counter("writes_total", "Writes applied to the cluster, by kind.", [("kind", kind)]).increment()
+    /// `count` writes of `kind` the controller made (`create`, `update`, `delete`, `patch-serviceaccount`).
+    public func wrote(_ kind: ReplicationAction.Kind, count: Int = 1) {
+        writes[kind.rawValue]?.increment(by: Int64(count))
     }
 
     /// A new conflict was reported with an Event (a foreign Secret at a target name, two rules on one target, a
     /// source as a target); a lasting conflict counts once per 30 minutes.
-    public func conflict() {
-        counter("conflicts_total", "Conflicts reported with an Event: targets held by a Secret dynsecret does not own, or claimed twice.", []).increment()
+    public func conflict() { conflicts.increment() }
+
+    /// A policy (re)load succeeded, or a changed policy file was invalid (the running policy stays).
+    public func policyLoaded(valid: Bool) {
+        policyReloads[valid ? "success" : "error"]?.increment()
+        if !valid { policyErrors.increment() }
     }
 
-    /// A policy (re)load ended with `result`.
-    public func policyReloaded(_ result: String, count: Bool = true) {
-        let c = counter("policy_reloads_total", "Policy file loads, by result.", [("result", result)])
-        if count { c.increment() }
-        if result == "error" && count {
-            counter("policy_errors_total", "Invalid policy files seen (the previous policy stays in force).", []).increment()
-        } else if !count {
-            _ = counter("policy_errors_total", "Invalid policy files seen (the previous policy stays in force).", [])
-        }
-    }
-
-    /// An at-rest record was written (`written`) or failed (`error`).
-    public func storeWrite(_ result: String) {
-        counter("store_writes_total", "At-rest record writes, by result.", [("result", result)]).increment()
-    }
+    /// An at-rest record was written, or writing it failed.
+    public func storeWrite(succeeded: Bool) { storeWrites[succeeded ? "written" : "error"]?.increment() }
 
     public func setStoreRecords(_ n: Int) { storeRecords.set(Double(n)) }
     public func setLeader(_ leading: Bool) { leader.set(leading ? 1.0 : 0.0) }

@@ -152,11 +152,6 @@ public final class LeaderElector: Sendable {
 
     private func jittered(_ d: Duration) -> Duration { d + d * Double.random(in: 0..<0.2) }
 
-    private func microTime(_ date: Date) -> String {
-        let t = date.timeIntervalSince1970
-        let s = Int64(t.rounded(.down))
-        return Lease.microTime(secondsSinceEpoch: s, microseconds: min(999_999, Int((t - Double(s)) * 1_000_000)))
-    }
 
     /// One round of client-go's tryAcquireOrRenew, given up after `timeout` (its requests are cancelled).
     private func attempt(timeout: Duration) async -> Attempt {
@@ -237,4 +232,11 @@ func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () 
         group.cancelAll()
         return first
     }
+}
+
+/// `date` as a Kubernetes MicroTime (`2026-11-26T15:00:00.123456Z`).
+func microTime(_ date: Date) -> String {
+    let t = date.timeIntervalSince1970
+    let s = Int64(t.rounded(.down))
+    return Lease.microTime(secondsSinceEpoch: s, microseconds: min(999_999, Int((t - Double(s)) * 1_000_000)))
 }

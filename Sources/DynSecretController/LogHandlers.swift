@@ -20,9 +20,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var o = JSONObject()
-        let now = Date().timeIntervalSince1970
-        let secs = Int64(now.rounded(.down))
-        o["time"] = .string(Lease.microTime(secondsSinceEpoch: secs, microseconds: min(999_999, Int((now - Double(secs)) * 1_000_000))))
+        o["time"] = .string(microTime(Date()))
         o["level"] = .string(event.level.rawValue)
         o["logger"] = .string(label)
         o["msg"] = .string(event.message.description)

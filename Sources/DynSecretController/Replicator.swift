@@ -231,7 +231,7 @@ public final class Replicator: Sendable {
             }
             let start = ContinuousClock.now
             let ok = await reconcile(ns)
-            metrics.reconciled(ok ? "success" : "error", duration: ContinuousClock.now - start)
+            metrics.reconciled(success: ok, duration: ContinuousClock.now - start)
             if ok { queue.forget(ns) } else { queue.addRateLimited(ns) }
         }
     }
@@ -270,7 +270,7 @@ public final class Replicator: Sendable {
         let result = await ReplicationApplier.apply(plan, to: &writer)
         let written = writer.inner.written
         if !written.isEmpty { ownWrites.withLock { w in for (k, rv) in written { w[k] = rv } } }
-        for (kind, n) in writer.succeeded { for _ in 0..<n { metrics.wrote(kind) } }
+        for (kind, n) in writer.succeeded { metrics.wrote(kind, count: n) }
         var failedSecrets = 0
         for f in result.failures {
             let status = writer.errors[FencedWriter.key(f.action)] ?? ReplicationWriteError(f.message)
@@ -331,7 +331,7 @@ struct FencedWriter: ReplicationWriter {
     var inner: KubeReplicationWriter
     let canWrite: @Sendable () -> Bool
     var errors: [String: ReplicationWriteError] = [:]
-    var succeeded: [String: Int] = [:]
+    var succeeded: [ReplicationAction.Kind: Int] = [:]
 
     static func key(_ a: ReplicationAction) -> String { key(a.kind, a.namespace, a.name) }
     static func key(_ kind: ReplicationAction.Kind, _ ns: String, _ name: String) -> String { "\(kind.rawValue)/\(ns)/\(name)" }
@@ -345,7 +345,7 @@ struct FencedWriter: ReplicationWriter {
         }
         do {
             try await body(&inner)
-            succeeded[kind.rawValue, default: 0] += 1
+            succeeded[kind, default: 0] += 1
         } catch {
             errors[Self.key(kind, ns, name)] = error
             throw error
