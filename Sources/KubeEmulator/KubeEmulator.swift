@@ -99,8 +99,12 @@ public final class KubeEmulator: Sendable {
     public func setFaults(_ faults: Faults) { router.faults.withLock { $0 = faults } }
 
     /// Ends every open watch (clients must reconnect): `abrupt` drops the connections mid-stream instead
-    /// of ending the responses.
-    public func dropWatches(abrupt: Bool = false) { router.store.closeAllWatches(abrupt: abrupt) }
+    /// of ending the responses. Returns how many watches it ended.
+    @discardableResult
+    public func dropWatches(abrupt: Bool = false) -> Int { router.store.closeAllWatches(abrupt: abrupt) }
+
+    /// The number of watches open now.
+    public var openWatches: Int { router.store.openWatches }
 
     /// Forgets retained watch events: a watch from any earlier resourceVersion gets 410 Expired.
     public func compact() { router.store.compact() }

@@ -420,10 +420,14 @@ final class Store: Sendable {
     }
 
     /// Ends every watch: cleanly, or by dropping the connection.
-    func closeAllWatches(abrupt: Bool = false) {
+    @discardableResult
+    func closeAllWatches(abrupt: Bool = false) -> Int {
         state.withLock { st in
             for w in st.watchers.values { w.send(abrupt ? .drop : .close) }
-            st.watchers.removeAll()
+            defer { st.watchers.removeAll() }
+            return st.watchers.count
         }
     }
+
+    var openWatches: Int { state.withLock { $0.watchers.count } }
 }

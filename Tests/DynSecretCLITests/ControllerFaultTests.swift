@@ -44,23 +44,31 @@ import Testing
         _ = try await ctl.port("health")
         #expect(try await waitFor(.seconds(60)) { try await Fixtures.replicas(c).count == 199 } != nil)
 
+        // Before any fault every watch request the controller made is still open: that is one per informer.
+        #expect(await waitFor(.seconds(10)) {
+            s.emulator.openWatches >= 3 && s.emulator.openWatches == s.emulator.counters()["controller watch"]
+        } != nil, "the controller's informers are not watching")
+        let informers = s.emulator.openWatches
         var faults = Faults()
         faults.errorRate = 0.05
         faults.throttleRate = 0.03
         faults.retryAfterSeconds = 1
         s.emulator.setFaults(faults)
-        // Watches dropped every 2 s; a concurrent writer changes replicas behind the controller's back (its updates
-        // then meet 409 Conflicts) while the source changes five times.
-        let chaos = Task {
-            var lastDrop = ContinuousClock.now
-            var drops = 0
+        // Watches dropped every second (on their own timer, so slow tampering requests cannot delay them); a
+        // concurrent writer changes replicas behind the controller's back (its updates then meet 409 Conflicts)
+        // while the source changes five times.
+        let dropper = Task {
+            var ended = 0, drops = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                drops += 1
+                ended += s.emulator.dropWatches(abrupt: drops % 2 == 0)
+            }
+            return ended
+        }
+        let tamper = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(50))
-                if ContinuousClock.now - lastDrop > .seconds(1) {
-                    drops += 1
-                    s.emulator.dropWatches(abrupt: drops % 2 == 0)
-                    lastDrop = ContinuousClock.now
-                }
                 let ns = String(format: "team-%04d", Int.random(in: 0..<200))
                 guard ns != "team-0100", var r = try? await c.get(Secret.self, namespace: ns, name: "pull") else { continue }
                 r.data["token"] = Array("tampered".utf8)
@@ -71,8 +79,10 @@ import Testing
             try await Self.setSource(c, E2E.canary + "-v\(v)")
             try await Task.sleep(for: .milliseconds(700))
         }
-        chaos.cancel()
-        _ = await chaos.value
+        dropper.cancel()
+        tamper.cancel()
+        let endedWatches = await dropper.value
+        _ = await tamper.value
         let final = E2E.canary + "-v6"
         let converged = try await waitFor(.seconds(60), every: .milliseconds(200)) {
             let r = try await Fixtures.replicas(c)
@@ -80,11 +90,15 @@ import Testing
         }
         let r = try await Fixtures.replicas(c)
         #expect(converged != nil, "not converged under faults: \(r.values.filter { $0 != final }.count) stale of \(r.count)\n\(ctl.log.suffix(2000))")
+        // Only the controller watches here: every watch the emulator ended must have been replaced by a new watch
+        // request, and every informer watches again.
+        let rewatched = await waitFor(.seconds(30), every: .milliseconds(100)) { s.emulator.openWatches == informers }
         let counters = s.emulator.counters()
-        print("controller faults: converged \(converged ?? .zero) after the last change; injected 500s \(counters["injected-errors"] ?? 0), 429s \(counters["throttled"] ?? 0), controller watch requests \(counters["controller watch"] ?? 0)")
+        print("controller faults: converged \(converged ?? .zero) after the last change; injected 500s \(counters["injected-errors"] ?? 0), 429s \(counters["throttled"] ?? 0), watches ended \(endedWatches), controller watch requests \(counters["controller watch"] ?? 0)")
         #expect((counters["injected-errors"] ?? 0) > 0 && (counters["throttled"] ?? 0) > 0)
-        // 4 informers; every drop makes each one watch again.
-        #expect((counters["controller watch"] ?? 0) >= 4 + 4 * 2, "watches were not re-established after the drops")
+        #expect(endedWatches >= informers, "no watch was dropped")
+        #expect((counters["controller watch"] ?? 0) >= informers + endedWatches, "dropped watches were not re-established")
+        #expect(rewatched != nil, "\(s.emulator.openWatches) watches open after the drops, not \(informers)")
         let after = try await c.get(Secret.self, namespace: "team-0100", name: "pull")
         #expect(after.metadata.resourceVersion == foreign.metadata.resourceVersion, "the foreign Secret was written")
         s.emulator.setFaults(Faults())
