@@ -37,6 +37,8 @@ final class TokenSource: Sendable {
     private let credentials: KubeConfig.Credentials
     private let cache = Mutex<(token: String, stamp: Date?)?>(nil)
     private let tokenReadAt = Mutex<Date?>(nil)
+    /// The plugin run in progress: concurrent requests that find no valid token wait for one run.
+    private let pluginRun = Mutex<Task<Result<String, KubeError>, Never>?>(nil)
 
     init(_ credentials: KubeConfig.Credentials) { self.credentials = credentials }
 
@@ -71,9 +73,22 @@ final class TokenSource: Sendable {
                     return cached.token
                 }
             }
-            let (t, expiry) = try await runPlugin(plugin)
-            cache.withLock { $0 = (t, expiry) }
-            return t
+            let run = pluginRun.withLock { running in
+                if let running { return running }
+                let task = Task { () -> Result<String, KubeError> in
+                    defer { self.pluginRun.withLock { $0 = nil } }
+                    do throws(KubeError) {
+                        let (t, expiry) = try await self.runPlugin(plugin)
+                        self.cache.withLock { $0 = (t, expiry) }
+                        return .success(t)
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                running = task
+                return task
+            }
+            return try await run.value.get()
         }
     }
 

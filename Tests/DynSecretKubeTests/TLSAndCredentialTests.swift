@@ -206,6 +206,29 @@ struct TLSTests {
         }
     }
 
+    /// Requests that start together while there is no token wait for one plugin run (a controller's workers and
+    /// informers all need a token at once when it expires).
+    @Test func concurrentRequestsRunThePluginOnce() async throws {
+        let dir = try TempDir()
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        try dir.write("plugin.sh", """
+            #!/bin/sh
+            echo run >> "\(dir.file("runs"))"
+            sleep 0.3
+            echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"\(adminToken)","expirationTimestamp":"2999-01-01T00:00:00Z"}}'
+
+            """, mode: 0o700)
+        let c = KubeClient(config: KubeConfig(server: e.url, credentials: .exec(try execPlugin(dir.file("plugin.sh")))))
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 { group.addTask { try await c.list(.namespaces).items.count } }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(counts == Array(repeating: 4, count: 8))
+        let runs = String(decoding: try dir.bytes("runs"), as: UTF8.self).split(separator: "\n").count
+        #expect(runs == 1, "the plugin ran \(runs) times for 8 concurrent requests")
+    }
+
     /// A plugin that writes more to stderr than a pipe holds, with a fractional-second expiry, still works.
     @Test func chattyExecPluginDoesNotDeadlock() async throws {
         let dir = try TempDir()
