@@ -23,6 +23,9 @@ public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringC
     public var body: [UInt8]?
     /// Whole-request timeout (ignored for streams, which end by cancellation or by the server).
     public var timeout: Duration
+    /// The largest response body accepted (nil: no limit); a larger one fails the request with `.tooLarge`.
+    /// Not applied to streams.
+    public var maxResponseBytes: Int?
 
     public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil, timeout: Duration = .seconds(30)) {
         self.method = method
@@ -100,6 +103,8 @@ public struct TransportError: Error, Sendable, CustomStringConvertible {
         case tlsHandshake
         /// The server's certificate was not trusted or did not match the host.
         case tlsCertificate
+        /// The response body exceeded the request's `maxResponseBytes`.
+        case tooLarge
         case other
     }
 }
@@ -248,6 +253,7 @@ final class Transfer: @unchecked Sendable {
     var body: [UInt8] = []
     var headDelivered = false
     var connectionsOpened = 0
+    var exceededLimit = false
 
     init(request: HTTPRequest, settings: TransportSettings, onData: (@Sendable ([UInt8]) -> Void)?) {
         self.request = request
@@ -294,6 +300,12 @@ final class Transfer: @unchecked Sendable {
         var connects = 0
         if cdynsecret_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK { connectionsOpened = connects }
 
+        if code == CURLE_WRITE_ERROR, exceededLimit {
+            finish(.failure(TransportError(
+                message: "\(request.method) \(Self.redactedURL(request.url)): response body larger than \(request.maxResponseBytes ?? 0) bytes",
+                notSent: false, cancelled: false, kind: .tooLarge)))
+            return
+        }
         if code != CURLE_OK {
             let cancelledNow = code == CURLE_ABORTED_BY_CALLBACK && isCancelled
             let text = easy.errorBuffer[0] != 0 ? String(cString: easy.errorBuffer) : String(cString: curl_easy_strerror(code))
@@ -406,7 +418,15 @@ final class Transfer: @unchecked Sendable {
             let n = size * count
             let bytes = UnsafeRawBufferPointer(start: data, count: n)
             t.deliverHeadIfNeeded()
-            if let onData = t.onData { onData(Array(bytes)) } else { t.body.append(contentsOf: bytes) }
+            if let onData = t.onData {
+                onData(Array(bytes))
+            } else {
+                if let max = t.request.maxResponseBytes, t.body.count + n > max {
+                    t.exceededLimit = true
+                    return 0  // libcurl ends the transfer with CURLE_WRITE_ERROR
+                }
+                t.body.append(contentsOf: bytes)
+            }
             return n
         }), "write function")
         try check(cdynsecret_curl_setopt_pointer(h, CURLOPT_WRITEDATA, ctx), "write data")

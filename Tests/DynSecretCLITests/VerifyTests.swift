@@ -460,6 +460,24 @@ struct VerifyTests {
                 "credentials followed the redirect to another host: \(reached.events())")
     }
 
+    /// A token realm that streams without end: the check stops reading at the 4 MiB limit and reports the
+    /// registry unreachable with the reason instead of filling memory.
+    @Test func endlessTokenResponseIsCutOff() async throws {
+        let lab = try RegistryLab()
+        defer { lab.stopAll() }
+        let (port, flood) = try await lab.startLoggingHelper("flood", "-")
+        let registry = "127.0.0.1:\(port)"
+        let alice = try lab.dir.file("alice.yaml", pullSecretManifest("alice", registries: [registry], user: "alice", password: canary))
+        let r = await run(["verify", "-f", alice, "-o", "json"])
+        #expect(r.code == 1 && statuses(r.stdout) == ["unreachable"], "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("response body larger than 4194304 bytes"), "\(r.stdout)")
+        let sent = await waitFor(.seconds(10)) { !flood.events().isEmpty }
+        var bytes = -1
+        if case .number(let n)? = flood.events().first?["sent"] { bytes = Int(n) ?? -1 }
+        #expect(sent != nil && bytes >= 0 && bytes < 64 << 20, "the token server sent \(bytes) bytes before the client hung up")
+        outputs.expectNoSecrets([canary])
+    }
+
     /// A token server that grants pulls of a public repository to anonymous requests: the image checks as
     /// pullable without credentials, and no check sends an Authorization header with its first `GET /v2/`.
     @Test func anonymousToken() async throws {

@@ -318,6 +318,36 @@ def run_token_server():
     serve(Handler)
 
 
+# MARK: flood
+
+
+def run_flood(log):
+    """A registry whose /v2/ challenge sends clients to a token realm that streams JSON without end."""
+
+    class Flood(JSONHandler):
+        def do_GET(self):
+            if not self.path.startswith("/token"):
+                value = 'Bearer realm="http://127.0.0.1:%d/token",service="flood"' % self.server.server_address[1]
+                return self.reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                                  [("WWW-Authenticate", value)])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            sent = 0
+            chunk = b'{"token":"' + b"x" * (1 << 20)
+            try:
+                while sent < (1 << 30):
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            except OSError:
+                pass
+            log.write({"sent": sent})
+            self.close_connection = True
+
+    serve(Flood)
+
+
 # MARK: redirect
 
 
@@ -351,6 +381,8 @@ if __name__ == "__main__":
         run_record(int(sys.argv[2]), Log(sys.argv[3]))
     elif role == "sniff":
         run_sniff(int(sys.argv[2]), Log(sys.argv[3]))
+    elif role == "flood":
+        run_flood(Log(sys.argv[3]))
     elif role == "echo":
         run_echo(sys.argv[2], Log(sys.argv[3]))
     else:

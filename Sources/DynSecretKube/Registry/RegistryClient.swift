@@ -431,8 +431,14 @@ private struct Session {
         var headers: [(name: String, value: String)] = [("User-Agent", RegistryClient.userAgent)]
         if let accept { headers.append(("Accept", accept)) }
         if let authorization { headers.append(("Authorization", authorization)) }
-        return HTTPRequest(method: method, url: url, headers: headers, timeout: client.options.requestTimeout)
+        var r = HTTPRequest(method: method, url: url, headers: headers, timeout: client.options.requestTimeout)
+        r.maxResponseBytes = Self.maxResponseBytes
+        return r
     }
+
+    /// No answer we read (challenge, token, manifest, error) is legitimately larger than the registry's own 4 MiB
+    /// manifest limit; a registry streaming more is cut off instead of filling memory.
+    static let maxResponseBytes = 4 << 20
 
     /// Sends a request through the session's transport, following redirects (see `fetch`).
     func send(_ method: String, _ url: String, authorization: String?, accept: String? = nil) async -> Result<HTTPResponse, Halt> {
