@@ -55,10 +55,11 @@ final class RegistryLab: @unchecked Sendable {
         return file
     }
 
-    /// A test CA with a server certificate for 127.0.0.1 and localhost, and a second, unrelated CA.
+    /// A test CA with a server certificate for 127.0.0.1, localhost and registry.proxied.test (a name only a proxy
+    /// can reach: `.test` never resolves), and a second, unrelated CA.
     func makePKI() throws {
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        _ = try dir.file("ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        _ = try dir.file("ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:registry.proxied.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
         for ca in ["ca", "other-ca"] {
             let r = try runProcess("/usr/bin/openssl", ["req", "-x509"] + ec + ["-keyout", path("\(ca).key"), "-out", path("\(ca).crt"), "-subj", "/CN=\(ca) test", "-days", "2"])
             #expect(r.code == 0, "\(r.stderr)")
@@ -458,6 +459,35 @@ struct VerifyTests {
         #expect(redirected.events().contains { $0["authorization"]?.stringValue == "Basic" }, "\(redirected.events())")
         #expect(!reached.events().isEmpty && !reached.events().contains { $0["authorization"] != .null },
                 "credentials followed the redirect to another host: \(reached.events())")
+    }
+
+    /// The proxy environment applies as for a container runtime: `HTTPS_PROXY` carries a registry's TLS through an
+    /// HTTP CONNECT tunnel, `NO_PROXY` exempts a host, and loopback registries are never proxied. Run as a process
+    /// so the variables are its own.
+    @Test func proxyEnvironmentIsRespected() async throws {
+        let binary = try #require(dynsecretBinary, "the dynsecret binary was not built")
+        let lab = try RegistryLab()
+        defer { lab.stopAll() }
+        try lab.makePKI()
+        let upstream = try await lab.startRegistry(auth: .htpasswd(try lab.htpasswd([("alice", canary)])), tls: true)
+        let (proxyPort, proxy) = try await lab.startLoggingHelper("connect", String(upstream))
+        let secret = try lab.dir.file("proxied.yaml", pullSecretManifest("proxied", registries: ["registry.proxied.test", "127.0.0.1:\(upstream)"], user: "alice", password: canary))
+        func verify(_ env: [String]) throws -> RunResult {
+            let r = try runProcess("/usr/bin/env", ["-u", "NO_PROXY", "-u", "no_proxy", "-u", "https_proxy", "-u", "http_proxy"] + env
+                + [binary, "verify", "-f", secret, "--registry-ca", lab.path("ca.crt"), "-o", "json", "--registry-timeout", "5"], timeout: .seconds(60))
+            return outputs.record(r)
+        }
+        var r = try verify(["HTTPS_PROXY=http://127.0.0.1:\(proxyPort)"])
+        #expect(r.code == 0 && statuses(r.stdout) == ["ok", "ok"], "\(r.stdout)\(r.stderr)")
+        let lines = proxy.events().compactMap { $0["line"]?.stringValue }
+        #expect(!lines.isEmpty && lines.allSatisfy { $0 == "CONNECT registry.proxied.test:443 HTTP/1.1" }, "\(lines)")
+        // NO_PROXY names the host: no tunnel, and the name does not resolve (a resolver that answers for `.test`
+        // anyway would lead to a connection or certificate failure).
+        r = try verify(["HTTPS_PROXY=http://127.0.0.1:\(proxyPort)", "NO_PROXY=example.org,registry.proxied.test"])
+        let direct = statuses(r.stdout)  // sorted by key: the loopback registry first
+        #expect(r.code == 1 && direct.count == 2 && direct[0] == "ok" && ["unreachable", "tls-error"].contains(direct[1]), "\(r.stdout)\(r.stderr)")
+        #expect(proxy.events().count == lines.count, "\(proxy.events())")
+        outputs.expectNoSecrets([canary])
     }
 
     /// A token realm that streams without end: the check stops reading at the 4 MiB limit and reports the

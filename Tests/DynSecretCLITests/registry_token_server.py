@@ -138,23 +138,56 @@ def run_record(upstream, log):
 # MARK: sniff
 
 
-def run_sniff(upstream, log):
-    def pipe(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (dst, src):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+def pipe(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (dst, src):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
+
+def tunnel(conn, upstream):
+    """Pipes bytes both ways between conn and 127.0.0.1:upstream until either side closes."""
+    up = socket.create_connection(("127.0.0.1", upstream), timeout=30)
+    conn.settimeout(None)
+    up.settimeout(None)
+    t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
+    t.start()
+    pipe(conn, up)
+    t.join(30)
+    up.close()
+
+
+def read_head(conn):
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        data = conn.recv(4096)
+        if not data:
+            break
+        head += data
+    return head
+
+
+def listen_forever(handle):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    print(listener.getsockname()[1], flush=True)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def run_sniff(upstream, log):
     def handle(conn):
         try:
             conn.settimeout(30)
@@ -163,21 +196,9 @@ def run_sniff(upstream, log):
                 return conn.close()
             if first[0] == 0x16:  # a TLS handshake record
                 log.write({"kind": "tls"})
-                up = socket.create_connection(("127.0.0.1", upstream), timeout=30)
-                conn.settimeout(None)
-                up.settimeout(None)
-                t = threading.Thread(target=pipe, args=(up, conn), daemon=True)
-                t.start()
-                pipe(conn, up)
-                t.join(30)
-                up.close()
+                tunnel(conn, upstream)
                 return conn.close()
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 65536:
-                data = conn.recv(4096)
-                if not data:
-                    break
-                head += data
+            head = read_head(conn)
             log.write({"kind": "plain", "line": head.split(b"\r\n", 1)[0].decode("latin-1")})
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDocker-Distribution-Api-Version: registry/2.0\r\n"
                          b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
@@ -185,13 +206,31 @@ def run_sniff(upstream, log):
             pass
         conn.close()
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    print(listener.getsockname()[1], flush=True)
-    while True:
-        conn, _ = listener.accept()
-        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    listen_forever(handle)
+
+
+# MARK: connect
+
+
+def run_connect(upstream, log):
+    """An HTTP CONNECT proxy that logs each request line and tunnels every CONNECT to 127.0.0.1:UPSTREAM."""
+
+    def handle(conn):
+        try:
+            conn.settimeout(30)
+            head = read_head(conn)
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            log.write({"line": line})
+            if line.startswith("CONNECT "):
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                tunnel(conn, upstream)
+            else:
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except OSError:
+            pass
+        conn.close()
+
+    listen_forever(handle)
 
 
 # MARK: echo
@@ -381,6 +420,8 @@ if __name__ == "__main__":
         run_record(int(sys.argv[2]), Log(sys.argv[3]))
     elif role == "sniff":
         run_sniff(int(sys.argv[2]), Log(sys.argv[3]))
+    elif role == "connect":
+        run_connect(int(sys.argv[2]), Log(sys.argv[3]))
     elif role == "flood":
         run_flood(Log(sys.argv[3]))
     elif role == "echo":
