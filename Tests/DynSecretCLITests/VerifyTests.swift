@@ -239,8 +239,9 @@ final class RegistryLab: @unchecked Sendable {
     }
 
     /// Pushes a one-layer image through the registry API with curl: two blob uploads (POST, then PUT with the
-    /// digest) and a Docker schema 2 manifest.
-    func push(port: Int, repository: String, tag: String, user: String, password: String) throws {
+    /// digest) and a Docker schema 2 manifest. Returns the manifest's digest.
+    @discardableResult
+    func push(port: Int, repository: String, tag: String, user: String, password: String) throws -> String {
         let script = """
             set -euo pipefail
             base=http://127.0.0.1:\(port); repo=\(repository); tag=\(tag); cd "$1"
@@ -261,12 +262,14 @@ final class RegistryLab: @unchecked Sendable {
             printf '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":%s,"digest":"%s"},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":%s,"digest":"%s"}]}' \\
               "$csize" "$cdigest" "$lsize" "$ldigest" > manifest.json
             curl -fsS "${limits[@]}" -u "$auth" -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.v2+json' --data-binary @manifest.json "$base/v2/$repo/manifests/$tag" -o /dev/null
+            echo "sha256:$(sha256sum manifest.json | cut -d' ' -f1)"
             """
         let work = path("push-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         _ = try dir.file("\(URL(fileURLWithPath: work).lastPathComponent)/auth", "\(user):\(password)")
         let r = try runProcess("/bin/bash", ["-c", script, "push", work], timeout: .seconds(90))
         #expect(r.code == 0, "push failed: \(r.stderr)")
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 
@@ -324,7 +327,7 @@ struct VerifyTests {
         let lab = try RegistryLab()
         defer { lab.stopAll() }
         let port = try await lab.startRegistry(auth: .htpasswd(try lab.htpasswd([("alice", canary)])))
-        try lab.push(port: port, repository: "team/app", tag: "1.0", user: "alice", password: canary)
+        let digest = try lab.push(port: port, repository: "team/app", tag: "1.0", user: "alice", password: canary)
         let registry = "127.0.0.1:\(port)"
         let good = try lab.dir.file("good.yaml", pullSecretManifest("regcred", registries: [registry], user: "alice", password: canary))
         let bad = try lab.dir.file("bad.yaml", pullSecretManifest("regcred", registries: [registry], user: "alice", password: canary + "-wrong"))
@@ -349,6 +352,11 @@ struct VerifyTests {
         #expect(r.stdout.contains("MANIFEST_UNKNOWN"))
         r = await run(["verify", "-f", good, "--image", "\(registry)/team/app:1.0"])
         #expect(r.code == 0 && r.stdout.contains("regcred [\(registry)]"), "\(r.stdout)")
+        // By digest, as a runtime pulls `name:tag@digest` (the digest wins over the tag); an unknown digest is missing.
+        let unknown = "sha256:" + String(repeating: "0", count: 64)
+        r = await run(["verify", "-f", good, "-o", "json", "--image", "\(registry)/team/app@\(digest)", "--image", "\(registry)/team/app:9.9@\(digest)",
+                       "--image", "\(registry)/team/app@\(unknown)"])
+        #expect(digest.hasPrefix("sha256:") && r.code == 1 && statuses(r.stdout) == ["ok", "ok", "not-found"], "\(digest) \(r.stdout)")
 
         // --docker-config input.
         let config = try lab.dir.file("config.json", #"{"auths":{"\#(registry)":{"auth":"\#(RegistryCredential(username: "alice", password: canary).auth)"}}}"#)
