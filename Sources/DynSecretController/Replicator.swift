@@ -44,6 +44,19 @@ public final class Replicator: Sendable {
     /// The resourceVersion of each replica this process wrote last, until its watch event arrives: that event needs
     /// no reconcile (the write came from one), which halves the work of a source change.
     private let ownWrites = Mutex<[String: String]>([:])
+    /// This process's writes not yet seen in the caches, by target namespace. A reconcile of that namespace waits
+    /// for them (polling briefly, at most `expectationTimeout`) instead of planning from a cache its watch has not
+    /// updated yet, which would repeat a write and meet a 409 Conflict (client-go's "expectations").
+    private let expectations = Mutex<[String: [Expectation]]>([:])
+    static let expectationTimeout = Duration.seconds(2)
+
+    private struct Expectation: Sendable {
+        var kind: Kind
+        var name: String
+        var resourceVersion: String?
+        var deleted: Bool
+        var deadline: ContinuousClock.Instant
+    }
     private let allSynced = Atomic<Bool>(false)
     /// The work queue (target namespaces).
     public let queue: WorkQueue<String>
@@ -180,6 +193,7 @@ public final class Replicator: Sendable {
                 guard let expected = w.removeValue(forKey: key) else { return false }
                 return expected == rv
             }
+            settle(ns, .replicas, name, secret?.metadata.resourceVersion)
             if hasSynced && !own { queue.add(ns) }
         case .source:
             let secret = deleted ? nil : decodeSecret(o)
@@ -197,6 +211,7 @@ public final class Replicator: Sendable {
                 c.serviceAccounts[ns, default: [:]][name] = sa
                 if c.serviceAccounts[ns]?.isEmpty == true { c.serviceAccounts[ns] = nil }
             }
+            settle(ns, .serviceAccounts, name, sa?.metadata.resourceVersion)
             if hasSynced { queue.add(ns) }
         }
         metrics.setQueueDepth(queue.depth)
@@ -227,6 +242,10 @@ public final class Replicator: Sendable {
             guard hasSynced, canWrite() else {
                 // Caches not yet complete, or not the leader: drop the key; every namespace is queued again when the
                 // caches sync and when this process becomes leader.
+                continue
+            }
+            if awaitsOwnWrites(ns) {
+                queue.add(ns, after: .milliseconds(20))
                 continue
             }
             let start = ContinuousClock.now
@@ -268,8 +287,7 @@ public final class Replicator: Sendable {
         if found { plan = planFor(ns, state) }
         var writer = FencedWriter(inner: KubeReplicationWriter(client: client, serviceAccounts: snapshot.3), canWrite: canWrite)
         let result = await ReplicationApplier.apply(plan, to: &writer)
-        let written = writer.inner.written
-        if !written.isEmpty { ownWrites.withLock { w in for (k, rv) in written { w[k] = rv } } }
+        expect(writer.inner, in: ns)
         for (kind, n) in writer.succeeded { metrics.wrote(kind, count: n) }
         var failedSecrets = 0
         for f in result.failures {
@@ -298,6 +316,70 @@ public final class Replicator: Sendable {
         let desired = plan.replicas.filter { $0.metadata.namespace == ns }.count
         metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
         return result.failures.isEmpty
+    }
+
+    /// Records the writes that succeeded: their watch events need no reconcile, and the next reconcile of `ns`
+    /// waits until the caches show them.
+    private func expect(_ w: KubeReplicationWriter, in ns: String) {
+        if !w.writtenSecrets.isEmpty {
+            ownWrites.withLock { o in
+                for s in w.writtenSecrets { o[ns + "/" + (s.metadata.name ?? "")] = s.metadata.resourceVersion ?? "" }
+            }
+        }
+        let deadline = ContinuousClock.now + Self.expectationTimeout
+        let list = w.writtenSecrets.map { Expectation(kind: .replicas, name: $0.metadata.name ?? "", resourceVersion: $0.metadata.resourceVersion, deleted: false, deadline: deadline) }
+            + w.deletedSecrets.map { Expectation(kind: .replicas, name: $0.name ?? "", resourceVersion: $0.resourceVersion, deleted: true, deadline: deadline) }
+            + w.patchedServiceAccounts.map { Expectation(kind: .serviceAccounts, name: $0.metadata.name ?? "", resourceVersion: $0.metadata.resourceVersion, deleted: false, deadline: deadline) }
+        if !list.isEmpty { expectations.withLock { $0[ns, default: []] += list } }
+    }
+
+    /// An event for one object ends the waits it answers: any event at or after the written version, and a deletion
+    /// (`resourceVersion` nil) in any case — the object changed after the write, so the caches are as current as the
+    /// watch can make them.
+    private func settle(_ ns: String, _ kind: Kind, _ name: String, _ resourceVersion: String?) {
+        expectations.withLock { e in
+            guard let list = e[ns] else { return }
+            let rest = list.filter { x in
+                guard x.kind == kind, x.name == name else { return true }
+                guard let resourceVersion else { return false }
+                return !(resourceVersion == x.resourceVersion || Self.newer(resourceVersion, than: x.resourceVersion))
+            }
+            e[ns] = rest.isEmpty ? nil : rest
+        }
+    }
+
+    /// Whether a write of this process in `ns` is not yet in the caches (and not past its deadline).
+    private func awaitsOwnWrites(_ ns: String) -> Bool {
+        let now = ContinuousClock.now
+        return expectations.withLock { e in
+            guard let list = e[ns] else { return false }
+            let waiting = caches.withLock { c in list.filter { $0.deadline > now && !Self.observed($0, in: c, ns) } }
+            e[ns] = waiting.isEmpty ? nil : waiting
+            return !waiting.isEmpty
+        }
+    }
+
+    private static func observed(_ x: Expectation, in c: Caches, _ ns: String) -> Bool {
+        let cached: ObjectMeta?
+        switch x.kind {
+        case .replicas: cached = c.replicas[ns]?[x.name]?.metadata
+        case .serviceAccounts: cached = c.serviceAccounts[ns]?[x.name]?.metadata
+        default: return true
+        }
+        guard let cached else {
+            // Gone: a deletion was seen; a ServiceAccount deleted since its patch needs nothing more. A created or
+            // updated replica deleted meanwhile is not seen as such: the wait ends at the deadline.
+            return x.deleted || x.kind == .serviceAccounts
+        }
+        if x.deleted { return newer(cached.resourceVersion, than: x.resourceVersion) }
+        return cached.resourceVersion == x.resourceVersion || newer(cached.resourceVersion, than: x.resourceVersion)
+    }
+
+    /// Whether resourceVersion `a` is later than `b`. They are opaque to clients, but the API server's (etcd
+    /// revisions) are integers; anything else compares as not newer, and the wait ends at the deadline.
+    static func newer(_ a: String?, than b: String?) -> Bool {
+        guard let a = a.flatMap({ UInt64($0) }), let b = b.flatMap({ UInt64($0) }) else { return false }
+        return a > b
     }
 
     /// A write refused because the cache was behind (409: a newer version, a precondition, an object created

@@ -11,9 +11,14 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
     public let client: KubeClient
     /// The ServiceAccounts as read for planning, by `namespace/name`; patches append to their `imagePullSecrets`.
     public var serviceAccounts: [String: ServiceAccount]
-    /// The `resourceVersion` each created or updated Secret got, by `namespace/name` (a controller uses it to
-    /// recognise the watch events of its own writes).
-    public private(set) var written: [String: String] = [:]
+    /// The Secrets as the API server returned them from each create or update (a controller records their
+    /// `resourceVersion` to recognise the watch events of its own writes, and plans from them until the watch
+    /// catches up).
+    public private(set) var writtenSecrets: [Secret] = []
+    /// Each Secret deleted: namespace, name, and the `resourceVersion` it was deleted at (the precondition's).
+    public private(set) var deletedSecrets: [ObjectMeta] = []
+    /// The ServiceAccounts as the API server returned them from each patch.
+    public private(set) var patchedServiceAccounts: [ServiceAccount] = []
 
     /// A writer over `client`; `serviceAccounts` are those the plan was made from.
     public init(client: KubeClient, serviceAccounts: [ServiceAccount] = []) {
@@ -32,8 +37,7 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         s.metadata.uid = nil
         s.metadata.resourceVersion = nil
         do {
-            let created = try await client.create(s)
-            written[Self.key(s.metadata)] = created.metadata.resourceVersion
+            writtenSecrets.append(try await client.create(s))
         } catch {
             throw Self.failure("create", "secret \(Self.key(s.metadata))", error)
         }
@@ -44,8 +48,7 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         s.metadata.resourceVersion = precondition.resourceVersion
         if let uid = precondition.uid { s.metadata.uid = uid }
         do {
-            let updated = try await client.update(s)
-            written[Self.key(s.metadata)] = updated.metadata.resourceVersion
+            writtenSecrets.append(try await client.update(s))
         } catch {
             throw Self.failure("update", "secret \(Self.key(s.metadata))", error)
         }
@@ -55,6 +58,9 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         do {
             try await client.delete(Secret.self, namespace: namespace, name: name,
                                     preconditions: DeletePreconditions(uid: precondition.uid, resourceVersion: precondition.resourceVersion))
+            var deleted = ObjectMeta(name: name, namespace: namespace)
+            deleted.resourceVersion = precondition.resourceVersion
+            deletedSecrets.append(deleted)
         } catch {
             throw Self.failure("delete", "secret \(namespace)/\(name)", error)
         }
@@ -74,7 +80,9 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
             ("imagePullSecrets", .array(list.map { .object(JSONObject([("name", .string($0))])) })),
         ]))
         do {
-            serviceAccounts[key] = try await client.mergePatch(ServiceAccount.self, namespace: namespace, name: name, patch)
+            let patched = try await client.mergePatch(ServiceAccount.self, namespace: namespace, name: name, patch)
+            serviceAccounts[key] = patched
+            patchedServiceAccounts.append(patched)
         } catch {
             throw Self.failure("patch", "serviceaccount \(key)", error)
         }

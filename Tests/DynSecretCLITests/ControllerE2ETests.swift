@@ -183,6 +183,47 @@ import Testing
         #expect(lease.holderIdentity == "")
     }
 
+    /// A namespace that gets the label costs exactly the writes it needs (one create, one ServiceAccount patch): the
+    /// reconcile that follows the controller's own writes plans from what it wrote, not from a cache the watch has
+    /// not updated yet (which would repeat the patch and meet a 409 Conflict).
+    @Test func newNamespacesCostOnlyTheirWrites() async throws {
+        let s = try await Self.setup(namespaces: 3)
+        defer { Task { await s.emulator.stop() } }
+        let c = s.client
+        let ctl = try ControllerProcess([
+            "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--health-addr", "127.0.0.1:0", "--metrics-addr", "off",
+        ], log: s.dir.url.appendingPathComponent("controller.log").path)
+        _ = try await ctl.port("health")
+        #expect(try await waitFor(.seconds(20)) { try await Fixtures.replicas(c).count == 3 } != nil)
+        let before = s.emulator.counters()
+        let names = (0..<10).map { "new-\($0)" }
+        for ns in names {
+            _ = try await c.create(.namespaces, Fixtures.namespace(ns))
+            _ = try await c.create(ServiceAccount(metadata: ObjectMeta(name: "builder", namespace: ns), imagePullSecrets: ["other"]))
+            _ = try await c.mergePatch(.namespaces, name: ns, .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .string("on"))])))])))])))
+            let done = try await waitFor(.seconds(10), every: .milliseconds(10)) {
+                try await c.get(ServiceAccount.self, namespace: ns, name: "builder").imagePullSecrets == ["other", "pull"]
+            }
+            #expect(done != nil, "\(ns): ServiceAccount not patched")
+        }
+        // Give follow-up reconciles time to run (and to write, if they would).
+        try await Task.sleep(for: .seconds(1))
+        let after = s.emulator.counters()
+        func delta(_ verb: String) -> Int { (after["controller \(verb)"] ?? 0) - (before["controller \(verb)"] ?? 0) }
+        #expect(delta("create") == names.count && delta("patch") == names.count && delta("update") == 0 && delta("delete") == 0,
+                "writes for \(names.count) namespaces: create \(delta("create")), patch \(delta("patch")), update \(delta("update")), delete \(delta("delete"))")
+        #expect(!ctl.log.contains("write failed"), "\(ctl.log.suffix(3000))")
+        // A replica deleted by someone right after the controller created it comes back at once (the controller does
+        // not keep waiting to see its own create).
+        _ = try await c.create(.namespaces, Fixtures.namespace("new-late", labels: ["dynsecret": "on"]))
+        let created = try await waitFor(.seconds(10), every: .milliseconds(5)) { try await Fixtures.replicas(c)["new-late/pull"] != nil }
+        #expect(created != nil)
+        try await c.delete(Secret.self, namespace: "new-late", name: "pull")
+        let restored = try await waitFor(.seconds(10), every: .milliseconds(10)) { try await Fixtures.replicas(c)["new-late/pull"] != nil }
+        #expect(restored != nil && restored! < .seconds(1), "a deleted replica came back after \(String(describing: restored))")
+        #expect(await ctl.stop(SIGTERM).status == 0)
+    }
+
     @Test func invalidPolicyReloadKeepsTheRunningPolicy() async throws {
         let s = try await Self.setup(namespaces: 5)
         defer { Task { await s.emulator.stop() } }
