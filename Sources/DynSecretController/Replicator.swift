@@ -193,7 +193,7 @@ public final class Replicator: Sendable {
                 guard let expected = w.removeValue(forKey: key) else { return false }
                 return expected == rv
             }
-            settle(ns, .replicas, name, secret?.metadata.resourceVersion)
+            settle(ns, .replicas, name, o["metadata"]?["resourceVersion"]?.stringValue)
             if hasSynced && !own { queue.add(ns) }
         case .source:
             let secret = deleted ? nil : decodeSecret(o)
@@ -211,7 +211,7 @@ public final class Replicator: Sendable {
                 c.serviceAccounts[ns, default: [:]][name] = sa
                 if c.serviceAccounts[ns]?.isEmpty == true { c.serviceAccounts[ns] = nil }
             }
-            settle(ns, .serviceAccounts, name, sa?.metadata.resourceVersion)
+            settle(ns, .serviceAccounts, name, o["metadata"]?["resourceVersion"]?.stringValue)
             if hasSynced { queue.add(ns) }
         }
         metrics.setQueueDepth(queue.depth)
@@ -286,8 +286,10 @@ public final class Replicator: Sendable {
         }
         if found { plan = planFor(ns, state) }
         var writer = FencedWriter(inner: KubeReplicationWriter(client: client, serviceAccounts: snapshot.3), canWrite: canWrite)
+        // Each write is recorded as soon as it returns, so its watch event (which can arrive at the same moment) is
+        // recognised, and the next reconcile of `ns` waits for it.
+        writer.afterWrite = { [self] kind, w in expect(kind, w, in: ns) }
         let result = await ReplicationApplier.apply(plan, to: &writer)
-        expect(writer.inner, in: ns)
         for (kind, n) in writer.succeeded { metrics.wrote(kind, count: n) }
         var failedSecrets = 0
         for f in result.failures {
@@ -318,30 +320,35 @@ public final class Replicator: Sendable {
         return result.failures.isEmpty
     }
 
-    /// Records the writes that succeeded: their watch events need no reconcile, and the next reconcile of `ns`
-    /// waits until the caches show them.
-    private func expect(_ w: KubeReplicationWriter, in ns: String) {
-        if !w.writtenSecrets.isEmpty {
-            ownWrites.withLock { o in
-                for s in w.writtenSecrets { o[ns + "/" + (s.metadata.name ?? "")] = s.metadata.resourceVersion ?? "" }
-            }
-        }
+    /// Records a write that succeeded (the last of its kind in `w`): its watch event needs no reconcile, and the next
+    /// reconcile of `ns` waits until the caches show it.
+    private func expect(_ kind: ReplicationAction.Kind, _ w: KubeReplicationWriter, in ns: String) {
+        let x: Expectation?
         let deadline = ContinuousClock.now + Self.expectationTimeout
-        let list = w.writtenSecrets.map { Expectation(kind: .replicas, name: $0.metadata.name ?? "", resourceVersion: $0.metadata.resourceVersion, deleted: false, deadline: deadline) }
-            + w.deletedSecrets.map { Expectation(kind: .replicas, name: $0.name ?? "", resourceVersion: $0.resourceVersion, deleted: true, deadline: deadline) }
-            + w.patchedServiceAccounts.map { Expectation(kind: .serviceAccounts, name: $0.metadata.name ?? "", resourceVersion: $0.metadata.resourceVersion, deleted: false, deadline: deadline) }
-        if !list.isEmpty { expectations.withLock { $0[ns, default: []] += list } }
+        switch kind {
+        case .create, .update:
+            guard let s = w.writtenSecrets.last else { return }
+            ownWrites.withLock { $0[ns + "/" + (s.metadata.name ?? "")] = s.metadata.resourceVersion ?? "" }
+            x = Expectation(kind: .replicas, name: s.metadata.name ?? "", resourceVersion: s.metadata.resourceVersion, deleted: false, deadline: deadline)
+        case .delete:
+            x = w.deletedSecrets.last.map { Expectation(kind: .replicas, name: $0.name ?? "", resourceVersion: $0.resourceVersion, deleted: true, deadline: deadline) }
+        case .patchServiceAccount:
+            x = w.patchedServiceAccounts.last.map {
+                Expectation(kind: .serviceAccounts, name: $0.metadata.name ?? "", resourceVersion: $0.metadata.resourceVersion, deleted: false, deadline: deadline)
+            }
+        default:
+            x = nil
+        }
+        if let x { expectations.withLock { $0[ns, default: []].append(x) } }
     }
 
-    /// An event for one object ends the waits it answers: any event at or after the written version, and a deletion
-    /// (`resourceVersion` nil) in any case — the object changed after the write, so the caches are as current as the
-    /// watch can make them.
+    /// An event for one object ends the waits it answers: an event at the written version or later (a deletion
+    /// carries the version it was deleted at, so the deletion of an older object does not answer a new create).
     private func settle(_ ns: String, _ kind: Kind, _ name: String, _ resourceVersion: String?) {
         expectations.withLock { e in
             guard let list = e[ns] else { return }
             let rest = list.filter { x in
-                guard x.kind == kind, x.name == name else { return true }
-                guard let resourceVersion else { return false }
+                guard x.kind == kind, x.name == name, let resourceVersion else { return true }
                 return !(resourceVersion == x.resourceVersion || Self.newer(resourceVersion, than: x.resourceVersion))
             }
             e[ns] = rest.isEmpty ? nil : rest
@@ -351,12 +358,17 @@ public final class Replicator: Sendable {
     /// Whether a write of this process in `ns` is not yet in the caches (and not past its deadline).
     private func awaitsOwnWrites(_ ns: String) -> Bool {
         let now = ContinuousClock.now
-        return expectations.withLock { e in
-            guard let list = e[ns] else { return false }
-            let waiting = caches.withLock { c in list.filter { $0.deadline > now && !Self.observed($0, in: c, ns) } }
+        let (waiting, expired) = expectations.withLock { e -> (Bool, Int) in
+            guard let list = e[ns] else { return (false, 0) }
+            let unseen = caches.withLock { c in list.filter { !Self.observed($0, in: c, ns) } }
+            let waiting = unseen.filter { $0.deadline > now }
             e[ns] = waiting.isEmpty ? nil : waiting
-            return !waiting.isEmpty
+            return (!waiting.isEmpty, unseen.count - waiting.count)
         }
+        if expired > 0 {
+            logger.debug("own writes not seen in the caches in time; planning without them", metadata: ["namespace": "\(ns)", "writes": "\(expired)"])
+        }
+        return waiting
     }
 
     private static func observed(_ x: Expectation, in c: Caches, _ ns: String) -> Bool {
@@ -412,6 +424,8 @@ struct FencedWriter: ReplicationWriter {
     static let notLeader = -1
     var inner: KubeReplicationWriter
     let canWrite: @Sendable () -> Bool
+    /// Called after each write that succeeded, with its kind and the writer holding its result (last in its list).
+    var afterWrite: @Sendable (ReplicationAction.Kind, KubeReplicationWriter) -> Void = { _, _ in }
     var errors: [String: ReplicationWriteError] = [:]
     var succeeded: [ReplicationAction.Kind: Int] = [:]
 
@@ -428,6 +442,7 @@ struct FencedWriter: ReplicationWriter {
         do {
             try await body(&inner)
             succeeded[kind, default: 0] += 1
+            afterWrite(kind, inner)
         } catch {
             errors[Self.key(kind, ns, name)] = error
             throw error
