@@ -379,8 +379,9 @@ public final class Replicator: Sendable {
         default: return true
         }
         guard let cached else {
-            // Gone: a deletion was seen; a ServiceAccount deleted since its patch needs nothing more. A created or
-            // updated replica deleted meanwhile is not seen as such: the wait ends at the deadline.
+            // Gone: a deletion was seen; a ServiceAccount deleted since its patch needs nothing more. A written
+            // replica deleted since has usually ended the wait already (`settle`); if its deletion was seen before
+            // the write was recorded, the wait ends at the deadline.
             return x.deleted || x.kind == .serviceAccounts
         }
         if x.deleted { return newer(cached.resourceVersion, than: x.resourceVersion) }
