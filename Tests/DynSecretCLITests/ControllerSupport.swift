@@ -7,7 +7,7 @@ import Testing
 
 /// A `dynsecret controller` child process whose standard error goes to a log file.
 final class ControllerProcess: @unchecked Sendable {
-    let process = Process()
+    let process: Process
     let logPath: String
     let started = ContinuousClock.now
 
@@ -15,16 +15,9 @@ final class ControllerProcess: @unchecked Sendable {
         guard let bin = dynsecretBinary else { throw TestFailure("the dynsecret binary was not found next to the tests") }
         logPath = log
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["controller"] + args
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try launch(bin, ["controller"] + args, stdout: log, stderr: log, environment: env)
     }
 
     var pid: Int32 { process.processIdentifier }

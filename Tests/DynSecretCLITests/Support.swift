@@ -52,26 +52,9 @@ func runProcess(_ path: String, _ args: [String], stdin: String? = nil, timeout:
         throw CLIError("runProcess: cannot create \(url.path)")
     }
     defer { for url in [outURL, errURL] { try? FileManager.default.removeItem(at: url) } }
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    p.standardOutput = out
-    p.standardError = err
     let inPipe = Pipe()
-    p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
     let exited = DispatchSemaphore(value: 0)
-    p.terminationHandler = { _ in exited.signal() }
-    do {
-        try p.run()
-    } catch {
-        try? out.close()
-        try? err.close()
-        throw error
-    }
-    try? out.close()
-    try? err.close()
+    let p = try launch(path, args, stdout: outURL.path, stderr: errURL.path, stdin: stdin == nil ? nil : inPipe) { _ in exited.signal() }
     if let stdin {
         // Written on its own thread: a child that does not read its input cannot block the caller.
         let writer = inPipe.fileHandleForWriting
@@ -91,6 +74,32 @@ func runProcess(_ path: String, _ args: [String], stdin: String? = nil, timeout:
         throw ProcessTimedOut(command: ([path] + args).joined(separator: " ").prefix(300).description, timeout: timeout, stdout: o, stderr: e)
     }
     return RunResult(code: p.terminationStatus, stdout: o, stderr: e)
+}
+
+/// Starts `path` with standard output and standard error written to the files `stdout` and `stderr` (which must
+/// exist; nil discards the stream; the same path for both shares one handle) and `stdin` as standard input (nil: none).
+/// The parent's copies of the file handles are closed once the child runs, or when it cannot start.
+func launch(_ path: String, _ args: [String], stdout: String?, stderr: String?, stdin: Pipe? = nil,
+            environment: [String: String]? = nil, onExit: (@Sendable (Process) -> Void)? = nil) throws -> Process {
+    var opened: [String: FileHandle] = [:]
+    defer { for h in opened.values { try? h.close() } }
+    func handle(_ file: String?) throws -> FileHandle {
+        guard let file else { return FileHandle.nullDevice }
+        if let h = opened[file] { return h }
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+        opened[file] = h
+        return h
+    }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let environment { p.environment = environment }
+    p.standardOutput = try handle(stdout)
+    p.standardError = try handle(stderr)
+    p.standardInput = stdin ?? FileHandle.nullDevice
+    p.terminationHandler = onExit
+    try p.run()
+    return p
 }
 
 /// The executable `name` found on `PATH`, if any.

@@ -139,19 +139,7 @@ final class RegistryLab: @unchecked Sendable {
             }
             let file = try dir.file("registry-\(port).yml", config)
             let logFile = try dir.file("registry-\(port).log", "")
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: registry)
-            p.arguments = ["serve", file]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = log
-            do {
-                try p.run()
-            } catch {
-                try? log.close()
-                throw error
-            }
-            try? log.close()
+            let p = try launch(registry, ["serve", file], stdout: nil, stderr: logFile)
             let fresh = processes.withLock { table in
                 guard table[port] == nil else { return false }
                 table[port] = p
@@ -190,22 +178,7 @@ final class RegistryLab: @unchecked Sendable {
         let id = UUID().uuidString
         let outFile = try dir.file("helper-\(id).out", "")
         let errFile = try dir.file("helper-\(id).err", "")
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outFile))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errFile))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", script] + args
-        p.standardOutput = out
-        p.standardError = err
-        do {
-            try p.run()
-        } catch {
-            try? out.close()
-            try? err.close()
-            throw error
-        }
-        try? out.close()
-        try? err.close()
+        let p = try launch("/usr/bin/env", ["python3", script] + args, stdout: outFile, stderr: errFile)
         helpers.withLock { $0.append(p) }
         // The first line is the port; polled from the file with a deadline, never a blocking read.
         let clock = ContinuousClock()
