@@ -112,12 +112,7 @@ struct CreateRegistry: AsyncParsableCommand {
         } catch {
             throw error.cli("applying Secret \(secret.metadata.namespace ?? client.config.namespace)/\(secret.metadata.name ?? "")")
         }
-        let verb = switch result {
-        case .created: "created"
-        case .updated: "configured"
-        case .unchanged: "unchanged"
-        }
-        io.writeStdout(Array("secret/\(secret.metadata.name ?? "") \(verb)\n".utf8))
+        io.writeStdout(Array("secret/\(secret.metadata.name ?? "") \(result.verb)\n".utf8))
     }
 
     /// Checks every registry credential of `secret`; reports on standard error and throws (exit 1) when one fails,

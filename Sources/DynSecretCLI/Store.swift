@@ -259,21 +259,12 @@ struct StoreCommand: ParsableCommand {
         static func apply(_ secrets: [Secret], connection: ClusterConnection) async throws {
             let client = try connection.client(namespace: nil)
             var failed = 0
-            for var secret in secrets {
-                // A restored Secret is a new object to the cluster: the recorded identity and version do not carry over.
-                secret.metadata.uid = nil
-                secret.metadata.resourceVersion = nil
-                secret.metadata.creationTimestamp = nil
-                secret.metadata.generation = nil
+            // A restored Secret is a new object to the cluster: `apply` does not send the recorded identity and version.
+            for secret in secrets {
                 let id = "\(secret.metadata.namespace ?? client.config.namespace)/\(secret.metadata.name ?? "")"
                 do {
                     let result = try await client.apply(secret)
-                    let verb = switch result {
-                    case .created: "created"
-                    case .updated: "configured"
-                    case .unchanged: "unchanged"
-                    }
-                    CommandIO.current.writeStdout(Array("secret/\(id) \(verb)\n".utf8))
+                    CommandIO.current.writeStdout(Array("secret/\(id) \(result.verb)\n".utf8))
                 } catch {
                     failed += 1
                     CommandIO.current.writeStderr("error: restoring secret/\(id): \(error.message)\n")

@@ -5,6 +5,15 @@ public enum ApplyResult: Sendable, Equatable {
     case created
     case updated
     case unchanged
+
+    /// The word kubectl prints for it: `created`, `configured`, `unchanged`.
+    public var verb: String {
+        switch self {
+        case .created: "created"
+        case .updated: "configured"
+        case .unchanged: "unchanged"
+        }
+    }
 }
 
 /// Cluster-side building blocks for the CLI's cluster sources (`create-registry --apply`,
@@ -23,12 +32,18 @@ extension KubeClient {
 
     /// Creates `secret`, or replaces the data, type-preserving fields and labels/annotations of the existing one
     /// with the same name (update with its `resourceVersion`, retried on a 409 Conflict a few times).
-    /// An existing Secret whose content already matches is left alone.
+    /// An existing Secret whose content already matches is left alone. Server-set identity fields of `secret`
+    /// (`uid`, `resourceVersion`, `creationTimestamp`, `generation`, as in a `kubectl get -o yaml` file or a restored
+    /// record) are not sent: they belong to the object in the cluster, if any.
     public func apply(_ secret: Secret) async throws(KubeError) -> ApplyResult {
         guard let name = secret.metadata.name else { throw KubeError(message: "apply: the Secret has no metadata.name") }
         let namespace = secret.metadata.namespace ?? config.namespace
         var desired = secret
         desired.metadata.namespace = namespace
+        desired.metadata.uid = nil
+        desired.metadata.resourceVersion = nil
+        desired.metadata.creationTimestamp = nil
+        desired.metadata.generation = nil
         do {
             _ = try await create(desired)
             return .created

@@ -13,8 +13,9 @@ struct APIError: Error, Sendable {
     var status: JSONValue {
         var o = JSONObject([
             ("kind", .string("Status")), ("apiVersion", .string("v1")), ("metadata", .object(JSONObject())),
-            ("status", .string("Failure")), ("message", .string(message)), ("reason", .string(reason)),
+            ("status", .string("Failure")), ("message", .string(message)),
         ])
+        if !reason.isEmpty { o["reason"] = .string(reason) }  // `omitempty` in the API types
         if let details { o["details"] = .object(details) }
         o["code"] = .number(String(code))
         return .object(o)

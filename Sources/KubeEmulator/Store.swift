@@ -188,6 +188,11 @@ final class Store: Sendable {
         if let e = kind.decodeError(o) { throw e }
         let errors = kind.validate(o, old: nil)
         if !errors.isEmpty { throw APIError.invalid(kind: kind.kind, group: kind.group, name: name, errors: errors) }
+        // As the API server's storage layer (a plain error there: 500 with no reason): a create may not name a
+        // version. A uid and timestamps are overwritten.
+        if let rv = input["metadata"]?["resourceVersion"]?.stringValue, !rv.isEmpty {
+            throw APIError(code: 500, reason: "", message: "resourceVersion should not be set on objects to be created")
+        }
         let ts = timestamp()
         let uid = UUID().uuidString.lowercased()
         return try state.withLock { st throws(APIError) -> JSONObject in

@@ -60,6 +60,20 @@ private func pullSecretYAML(_ name: String, namespace: String, registry: String,
         #expect(!r.stdout.contains(canary) && !r.stderr.contains(canary))
         let bad = await dynsecret(args + ["-n", "missing-ns"], stdin: canary)
         #expect(bad.code == 2 && bad.stdout.isEmpty && bad.stderr.hasPrefix("error: applying Secret missing-ns/regcred"))
+        // A file saved with `kubectl get -o yaml` from another cluster carries server-set fields: merged and applied
+        // where no such Secret exists, it is created (a create that carried the old resourceVersion would be refused).
+        let saved = pullSecretYAML("copied", namespace: "team-a", registry: "ghcr.io").replacingOccurrences(
+            of: "metadata: {name: copied, namespace: team-a}",
+            with: "metadata: {name: copied, namespace: team-a, uid: 0b6a1f5e-1111-4c2e-9d1a-5d3f0c2b7a10, resourceVersion: \"987654\", creationTimestamp: \"2026-01-02T03:04:05Z\"}")
+        let dir = try TempDir()
+        let file = try dir.file("copied.yaml", saved)
+        r = await dynsecret(["create-registry", "--merge-into", file, "--server", "nvcr.io", "--username", "v", "--password-stdin", "--apply", "--kubeconfig", c.kubeconfig],
+                            stdin: canary)
+        #expect(r.code == 0 && r.stdout == "secret/copied created\n", "\(r.stdout)\(r.stderr)")
+        let copied = try await c.client.get(Secret.self, namespace: "team-a", name: "copied")
+        #expect(copied.metadata.uid != "0b6a1f5e-1111-4c2e-9d1a-5d3f0c2b7a10")
+        #expect(try #require(try PullSecret.entries(of: copied)).map(\.key) == ["ghcr.io", "nvcr.io"])
+        #expect(!r.stdout.contains(canary) && !r.stderr.contains(canary))
         await c.stop()
     }
 

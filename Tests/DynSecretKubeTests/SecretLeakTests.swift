@@ -32,12 +32,23 @@ let canary = "CANARY-7f3a9c1e-do-not-print"
         // A stale update and a duplicate create of a Secret holding the canary.
         let created = try await c.create(.secrets, secret("held", data: ["password": canary]))
         _ = try await c.mergePatch(.secrets, name: "held", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("x", .string("y"))])))])))])))
-        for attempt in 0..<2 {
+        var again = created.objectValue!
+        var meta = again["metadata"]!.objectValue!
+        meta["resourceVersion"] = nil
+        again["metadata"] = .object(meta)
+        // A stale update and a duplicate create answer 409; a create that still carries the resourceVersion it was
+        // read with answers 500 (the API server's storage check), before any existence check.
+        for (attempt, status) in [(0, 409), (1, 409), (2, 500)] {
             do {
-                if attempt == 0 { _ = try await c.update(.secrets, created) } else { _ = try await c.create(.secrets, created) }
+                switch attempt {
+                case 0: _ = try await c.update(.secrets, created)
+                case 1: _ = try await c.create(.secrets, .object(again))
+                default: _ = try await c.create(.secrets, created)
+                }
                 Issue.record("stale write accepted")
             } catch {
-                #expect(error.httpStatus == 409)
+                #expect(error.httpStatus == status)
+                if status == 500 { #expect(error.message.contains("resourceVersion should not be set on objects to be created"), "\(error.message)") }
                 #expect(!everything(error).contains(canary))
                 #expect(!everything(error).contains(Base64.encode(Array(canary.utf8))))
             }
