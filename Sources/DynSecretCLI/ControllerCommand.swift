@@ -141,6 +141,12 @@ struct ControllerCommand: AsyncParsableCommand {
         cfg.keyring = ring
         if leaderElect {
             let ns = leaderElectionNamespace ?? env["POD_NAMESPACE"].flatMap { $0.isEmpty ? nil : $0 } ?? client.config.namespace
+            if let problem = KubeNames.dns1123LabelProblems(ns).first {
+                throw CLIError("--leader-election-namespace: \(KubeNames.goQuote(ns)): \(problem)")
+            }
+            if let problem = KubeNames.dns1123SubdomainProblems(leaderElectionID).first {
+                throw CLIError("--leader-election-id: \(KubeNames.goQuote(leaderElectionID)): \(problem)")
+            }
             var le = LeaderElector.Configuration(namespace: ns, name: leaderElectionID, identity: identity)
             le.leaseDuration = lease
             le.renewDeadline = renew
@@ -169,6 +175,8 @@ struct ControllerCommand: AsyncParsableCommand {
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
+    static let maxDurationMilliseconds = Double(Int64.max / 1_000_000)
+
     /// A Go-style duration: `500ms`, `2s`, `10m`, `1h`, `1m30s`.
     static func duration(_ text: String, _ flag: String) throws(CLIError) -> Duration {
         var total = Duration.zero
@@ -195,7 +203,12 @@ struct ControllerCommand: AsyncParsableCommand {
             case "h": scale = 3600
             default: throw CLIError("\(flag): invalid duration \(text) (expected e.g. 500ms, 2s, 10m, 1h)")
             }
-            total += .milliseconds(Int64((v * scale * 1000).rounded()))
+            // Go's time.ParseDuration refuses what does not fit in int64 nanoseconds (about 292 years); so do we.
+            let milliseconds = (v * scale * 1000).rounded()
+            guard milliseconds <= Self.maxDurationMilliseconds - Double(total.components.seconds) * 1000 else {
+                throw CLIError("\(flag): invalid duration \(text) (longer than 292 years)")
+            }
+            total += .milliseconds(Int64(milliseconds))
             number = ""
         }
         guard number.isEmpty, total > .zero else { throw CLIError("\(flag): invalid duration \(text) (expected e.g. 500ms, 2s, 10m, 1h)") }

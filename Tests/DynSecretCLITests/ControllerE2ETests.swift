@@ -268,6 +268,13 @@ import Testing
         #expect(r2.stderr.contains("too open"))
         let r3 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--resync", "soon"])
         #expect(r3.code == 2)
+        // Out of range: an error, not a crash.
+        let r4 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--resync", "99999999999999999999h"])
+        #expect(r4.code == 2 && r4.stderr.contains("--resync: invalid duration 99999999999999999999h"), "\(r4.stderr)")
+        for (flag, value) in [("--leader-election-namespace", "Not_A_Namespace"), ("--leader-election-id", "lease/../x")] {
+            let r5 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--leader-elect", flag, value])
+            #expect(r5.code == 2 && r5.stderr.contains("\(flag): \"\(value)\""), "\(r5.stderr)")
+        }
         #expect(s.emulator.counters()["controller get"] == nil && s.emulator.counters()["controller list"] == nil)
     }
 }
