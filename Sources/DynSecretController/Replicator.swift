@@ -290,22 +290,25 @@ public final class Replicator: Sendable {
         // recognised, and the next reconcile of `ns` waits for it.
         writer.afterWrite = { [self] kind, w in expect(kind, w, in: ns) }
         let result = await ReplicationApplier.apply(plan, to: &writer)
-        for (kind, n) in writer.succeeded { metrics.wrote(kind, count: n) }
+        for a in plan.actions where writer.done.contains(FencedWriter.key(a)) { metrics.wrote(a.kind, count: 1) }
         var failedSecrets = 0
         for f in result.failures {
             let status = writer.errors[FencedWriter.key(f.action)] ?? ReplicationWriteError(f.message)
             if f.action.kind != .patchServiceAccount { failedSecrets += 1 }
+            // The API server's code and reason only, never its message: an admission webhook's free-form denial text
+            // could quote the object's data. Failures with no HTTP status (transport, leadership, a refused action)
+            // carry this process's own message.
+            let http = "HTTP \(status.code)\(status.reason.isEmpty ? "" : " " + status.reason)"
             logger.warning("write failed", metadata: ["namespace": "\(ns)", "action": "\(f.action.kind.rawValue)", "name": "\(f.action.name)",
-                                                      "code": "\(status.code)", "error": "\(f.message.prefix(512))"])
+                                                      "code": "\(status.code)", "error": "\(status.code > 0 ? http : String(f.message.prefix(512)))"])
             if !Self.isStale(status) && canWrite() {
-                // The Event says what failed and the API server's code and reason only: a webhook's free-form denial
-                // text (which could quote the object) stays in the log.
-                let why = status.code == 0 ? "no answer from the API server" : "HTTP \(status.code)\(status.reason.isEmpty ? "" : " " + status.reason)"
+                let why = status.code == 0 ? "no answer from the API server" : http
                 await events.record(source(for: f.action), type: "Warning", reason: "ReplicationFailed",
                                     message: "\(f.action.kind.rawValue) \(ns)/\(f.action.name) failed: \(why)")
             }
         }
-        for a in plan.actions where a.isWrite && !result.failures.contains(where: { $0.action == a }) {
+        // Writes the applier skipped (a replacement whose delete failed) are neither failed nor done.
+        for a in plan.actions where writer.done.contains(FencedWriter.key(a)) {
             logger.info("replicated", metadata: ["namespace": "\(ns)", "action": "\(a.kind.rawValue)", "name": "\(a.name)", "reason": "\(a.reason)"])
         }
         var conflicts = 0
@@ -428,7 +431,8 @@ struct FencedWriter: ReplicationWriter {
     /// Called after each write that succeeded, with its kind and the writer holding its result (last in its list).
     var afterWrite: @Sendable (ReplicationAction.Kind, KubeReplicationWriter) -> Void = { _, _ in }
     var errors: [String: ReplicationWriteError] = [:]
-    var succeeded: [ReplicationAction.Kind: Int] = [:]
+    /// The `key` of each write that succeeded.
+    var done: Set<String> = []
 
     static func key(_ a: ReplicationAction) -> String { key(a.kind, a.namespace, a.name) }
     static func key(_ kind: ReplicationAction.Kind, _ ns: String, _ name: String) -> String { "\(kind.rawValue)/\(ns)/\(name)" }
@@ -442,7 +446,7 @@ struct FencedWriter: ReplicationWriter {
         }
         do {
             try await body(&inner)
-            succeeded[kind, default: 0] += 1
+            done.insert(Self.key(kind, ns, name))
             afterWrite(kind, inner)
         } catch {
             errors[Self.key(kind, ns, name)] = error
