@@ -30,6 +30,8 @@ public final class Replicator: Sendable {
     }
 
     public let policy: ReplicationPolicy
+    /// Each rule's listed target namespaces (`targets.namespaces`), as sets for `planFor`.
+    private let listedTargets: [Set<String>]
     private let client: KubeClient
     private let options: Options
     private let metrics: ControllerMetrics
@@ -67,6 +69,7 @@ public final class Replicator: Sendable {
                 events: EventRecorder, logger: Logger, clock: any Clock<Duration> = ContinuousClock(),
                 canWrite: @escaping @Sendable () -> Bool, onSource: @escaping @Sendable (Secret) -> Void = { _ in }) {
         self.policy = policy
+        listedTargets = policy.rules.map { Set($0.targets.namespaces) }
         self.client = client
         self.options = options
         self.metrics = metrics
@@ -405,8 +408,15 @@ public final class Replicator: Sendable {
         e.code == 409 || e.code == 404 || e.code == FencedWriter.notLeader
     }
 
+    /// The plan's actions in `ns`. The planner sees only `ns` and its objects; rules listing target namespaces by
+    /// name are narrowed to `ns` first, or every reconcile would also report each other listed namespace as not
+    /// found (reports thrown away here, but built and sorted: quadratic work on a source change).
     private func planFor(_ ns: String, _ state: ReplicationState) -> ReplicationPlan {
-        let full = ReplicationPlanner.plan(policy, state)
+        var scoped = policy
+        for i in scoped.rules.indices where !scoped.rules[i].targets.namespaces.isEmpty {
+            scoped.rules[i].targets.namespaces = listedTargets[i].contains(ns) ? [ns] : []
+        }
+        let full = ReplicationPlanner.plan(scoped, state)
         return ReplicationPlan(policy: full.policy, actions: full.actions.filter { $0.namespace == ns },
                                replicas: full.replicas, serviceAccounts: full.serviceAccounts)
     }

@@ -226,6 +226,25 @@ import Testing
         #expect(await ctl.stop(SIGTERM).status == 0)
     }
 
+    /// A rule listing its target namespaces by name: replicas in exactly those that exist, and in a listed one as
+    /// soon as it is created.
+    @Test func listedTargetNamespaces() async throws {
+        let s = try await Self.setup(namespaces: 3)
+        defer { Task { await s.emulator.stop() } }
+        let c = s.client
+        try Data(Self.policy.replacingOccurrences(of: "namespaceSelector: {matchLabels: {dynsecret: \"on\"}}",
+                                                  with: "namespaces: [team-0000, team-0002, later]").utf8).write(to: URL(fileURLWithPath: s.policy))
+        let ctl = try ControllerProcess(["--policy", s.policy, "--kubeconfig", s.kubeconfig, "--health-addr", "127.0.0.1:0", "--metrics-addr", "off"],
+                                        log: s.dir.url.appendingPathComponent("controller.log").path)
+        _ = try await ctl.port("health")
+        let two = try await waitFor(.seconds(20)) { try await Fixtures.replicas(c).keys.sorted() == ["team-0000/pull", "team-0002/pull"] }
+        #expect(two != nil, "\(ctl.log.suffix(2000))")
+        _ = try await c.create(.namespaces, Fixtures.namespace("later"))
+        let three = try await waitFor(.seconds(10)) { try await Fixtures.replicas(c).keys.sorted() == ["later/pull", "team-0000/pull", "team-0002/pull"] }
+        #expect(three != nil, "\(ctl.log.suffix(2000))")
+        #expect(await ctl.stop(SIGTERM).status == 0)
+    }
+
     @Test func invalidPolicyReloadKeepsTheRunningPolicy() async throws {
         let s = try await Self.setup(namespaces: 5)
         defer { Task { await s.emulator.stop() } }
