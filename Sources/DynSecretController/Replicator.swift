@@ -17,7 +17,6 @@ public final class Replicator: Sendable {
         public var workers = 4
         /// Every target namespace is reconciled again this often (a safety net; watches drive normal work).
         public var resync: Duration = .seconds(600)
-        public var maxConcurrentWritesPerReconcile = 1
         public init() {}
     }
 

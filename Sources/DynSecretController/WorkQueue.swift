@@ -176,7 +176,4 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
             if now { c.resume() }
         }
     }
-
-    /// Whether `shutDown` was called.
-    public var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
 }

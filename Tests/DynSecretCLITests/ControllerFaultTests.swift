@@ -203,11 +203,7 @@ import Testing
             _ = try await ctl.port("health")
             #expect(try await waitFor(.seconds(60)) { try await Fixtures.replicas(c).count == 20 && ctl.log.contains("caches synced") } != nil)
             try await Task.sleep(for: .seconds(2))
-            let status = (try? String(contentsOfFile: "/proc/\(ctl.pid)/status", encoding: .utf8)) ?? ""
-            func field(_ f: String) -> Int {
-                status.split(separator: "\n").first { $0.hasPrefix(f) }.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true)[1]) } ?? 0
-            }
-            let result = (field("VmHWM:"), field("VmRSS:"))
+            let result = (ctl.statusKiB("VmHWM:") ?? 0, ctl.statusKiB("VmRSS:") ?? 0)
             #expect(await ctl.stop(SIGTERM).status == 0)
             return result
         }

@@ -5,7 +5,7 @@ import KubeEmulator
 import Synchronization
 import Testing
 
-/// A `dynsecret controller` child process whose standard error goes to a log file.
+/// A `dynsecret controller` child process whose standard output and standard error go to a log file.
 final class ControllerProcess: @unchecked Sendable {
     let process: Process
     let logPath: String
@@ -41,10 +41,10 @@ final class ControllerProcess: @unchecked Sendable {
         throw TestFailure("controller did not log its \(which) port: \(log.suffix(2000))")
     }
 
-    /// The RSS of the process in KiB (from /proc).
-    func rssKiB() -> Int? {
+    /// A KiB field of the process's /proc status (`VmRSS:`, `VmHWM:`), or nil when it cannot be read.
+    func statusKiB(_ field: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in text.split(separator: "\n") where line.hasPrefix(field) {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
         }
         return nil
