@@ -123,12 +123,16 @@ public final class CurlTransport: Sendable {
     public let settings: TransportSettings
     private let pool: WorkerPool
     private let stats = Mutex<TransportStatistics>(TransportStatistics(requests: 0, connectionsOpened: 0))
+    /// The CA blob every transfer hands libcurl: `caPEM`, or the system bundle plus `extraCAPEM` (built once).
+    private let caBlob: [UInt8]?
 
     /// A transport running at most `maxConcurrentRequests` ordinary requests at once.
     public init(settings: TransportSettings = TransportSettings(), maxConcurrentRequests: Int = 8) {
         CurlGlobal.initialize()
         self.settings = settings
         self.pool = WorkerPool(size: max(1, maxConcurrentRequests))
+        // A blob replaces libcurl's CA file, so extra CAs travel with the system bundle.
+        caBlob = settings.caPEM ?? settings.extraCAPEM.map { CurlGlobal.systemCABundle + Array("\n".utf8) + $0 }
     }
 
     deinit { pool.shutdown() }
@@ -139,7 +143,7 @@ public final class CurlTransport: Sendable {
     /// Sends `request` and returns the complete response. Throws `TransportError` on connection failure,
     /// timeout or cancellation; HTTP error statuses are returned, not thrown.
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let transfer = Transfer(request: request, settings: settings, onData: nil)
+        let transfer = Transfer(request: request, settings: settings, caBlob: caBlob, onData: nil)
         let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
                 transfer.completion = { cont.resume(returning: $0) }
@@ -160,7 +164,7 @@ public final class CurlTransport: Sendable {
         onHead: @escaping @Sendable (Int, [(name: String, value: String)]) -> Void,
         onData: @escaping @Sendable ([UInt8]) -> Void
     ) async throws -> HTTPResponse {
-        let transfer = Transfer(request: request, settings: settings, onData: onData)
+        let transfer = Transfer(request: request, settings: settings, caBlob: caBlob, onData: onData)
         transfer.onHead = onHead
         let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
@@ -243,6 +247,7 @@ final class EasyHandle {
 final class Transfer: @unchecked Sendable {
     let request: HTTPRequest
     let settings: TransportSettings
+    let caBlob: [UInt8]?
     let onData: (@Sendable ([UInt8]) -> Void)?
     var onHead: (@Sendable (Int, [(name: String, value: String)]) -> Void)?
     var completion: (@Sendable (Result<HTTPResponse, TransportError>) -> Void)?
@@ -255,9 +260,10 @@ final class Transfer: @unchecked Sendable {
     var connectionsOpened = 0
     var exceededLimit = false
 
-    init(request: HTTPRequest, settings: TransportSettings, onData: (@Sendable ([UInt8]) -> Void)?) {
+    init(request: HTTPRequest, settings: TransportSettings, caBlob: [UInt8]?, onData: (@Sendable ([UInt8]) -> Void)?) {
         self.request = request
         self.settings = settings
+        self.caBlob = caBlob
         self.onData = onData
     }
 
@@ -387,15 +393,14 @@ final class Transfer: @unchecked Sendable {
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 0), "verify peer")
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 0), "verify host")
         }
-        if let ca = settings.caPEM {
+        if settings.caPEM != nil {
             // Trust only the configured CA, as client-go does: drop libcurl's compiled-in CA file and directory.
             try check(cdynsecret_curl_setopt_string(h, CURLOPT_CAINFO, nil), "CA file")
             try check(cdynsecret_curl_setopt_string(h, CURLOPT_CAPATH, nil), "CA path")
-            try check(ca.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CA data")
-        } else if let extra = settings.extraCAPEM {
-            // The blob replaces libcurl's CA file, so it carries the system bundle too; the CA directory stays.
-            let bundle = CurlGlobal.systemCABundle + Array("\n".utf8) + extra
-            try check(bundle.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CA data")
+        }
+        if let caBlob {
+            // With extraCAPEM only, the system CA directory stays.
+            try check(caBlob.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_CAINFO_BLOB, $0.baseAddress, $0.count) }, "CA data")
         }
         if let cert = settings.clientCertificatePEM {
             try check(cert.withUnsafeBytes { cdynsecret_curl_setopt_blob(h, CURLOPT_SSLCERT_BLOB, $0.baseAddress, $0.count) }, "client certificate")
