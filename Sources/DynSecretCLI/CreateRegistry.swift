@@ -156,17 +156,7 @@ struct CreateRegistry: AsyncParsableCommand {
         let keys = try serverKeys()
 
         if let fromDockerConfig {
-            let imported: DockerCLIConfigImport
-            do {
-                imported = try DockerCLIConfigImport.read(try Input.read(fromDockerConfig, what: "--from-docker-config"))
-            } catch let error as ManifestError {
-                throw CLIError("--from-docker-config \(fromDockerConfig): \(error.description)")
-            } catch let error as CLIError {
-                throw error
-            } catch {
-                throw CLIError("--from-docker-config \(fromDockerConfig): \(error)")
-            }
-            for note in imported.skipped { CommandIO.current.warn("--from-docker-config: skipped \(note)") }
+            let imported = try DockerCLIConfigImport.load(fromDockerConfig, flag: "--from-docker-config")
             if explicit == nil && !keys.isEmpty {
                 for key in keys {
                     guard let found = imported.credentials.first(where: { $0.key == key }) else {

@@ -1,3 +1,4 @@
+internal import DynSecretCore
 internal import Foundation
 
 /// Reading user-supplied files and standard input with one-line, path-naming errors.
@@ -42,5 +43,21 @@ enum Input {
         guard !b.isEmpty else { throw CLIError("\(what): no password (the input is empty)") }
         guard let s = String(validating: b, as: UTF8.self) else { throw CLIError("\(what): the password is not UTF-8 text") }
         return s
+    }
+}
+
+extension DockerCLIConfigImport {
+    /// Reads the Docker CLI config at `path` (`-`: standard input) for the option `flag`, warning about each entry
+    /// left out.
+    static func load(_ path: String, flag: String) throws(CLIError) -> DockerCLIConfigImport {
+        let bytes = try Input.read(path, what: flag)
+        let imported: DockerCLIConfigImport
+        do throws(ManifestError) {
+            imported = try DockerCLIConfigImport.read(bytes)
+        } catch {
+            throw CLIError("\(flag) \(path): \(error.description)")
+        }
+        for note in imported.skipped { CommandIO.current.warn("\(flag): skipped \(note)") }
+        return imported
     }
 }

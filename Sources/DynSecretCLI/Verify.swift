@@ -87,17 +87,7 @@ struct Verify: AsyncParsableCommand {
     /// The credentials to check, in input order (the kubelet's order within a Secret: keys sorted by bytes).
     func readCredentials() async throws(CLIError) -> [VerifyCredential] {
         if let dockerConfig {
-            let imported: DockerCLIConfigImport
-            do {
-                imported = try DockerCLIConfigImport.read(try Input.read(dockerConfig, what: "--docker-config"))
-            } catch let error as ManifestError {
-                throw CLIError("--docker-config \(dockerConfig): \(error.description)")
-            } catch let error as CLIError {
-                throw error
-            } catch {
-                throw CLIError("--docker-config \(dockerConfig): \(error)")
-            }
-            for note in imported.skipped { CommandIO.current.warn("--docker-config: skipped \(note)") }
+            let imported = try DockerCLIConfigImport.load(dockerConfig, flag: "--docker-config")
             return imported.credentials.map { VerifyCredential(namespace: "", secret: dockerConfig, key: $0.key, credential: $0.credential) }
         }
         var out: [VerifyCredential] = []
@@ -135,21 +125,26 @@ struct Verify: AsyncParsableCommand {
                     let secretName = secret.metadata.name ?? ""
                     if let name, name != secretName { continue }
                     let ns = secret.metadata.namespace ?? namespace ?? "default"
-                    let payloadKey = SecretType.pullSecretKey(forType: secret.effectiveType) ?? ""
+                    guard let payloadKey = SecretType.pullSecretKey(forType: secret.effectiveType) else {
+                        if name != nil {
+                            errors.append(located(ManifestError("Secret type is \(KubeNames.goQuote(secret.effectiveType)), not a pull secret type"), field: "type"))
+                        }
+                        continue
+                    }
+                    let entries: [(key: String, credential: RegistryCredential)]?
                     do throws(ManifestError) {
-                        guard let entries = try PullSecret.entries(of: secret) else {
-                            if name != nil {
-                                errors.append(located(ManifestError("Secret type is \(KubeNames.goQuote(secret.effectiveType)), not a pull secret type"), field: "type"))
-                            }
-                            continue
-                        }
-                        found += 1
-                        for (key, credential) in entries.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-                            out.append(VerifyCredential(namespace: ns, secret: secretName, key: key, credential: credential))
-                        }
+                        entries = try PullSecret.entries(of: secret)
                     } catch {
                         errors.append(located(error, field: "data[\(payloadKey)]" + (error.field.map { "." + $0 } ?? "")))
+                        continue
                     }
+                    // A pull secret without its payload is broken, not something to skip.
+                    guard let entries else {
+                        errors.append(located(ManifestError("Required value"), field: "data[\(payloadKey)]"))
+                        continue
+                    }
+                    found += 1
+                    out += Self.credentials(entries, namespace: ns, secret: secretName)
                 }
             }
         }
@@ -161,20 +156,26 @@ struct Verify: AsyncParsableCommand {
         return out
     }
 
+    /// The credentials of the pull secret `secret` (read from `source`); anything else, or a pull secret without its
+    /// payload, is an error.
     static func credentials(of secret: Secret, namespace: String, where source: String) throws(CLIError) -> [VerifyCredential] {
-        do {
-            guard let entries = try PullSecret.entries(of: secret) else {
-                throw CLIError("\(source): type \(KubeNames.goQuote(secret.effectiveType)) is not a pull secret type")
-            }
-            return entries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map {
-                VerifyCredential(namespace: namespace, secret: secret.metadata.name ?? "", key: $0.key, credential: $0.credential)
-            }
-        } catch let error as ManifestError {
-            throw CLIError("\(source): \(error.description)")
-        } catch let error as CLIError {
-            throw error
+        guard let payloadKey = SecretType.pullSecretKey(forType: secret.effectiveType) else {
+            throw CLIError("\(source): type \(KubeNames.goQuote(secret.effectiveType)) is not a pull secret type")
+        }
+        let entries: [(key: String, credential: RegistryCredential)]?
+        do throws(ManifestError) {
+            entries = try PullSecret.entries(of: secret)
         } catch {
-            throw CLIError("\(source): \(error)")
+            throw CLIError("\(source): \(error.description)")
+        }
+        guard let entries else { throw CLIError("\(source): data[\(payloadKey)]: Required value") }
+        return credentials(entries, namespace: namespace, secret: secret.metadata.name ?? "")
+    }
+
+    /// One credential per entry, keys in the kubelet's order (sorted by bytes).
+    static func credentials(_ entries: [(key: String, credential: RegistryCredential)], namespace: String, secret: String) -> [VerifyCredential] {
+        entries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map {
+            VerifyCredential(namespace: namespace, secret: secret, key: $0.key, credential: $0.credential)
         }
     }
 }

@@ -669,6 +669,17 @@ struct VerifyTests {
         let broken = try dir.file("broken.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ntype: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{\"auths\":{\"r.example\":{\"auth\":\"%%%\"}}}'\n")
         r = await run(["verify", "-f", broken])
         #expect(r.code == 2 && r.stderr.contains(broken) && r.stderr.contains("data[.dockerconfigjson].auths[r.example].auth"), "\(r.stderr)")
+        // A pull secret without its payload is reported at the field, with or without a NAME (not "not a pull
+        // secret type", not skipped).
+        let empty = try dir.file("empty.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: e}\ntype: kubernetes.io/dockerconfigjson\ndata: {}\n")
+        for args in [["verify", "-f", empty], ["verify", "-f", empty, "e"]] {
+            r = await run(args)
+            #expect(r.code == 2 && r.stderr.contains(empty) && r.stderr.contains("data[.dockerconfigjson]: Required value"), "\(r.stderr)")
+        }
+        r = await run(["verify", "-f", opaque, "x"])
+        #expect(r.code == 2 && r.stderr.contains("not a pull secret type"), "\(r.stderr)")
+        r = await run(["verify", "--docker-config", broken])
+        #expect(r.code == 2 && r.stderr.hasPrefix("error: --docker-config \(broken): "), "\(r.stderr)")
         r = await run(["verify", "-f", opaque, "--image", "Bad:Image"])
         #expect(r.code == 2)
         r = await run(["verify", "--docker-config", dir.url.appendingPathComponent("nope.json").path])
