@@ -94,7 +94,10 @@ extension Validator {
                                   add: (ValidationRule, String, String?, Severity?) -> Void) {
         let field = "data[\(key)]"
         // The API server's verdict on the payload was reported above; a non-object payload leaves the kubelet nothing.
-        guard SecretAPIRules.redactedJSONError(payload) == nil, let top = try? JSONParser.parse(payload) else {
+        let top = try? JSONParser.parse(payload)
+        switch top {
+        case .object?, .null?: break
+        default:
             check.pullError = "not a JSON object"
             return
         }
@@ -108,7 +111,7 @@ extension Validator {
             return
         }
         check.pullEntries = entries
-        let object = top.objectValue ?? JSONObject()
+        let object = top?.objectValue ?? JSONObject()
         let entryObjects: JSONObject = key == ".dockercfg" ? object : (object["auths"]?.objectValue ?? JSONObject())
         let prefix = key == ".dockercfg" ? field + "." : field + ".auths"
         // Entries with neither username nor password are what `docker login` leaves behind when a credential
