@@ -88,8 +88,10 @@ let canary = "CANARY-7f3a9c1e-do-not-print"
         let config = KubeConfig(server: "https://127.0.0.1:6443", transport: transport, credentials: .token("CANARY-token-b71"))
         var dumped = ""
         dump(config, to: &dumped)
-        for text in [String(describing: config), "\(config)", String(reflecting: config), dumped] {
-            #expect(!text.contains("CANARY"), "\(text)")
+        for (form, text) in [("description", String(describing: config)), ("interpolation", "\(config)"), ("debugDescription", String(reflecting: config)), ("dump", dumped)] {
+            // Computed outside #expect, so a failure names the form without printing what leaked.
+            let leaked = text.contains("CANARY")
+            #expect(!leaked, "the configuration's \(form) shows the token or key")
             #expect(text.contains("127.0.0.1:6443"))
         }
     }
