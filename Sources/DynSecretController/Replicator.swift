@@ -42,9 +42,6 @@ public final class Replicator: Sendable {
     private let caches = Mutex(Caches())
     private let informers: [(kind: Kind, informer: Informer)]
     private let synced = Mutex<Set<Int>>([])
-    /// The resourceVersion of each replica this process wrote last, until its watch event arrives: that event needs
-    /// no reconcile (the write came from one), which halves the work of a source change.
-    private let ownWrites = Mutex<[String: String]>([:])
     /// This process's writes not yet seen in the caches, by target namespace. A reconcile of that namespace waits
     /// for them (polling briefly, at most `expectationTimeout`) instead of planning from a cache its watch has not
     /// updated yet, which would repeat a write and meet a 409 Conflict (client-go's "expectations").
@@ -189,13 +186,9 @@ public final class Replicator: Sendable {
                     if c.replicas[ns]?.isEmpty == true { c.replicas[ns] = nil }
                 }
             }
-            let key = ns + "/" + name
-            let rv = secret?.metadata.resourceVersion
-            let own = ownWrites.withLock { w -> Bool in
-                guard let expected = w.removeValue(forKey: key) else { return false }
-                return expected == rv
-            }
-            settle(ns, .replicas, name, o["metadata"]?["resourceVersion"]?.stringValue)
+            // The watch event of this process's own create or update needs no reconcile (the write came from one),
+            // which halves the work of a source change.
+            let own = settle(ns, .replicas, name, o["metadata"]?["resourceVersion"]?.stringValue, deleted: deleted)
             if hasSynced && !own { queue.add(ns) }
         case .source:
             let secret = deleted ? nil : decodeSecret(o)
@@ -213,7 +206,7 @@ public final class Replicator: Sendable {
                 c.serviceAccounts[ns, default: [:]][name] = sa
                 if c.serviceAccounts[ns]?.isEmpty == true { c.serviceAccounts[ns] = nil }
             }
-            settle(ns, .serviceAccounts, name, o["metadata"]?["resourceVersion"]?.stringValue)
+            settle(ns, .serviceAccounts, name, o["metadata"]?["resourceVersion"]?.stringValue, deleted: deleted)
             if hasSynced { queue.add(ns) }
         }
         metrics.setQueueDepth(queue.depth)
@@ -325,15 +318,14 @@ public final class Replicator: Sendable {
         return result.failures.isEmpty
     }
 
-    /// Records a write that succeeded (the last of its kind in `w`): its watch event needs no reconcile, and the next
-    /// reconcile of `ns` waits until the caches show it.
+    /// Records a write that succeeded (the last of its kind in `w`): its watch event is recognised (`settle`), and the
+    /// next reconcile of `ns` waits until the caches show it.
     private func expect(_ kind: ReplicationAction.Kind, _ w: KubeReplicationWriter, in ns: String) {
         let x: Expectation?
         let deadline = ContinuousClock.now + Self.expectationTimeout
         switch kind {
         case .create, .update:
             guard let s = w.writtenSecrets.last else { return }
-            ownWrites.withLock { $0[ns + "/" + (s.metadata.name ?? "")] = s.metadata.resourceVersion ?? "" }
             x = Expectation(kind: .replicas, name: s.metadata.name ?? "", resourceVersion: s.metadata.resourceVersion, deleted: false, deadline: deadline)
         case .delete:
             x = w.deletedSecrets.last.map { Expectation(kind: .replicas, name: $0.name ?? "", resourceVersion: $0.resourceVersion, deleted: true, deadline: deadline) }
@@ -349,14 +341,22 @@ public final class Replicator: Sendable {
 
     /// An event for one object ends the waits it answers: an event at the written version or later (a deletion
     /// carries the version it was deleted at, so the deletion of an older object does not answer a new create).
-    private func settle(_ ns: String, _ kind: Kind, _ name: String, _ resourceVersion: String?) {
+    /// Returns whether the event is this process's own create, update or patch (same `resourceVersion`).
+    @discardableResult
+    private func settle(_ ns: String, _ kind: Kind, _ name: String, _ resourceVersion: String?, deleted: Bool) -> Bool {
         expectations.withLock { e in
-            guard let list = e[ns] else { return }
+            guard let list = e[ns], let resourceVersion else { return false }
+            var own = false
             let rest = list.filter { x in
-                guard x.kind == kind, x.name == name, let resourceVersion else { return true }
-                return !(resourceVersion == x.resourceVersion || Self.newer(resourceVersion, than: x.resourceVersion))
+                guard x.kind == kind, x.name == name else { return true }
+                if resourceVersion == x.resourceVersion {
+                    own = own || (!deleted && !x.deleted)
+                    return false
+                }
+                return !Self.newer(resourceVersion, than: x.resourceVersion)
             }
             e[ns] = rest.isEmpty ? nil : rest
+            return own
         }
     }
 
