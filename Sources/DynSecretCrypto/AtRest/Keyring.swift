@@ -202,24 +202,14 @@ extension Keyring {
     /// one owned by another user, and anything but a regular file (a symbolic link is not followed). The checks are
     /// made with `fstat` on the descriptor that is then read, so the file cannot be swapped in between.
     public static func load(path: String) throws(KeyringError) -> Keyring {
-        var bytes: [UInt8]
-        do {
-            bytes = try AtomicFile.read(path, maxBytes: maxFileBytes) { (st) throws(FileError) in
-                if st.mode & 0o077 != 0 {
-                    throw FileError(path: path, message: "permissions 0\(String(st.mode, radix: 8)) are too open; it holds keys and must be private to its owner: run 'chmod 600 \(path)'")
-                }
-                if st.owner != AtomicFile.effectiveUser {
-                    throw FileError(path: path, message: "owned by user \(st.owner), not by this user (\(AtomicFile.effectiveUser)); it holds keys and must be private to its owner")
-                }
+        try read(path, at: path, missing: " (create one with 'dynsecret keys generate --keyring \(path)')") { (st) throws(FileError) in
+            if st.mode & 0o077 != 0 {
+                throw FileError(path: path, message: "permissions 0\(String(st.mode, radix: 8)) are too open; it holds keys and must be private to its owner: run 'chmod 600 \(path)'")
             }
-        } catch {
-            if error.isNoSuchFile {
-                throw KeyringError("keyring \(path): no such file (create one with 'dynsecret keys generate --keyring \(path)')")
+            if st.owner != AtomicFile.effectiveUser {
+                throw FileError(path: path, message: "owned by user \(st.owner), not by this user (\(AtomicFile.effectiveUser)); it holds keys and must be private to its owner")
             }
-            throw KeyringError("keyring \(error.description)")
         }
-        defer { Cleanse.wipe(&bytes) }
-        return try decode(bytes, source: path)
     }
 
     /// Reads a keyring mounted from a Kubernetes Secret volume, where the kubelet makes `path` a symbolic link into
@@ -228,19 +218,25 @@ extension Keyring {
     /// only its owner can write, and owned by this user or by root. Anything stricter (a 0600 file of this user)
     /// passes too.
     public static func loadMounted(path: String) throws(KeyringError) -> Keyring {
-        let target = AtomicFile.resolvingLinks(path)
+        try read(path, at: AtomicFile.resolvingLinks(path), missing: "") { (st) throws(FileError) in
+            if st.mode & 0o027 != 0 {
+                throw FileError(path: path, message: "permissions 0\(String(st.mode, radix: 8)) are too open; a mounted keyring may be group-readable at most (defaultMode 0440 or stricter)")
+            }
+            if st.owner != AtomicFile.effectiveUser && st.owner != 0 {
+                throw FileError(path: path, message: "owned by user \(st.owner), neither this user (\(AtomicFile.effectiveUser)) nor root")
+            }
+        }
+    }
+
+    /// Reads and decodes the keyring file `target` (named `path` in errors) after `check` accepted its `fstat`;
+    /// `missing` is appended to the "no such file" error. The bytes read are wiped.
+    private static func read(_ path: String, at target: String, missing: String,
+                             check: (FileStatus) throws(FileError) -> Void) throws(KeyringError) -> Keyring {
         var bytes: [UInt8]
         do {
-            bytes = try AtomicFile.read(target, maxBytes: maxFileBytes) { (st) throws(FileError) in
-                if st.mode & 0o027 != 0 {
-                    throw FileError(path: path, message: "permissions 0\(String(st.mode, radix: 8)) are too open; a mounted keyring may be group-readable at most (defaultMode 0440 or stricter)")
-                }
-                if st.owner != AtomicFile.effectiveUser && st.owner != 0 {
-                    throw FileError(path: path, message: "owned by user \(st.owner), neither this user (\(AtomicFile.effectiveUser)) nor root")
-                }
-            }
+            bytes = try AtomicFile.read(target, maxBytes: maxFileBytes, check: check)
         } catch {
-            if error.isNoSuchFile { throw KeyringError("keyring \(path): no such file") }
+            if error.isNoSuchFile { throw KeyringError("keyring \(path): no such file\(missing)") }
             throw KeyringError("keyring \(error.description)")
         }
         defer { Cleanse.wipe(&bytes) }
