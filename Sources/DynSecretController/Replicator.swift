@@ -92,9 +92,7 @@ public final class Replicator: Sendable {
                 list.append((.source, Informer(client: client, resource: .secrets, namespace: rule.source.namespace, options: opts, clock: clock)))
             }
         }
-        var saNames: [String] = []
-        for rule in policy.rules { for n in rule.serviceAccounts where !saNames.contains(n) { saNames.append(n) } }
-        for n in saNames {
+        for n in policy.serviceAccountNames {
             list.append((.serviceAccounts, Informer(client: client, resource: .serviceAccounts, options: ListOptions(fieldSelector: "metadata.name=\(n)"), clock: clock)))
         }
         informers = list
@@ -165,14 +163,7 @@ public final class Replicator: Sendable {
         switch kind {
         case .namespaces:
             caches.withLock { c in
-                if deleted {
-                    c.namespaces[name] = nil
-                } else {
-                    var labels: [String: String] = [:]
-                    for m in o["metadata"]?["labels"]?.objectValue?.members ?? [] { if let v = m.value.stringValue { labels[m.key] = v } }
-                    let terminating = o["status"]?["phase"]?.stringValue == "Terminating" || o["metadata"]?["deletionTimestamp"]?.stringValue != nil
-                    c.namespaces[name] = ReplicationNamespace(name: name, labels: labels, terminating: terminating)
-                }
+                c.namespaces[name] = deleted ? nil : ReplicationNamespace(apiObject: o)
             }
             if deleted { metrics.setReplicaStates(namespace: name, nil) }
             if hasSynced { queue.add(name) }

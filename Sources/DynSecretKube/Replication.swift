@@ -98,15 +98,7 @@ extension KubeClient {
     /// At most `concurrency` of those gets run at once.
     public func replicationState(for policy: ReplicationPolicy, concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
         var state = ReplicationState()
-        for item in try await listAll(.namespaces).items {
-            guard let name = item["metadata"]?["name"]?.stringValue else { continue }
-            var labels: [String: String] = [:]
-            for m in item["metadata"]?["labels"]?.objectValue?.members ?? [] {
-                if let v = m.value.stringValue { labels[m.key] = v }
-            }
-            let terminating = item["status"]?["phase"]?.stringValue == "Terminating" || item["metadata"]?["deletionTimestamp"]?.stringValue != nil
-            state.namespaces.append(ReplicationNamespace(name: name, labels: labels, terminating: terminating))
-        }
+        state.namespaces = try await listAll(.namespaces).items.compactMap { ReplicationNamespace(apiObject: $0) }
         var seen: Set<String> = []
         func add(_ s: Secret) {
             if seen.insert(KubeReplicationWriter.key(s.metadata)).inserted { state.secrets.append(s) }
@@ -124,9 +116,7 @@ extension KubeClient {
             }
         }
         for s in try await list(Secret.self, namespace: nil, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")).items { add(s) }
-        var saNames: [String] = []
-        for rule in policy.rules { for n in rule.serviceAccounts where !saNames.contains(n) { saNames.append(n) } }
-        for n in saNames {
+        for n in policy.serviceAccountNames {
             state.serviceAccounts += try await list(ServiceAccount.self, namespace: nil, options: ListOptions(fieldSelector: "metadata.name=\(n)")).items
         }
         // Targets without a replica: look for a foreign Secret at the exact name.

@@ -33,6 +33,16 @@ public struct ReplicationNamespace: Sendable, Equatable {
         self.labels = labels
         self.terminating = terminating
     }
+
+    /// The namespace as the API server returns it (a list item or watch object); nil without `metadata.name`.
+    /// Non-string label values, which the API server never returns, are ignored.
+    public init?(apiObject o: JSONValue) {
+        guard let name = o["metadata"]?["name"]?.stringValue else { return nil }
+        var labels: [String: String] = [:]
+        for m in o["metadata"]?["labels"]?.objectValue?.members ?? [] { if let v = m.value.stringValue { labels[m.key] = v } }
+        let terminating = o["status"]?["phase"]?.stringValue == "Terminating" || o["metadata"]?["deletionTimestamp"]?.stringValue != nil
+        self.init(name: name, labels: labels, terminating: terminating)
+    }
 }
 
 /// What the planner reads: namespaces, the Secrets of the source namespaces and at target names, ServiceAccounts.

@@ -12,6 +12,13 @@ public struct ReplicationPolicy: Sendable, Equatable {
     public var excludeNamespaces: [String]
     public var rules: [ReplicationRule]
 
+    /// The ServiceAccount names the rules patch, each once, in rule order.
+    public var serviceAccountNames: [String] {
+        var names: [String] = []
+        for rule in rules { for n in rule.serviceAccounts where !names.contains(n) { names.append(n) } }
+        return names
+    }
+
     public init(name: String, excludeNamespaces: [String] = ReplicationPolicy.defaultExcludedNamespaces, rules: [ReplicationRule]) {
         self.name = name
         self.excludeNamespaces = excludeNamespaces
