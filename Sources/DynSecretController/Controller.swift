@@ -112,11 +112,13 @@ public final class Controller: Service, Sendable {
         if let store = configuration.store, let count = try? store.records().count { storeRecords.store(count, ordering: .relaxed) }
         metrics.setStoreRecords(storeRecords.load(ordering: .relaxed))
         let storeTask = Task { await self.storeLoop() }
-        defer { storeQueue.finish() }
-        let servers = try await startEndpoints()
-        let bound = ports
-        logger.info("endpoints listening", metadata: ["health": "\(bound["health"].map(String.init) ?? "off")", "metrics": "\(bound["metrics"].map(String.init) ?? "off")"])
+        // One way out: the endpoints stop, the store writer finishes its queue, then the outcome is reported.
+        var servers: [EndpointServer] = []
+        var failure: (any Error)?
         do {
+            servers = try await startEndpoints()
+            let bound = ports
+            logger.info("endpoints listening", metadata: ["health": "\(bound["health"].map(String.init) ?? "off")", "metrics": "\(bound["metrics"].map(String.init) ?? "off")"])
             try await withTaskCancellationHandler {
                 try await withGracefulShutdownHandler {
                     try await self.main(initial, initialBytes)
@@ -128,14 +130,12 @@ public final class Controller: Service, Sendable {
                 self.requestStop()
             }
         } catch {
-            for s in servers { await s.stop() }
-            storeQueue.finish()
-            await storeTask.value
-            throw error
+            failure = error
         }
         for s in servers { await s.stop() }
         storeQueue.finish()
         await storeTask.value
+        if let failure { throw failure }
     }
 
     /// Stops the current replicator: after a lost Lease at once (no write may follow), otherwise by draining the
