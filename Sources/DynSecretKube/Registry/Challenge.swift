@@ -81,3 +81,8 @@ public struct AuthChallenge: Sendable, Equatable {
         return out
     }
 }
+
+extension HTTPResponse {
+    /// The authentication challenges of every `WWW-Authenticate` header, in order.
+    var challenges: [AuthChallenge] { AuthChallenge.parse(headers.filter { $0.name == "www-authenticate" }.map(\.value)) }
+}

@@ -219,7 +219,6 @@ private struct Session {
             case .failure(let halt): return halt.check
             case .success(let h):
                 header = h.value
-                if h.bearer { secrets.append(String(h.value.dropFirst("Bearer ".count))) }
             }
             let r: HTTPResponse
             switch await send("GET", base! + "/v2/", authorization: header) {
@@ -253,7 +252,6 @@ private struct Session {
             case .success(let h):
                 header = h.value
                 viaToken = h.bearer
-                if h.bearer { secrets.append(String(h.value.dropFirst("Bearer ".count))) }
             }
         default:
             return unexpected(probe, "GET /v2/")
@@ -267,13 +265,12 @@ private struct Session {
         }
         // A registry that answers /v2/ anonymously may still challenge the repository (Nexus, Artifactory):
         // answer that challenge, with its scope, once.
-        if r.status == 401, header == nil, credential != nil || !AuthChallenge.parse(r.headers.filter { $0.name == "www-authenticate" }.map(\.value)).isEmpty {
+        if r.status == 401, header == nil, credential != nil || !r.challenges.isEmpty {
             switch await authorization(for: r, scope: "repository:\(repository):pull") {
             case .failure(let halt): return halt.check
             case .success(let h):
                 header = h.value
                 viaToken = h.bearer
-                if h.bearer { secrets.append(String(h.value.dropFirst("Bearer ".count))) }
             }
             switch await manifest(url, authorization: header, accept: accept) {
             case .failure(let halt): return halt.check
@@ -287,7 +284,7 @@ private struct Session {
         case 401 where viaToken && credential != nil:
             // A token without the access asked for is `insufficient_scope`; a token the registry does not accept
             // (audience, expiry, signature) is `invalid_token`: rejected, not denied.
-            let error = AuthChallenge.parse(r.headers.filter { $0.name == "www-authenticate" }.map(\.value)).first { $0.scheme == "bearer" }?.parameters["error"]
+            let error = r.challenges.first { $0.scheme == "bearer" }?.parameters["error"]
             if error == "invalid_token" { return done(.unauthorized, "the registry rejected the token issued for \(who)" + registryError(r)) }
             return done(.denied, "\(who) has no pull access to \(repository)" + registryError(r))
         case 401:
@@ -361,10 +358,13 @@ private struct Session {
 
     /// The `Authorization` value answering the challenge of a 401: Basic with the credential, or a Bearer token
     /// from the realm (asked with the credential when there is one).
-    func authorization(for response: HTTPResponse, scope: String?) async -> Result<(value: String, bearer: Bool), Halt> {
-        let challenges = AuthChallenge.parse(response.headers.filter { $0.name == "www-authenticate" }.map(\.value))
+    /// A token obtained joins `secrets`, so no message of this check can show it.
+    mutating func authorization(for response: HTTPResponse, scope: String?) async -> Result<(value: String, bearer: Bool), Halt> {
+        let challenges = response.challenges
         if let bearer = challenges.first(where: { $0.scheme == "bearer" }) {
-            return await token(bearer, scope: scope).map { ("Bearer " + $0, true) }
+            let token = await token(bearer, scope: scope)
+            if case .success(let t) = token { secrets.append(t) }
+            return token.map { ("Bearer " + $0, true) }
         }
         if challenges.contains(where: { $0.scheme == "basic" }) {
             guard let credential else { return .failure(Halt(done(.unauthorized, "the registry requires credentials (Basic)"))) }
