@@ -89,7 +89,7 @@ import Testing
         _ = try await c.create(.namespaces, Fixtures.namespace("late"))
         try await Task.sleep(for: .milliseconds(300))
         #expect(try await Fixtures.replicas(c)["late/pull"] == nil)
-        _ = try await c.mergePatch(.namespaces, name: "late", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .string("on"))])))])))])))
+        try await Fixtures.label(c, "late", true)
         let labelled = await waitFor(.seconds(10), every: .milliseconds(10)) { watch.current["late/pull"] != nil }
         #expect(labelled != nil && labelled! < .seconds(2), "newly labelled namespace took \(String(describing: labelled))")
         print("controller e2e: newly labelled namespace got its replica in \(labelled ?? .zero)")
@@ -107,14 +107,14 @@ import Testing
         print("controller e2e: source change reached all 1,001 replicas in \(propagated ?? .zero)")
 
         // A namespace losing its label loses its replica.
-        _ = try await c.mergePatch(.namespaces, name: "late", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .null)])))])))])))
+        try await Fixtures.label(c, "late", false)
         let pruned = try await waitFor(.seconds(10)) { try await Fixtures.replicas(c)["late/pull"] == nil }
         #expect(pruned != nil, "replica in the unlabelled namespace was not pruned")
 
         // A foreign Secret at the target name is left alone, and an Event on the source says so.
         _ = try await c.create(.namespaces, Fixtures.namespace("foreign"))
         let foreign = try await c.create(Fixtures.secret("foreign", "pull", "not-ours"))
-        _ = try await c.mergePatch(.namespaces, name: "foreign", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .string("on"))])))])))])))
+        try await Fixtures.label(c, "foreign", true)
         let evented = try await waitFor(.seconds(10)) {
             try await c.list(.events, namespace: "platform").items.contains { $0["reason"]?.stringValue == "ReplicaConflict" && ($0["message"]?.stringValue ?? "").contains("foreign/pull") }
         }
@@ -200,7 +200,7 @@ import Testing
         for ns in names {
             _ = try await c.create(.namespaces, Fixtures.namespace(ns))
             _ = try await c.create(ServiceAccount(metadata: ObjectMeta(name: "builder", namespace: ns), imagePullSecrets: ["other"]))
-            _ = try await c.mergePatch(.namespaces, name: ns, .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .string("on"))])))])))])))
+            try await Fixtures.label(c, ns, true)
             let done = try await waitFor(.seconds(10), every: .milliseconds(10)) {
                 try await c.get(ServiceAccount.self, namespace: ns, name: "builder").imagePullSecrets == ["other", "pull"]
             }
@@ -217,7 +217,7 @@ import Testing
         // own writes never holds a namespace the full 2 s when an event has answered the wait).
         _ = try await c.create(.namespaces, Fixtures.namespace("new-late"))
         _ = try await c.create(ServiceAccount(metadata: ObjectMeta(name: "builder", namespace: "new-late")))
-        _ = try await c.mergePatch(.namespaces, name: "new-late", .object(JSONObject([("metadata", .object(JSONObject([("labels", .object(JSONObject([("dynsecret", .string("on"))])))])))])))
+        try await Fixtures.label(c, "new-late", true)
         let created = try await waitFor(.seconds(10), every: .milliseconds(2)) { try await Fixtures.replicas(c)["new-late/pull"] != nil }
         #expect(created != nil)
         try await c.delete(Secret.self, namespace: "new-late", name: "pull")

@@ -120,11 +120,7 @@ import Testing
         let c = s.client
         var labelled = Set((0..<60).map { String(format: "team-%04d", $0) })
         var value = E2E.canary + "-v1"
-        func label(_ ns: String, _ on: Bool) async throws {
-            _ = try await c.mergePatch(.namespaces, name: ns, .object(JSONObject([("metadata", .object(JSONObject([
-                ("labels", .object(JSONObject([("dynsecret", on ? .string("on") : .null)]))),
-            ])))])))
-        }
+        func label(_ ns: String, _ on: Bool) async throws { try await Fixtures.label(c, ns, on) }
         var runsThatWrote = 0
         for i in 0..<20 {
             let before = Fixtures.writes(s.emulator.counters(), by: "controller")

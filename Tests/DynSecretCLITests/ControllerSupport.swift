@@ -95,6 +95,13 @@ func waitFor(_ timeout: Duration, every: Duration = .milliseconds(50), _ conditi
 }
 
 enum Fixtures {
+    /// Sets (`on`) or removes the `dynsecret: on` label of namespace `ns` with a merge patch.
+    static func label(_ c: KubeClient, _ ns: String, _ on: Bool) async throws {
+        _ = try await c.mergePatch(.namespaces, name: ns, .object(JSONObject([("metadata", .object(JSONObject([
+            ("labels", .object(JSONObject([("dynsecret", on ? .string("on") : .null)]))),
+        ])))])))
+    }
+
     static func namespace(_ name: String, labels: [String: String] = [:]) -> JSONValue {
         var meta = JSONObject([("name", .string(name))])
         if !labels.isEmpty { meta["labels"] = .object(JSONObject(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })) }
