@@ -253,6 +253,24 @@ public final class KubeClient: Sendable {
         return ObjectList(items: all, resourceVersion: page.resourceVersion, continueToken: nil)
     }
 
+    /// Reads every page (following `continue`), `pageSize` objects per request, handing each object to `body` as its
+    /// page arrives (no list of all objects is held); returns the list's resourceVersion.
+    public func listEach(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(), pageSize: Int = 500,
+                         _ body: (JSONValue) -> Void) async throws(KubeError) -> String {
+        var opts = options
+        opts.limit = pageSize
+        var page = try await list(resource, namespace: namespace, options: opts)
+        page.items.forEach(body)
+        var guardCount = 0
+        while let token = page.continueToken, guardCount < 1_000_000 {
+            guardCount += 1
+            opts.continueToken = token
+            page = try await list(resource, namespace: namespace, options: opts)
+            page.items.forEach(body)
+        }
+        return page.resourceVersion
+    }
+
     /// Creates an object (POST); 409 AlreadyExists when it exists.
     public func create(_ resource: KubeResource, namespace: String? = nil, _ object: JSONValue) async throws(KubeError) -> JSONValue {
         let n = ns(resource, namespace ?? object["metadata"]?["namespace"]?.stringValue)

@@ -2,10 +2,11 @@ public import DynSecretCore
 internal import Synchronization
 
 /// A change the informer saw, after its cache was updated.
-public enum InformerEvent: Sendable {
-    case added(JSONValue)
-    case modified(JSONValue)
-    case deleted(JSONValue)
+public enum InformerEvent<Object: Sendable>: Sendable {
+    case added(Object)
+    case modified(Object)
+    /// The object as the deletion event carried it (or, when that does not decode, as last cached).
+    case deleted(Object)
     /// The cache holds a complete list (after the first list and after every relist).
     case synced(resourceVersion: String)
 }
@@ -25,20 +26,34 @@ public struct InformerStatistics: Sendable {
 /// List-then-watch with a local cache, as client-go's informer: watches from the list's `resourceVersion`
 /// with bookmarks, resumes from the last seen version when a watch ends or drops (backing off after
 /// failures), relists on 410 Gone, and emits the cache changes as events. Time comes from the injected clock.
-public final class Informer: Sendable {
+///
+/// The cache holds each object as `transform` makes it from the API object (client-go's `SetTransform`), by namespace
+/// and name, so a consumer keeps only what it needs and can read one namespace's objects directly. An object that
+/// `transform` refuses is not cached (an earlier version stays); its deletion still removes it. Lists are
+/// transformed page by page: a full list of the API objects is never held.
+public final class Informer<Object: Sendable>: Sendable {
+    private struct Entry: Sendable {
+        var resourceVersion: String
+        var object: Object
+    }
+
     private let client: KubeClient
     private let resource: KubeResource
     private let namespace: String?
     private let options: ListOptions
     private let clock: any Clock<Duration>
-    private let cache = Mutex<[String: JSONValue]>([:])
+    private let transform: @Sendable (JSONValue) -> Object?
+    /// namespace ("" for cluster-scoped kinds) → name → entry.
+    private let cache = Mutex<[String: [String: Entry]]>([:])
     private let stats = Mutex(InformerStatistics())
     private let pageSize: Int
     private let maxBackoff: Duration
 
-    /// An informer for `resource` in `namespace` (all namespaces when nil), filtered by `options`' selectors.
+    /// An informer for `resource` in `namespace` (all namespaces when nil), filtered by `options`' selectors, caching
+    /// what `transform` makes of each object.
     public init(client: KubeClient, resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(),
-                clock: any Clock<Duration> = ContinuousClock(), pageSize: Int = 500, maxBackoff: Duration = .seconds(30)) {
+                clock: any Clock<Duration> = ContinuousClock(), pageSize: Int = 500, maxBackoff: Duration = .seconds(30),
+                transform: @escaping @Sendable (JSONValue) -> Object?) {
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -46,16 +61,30 @@ public final class Informer: Sendable {
         self.clock = clock
         self.pageSize = pageSize
         self.maxBackoff = maxBackoff
+        self.transform = transform
     }
 
     /// The cached objects by `namespace/name`.
-    public var objects: [String: JSONValue] { cache.withLock { $0 } }
-
-    /// The cached objects whose labels match `selector` (label selector syntax), in namespace/name order.
-    public func objects(matching selector: String) throws(LabelSelectorError) -> [JSONValue] {
-        let s = try LabelQuery(selector)
-        return cache.withLock { c in c.filter { s.matches(object: $0.value) }.sorted { $0.key < $1.key }.map(\.value) }
+    public var objects: [String: Object] {
+        cache.withLock { c in
+            var out: [String: Object] = [:]
+            for (ns, m) in c { for (name, e) in m { out[ns + "/" + name] = e.object } }
+            return out
+        }
     }
+
+    /// The cached objects of one namespace ("" for cluster-scoped kinds), by name.
+    public func objects(in namespace: String) -> [String: Object] {
+        cache.withLock { c in (c[namespace] ?? [:]).mapValues(\.object) }
+    }
+
+    /// One cached object and its resourceVersion.
+    public func object(namespace: String, name: String) -> (object: Object, resourceVersion: String)? {
+        cache.withLock { c in c[namespace]?[name].map { ($0.object, $0.resourceVersion) } }
+    }
+
+    /// Objects in the cache.
+    public var count: Int { cache.withLock { c in c.values.reduce(0) { $0 + $1.count } } }
 
     /// Counters so far.
     public var statistics: InformerStatistics { stats.withLock { $0 } }
@@ -63,19 +92,20 @@ public final class Informer: Sendable {
     /// True once the cache has held a complete list (for readiness checks).
     public var hasSynced: Bool { stats.withLock { $0.syncs > 0 } }
 
-    static func key(_ o: JSONValue) -> String {
-        (o["metadata"]?["namespace"]?.stringValue ?? "") + "/" + (o["metadata"]?["name"]?.stringValue ?? "")
+    static func identity(_ o: JSONValue) -> (namespace: String, name: String, resourceVersion: String) {
+        let m = o["metadata"]
+        return (m?["namespace"]?.stringValue ?? "", m?["name"]?.stringValue ?? "", m?["resourceVersion"]?.stringValue ?? "")
     }
 
     /// Runs until the consumer stops iterating (or the task is cancelled), yielding every change.
-    public func events() -> AsyncStream<InformerEvent> {
-        let (stream, continuation) = AsyncStream<InformerEvent>.makeStream()
+    public func events() -> AsyncStream<InformerEvent<Object>> {
+        let (stream, continuation) = AsyncStream<InformerEvent<Object>>.makeStream()
         let task = Task { await self.run(continuation) }
         continuation.onTermination = { _ in task.cancel() }
         return stream
     }
 
-    private func run(_ out: AsyncStream<InformerEvent>.Continuation) async {
+    private func run(_ out: AsyncStream<InformerEvent<Object>>.Continuation) async {
         var backoff: Duration = .milliseconds(100)
         var resourceVersion: String?
         while !Task.isCancelled {
@@ -90,18 +120,21 @@ public final class Informer: Sendable {
                 opts.allowWatchBookmarks = true
                 opts.timeoutSeconds = 300
                 for try await event in client.watch(resource, namespace: namespace, options: opts) {
-                    let rv = event.object["metadata"]?["resourceVersion"]?.stringValue
+                    let id = Self.identity(event.object)
                     switch event.type {
                     case "ADDED", "MODIFIED":
+                        guard let object = transform(event.object) else { break }
                         let existed = cache.withLock { c in
-                            let had = c[Self.key(event.object)] != nil
-                            c[Self.key(event.object)] = event.object
-                            return had
+                            c[id.namespace, default: [:]].updateValue(Entry(resourceVersion: id.resourceVersion, object: object), forKey: id.name) != nil
                         }
-                        out.yield(existed ? .modified(event.object) : .added(event.object))
+                        out.yield(existed ? .modified(object) : .added(object))
                     case "DELETED":
-                        cache.withLock { _ = $0.removeValue(forKey: Self.key(event.object)) }
-                        out.yield(.deleted(event.object))
+                        let cached = cache.withLock { c -> Entry? in
+                            let e = c[id.namespace]?.removeValue(forKey: id.name)
+                            if c[id.namespace]?.isEmpty == true { c[id.namespace] = nil }
+                            return e
+                        }
+                        if let object = transform(event.object) ?? cached?.object { out.yield(.deleted(object)) }
                     case "BOOKMARK":
                         break
                     case "ERROR":
@@ -110,7 +143,7 @@ public final class Informer: Sendable {
                     default:
                         break
                     }
-                    if let rv, !rv.isEmpty { resourceVersion = rv }
+                    if !id.resourceVersion.isEmpty { resourceVersion = id.resourceVersion }
                     backoff = .milliseconds(100)
                 }
             } catch let error as KubeError where error.httpStatus == 410 || error.status?.code == 410 {
@@ -126,28 +159,49 @@ public final class Informer: Sendable {
         out.finish()
     }
 
-    /// Lists everything, replaces the cache, emits the differences and `synced`; returns the list's version.
-    private func relist(_ out: AsyncStream<InformerEvent>.Continuation) async throws(KubeError) -> String {
+    /// Lists everything page by page, replaces the cache, emits the differences and `synced`; returns the list's
+    /// version. An object whose resourceVersion is unchanged is not reported again.
+    private func relist(_ out: AsyncStream<InformerEvent<Object>>.Continuation) async throws(KubeError) -> String {
         stats.withLock { $0.lists += 1 }
-        let list = try await client.listAll(resource, namespace: namespace, options: options, pageSize: pageSize)
-        var fresh: [String: JSONValue] = [:]
-        for item in list.items { fresh[Self.key(item)] = item }
-        let old = cache.withLock { c in
-            let o = c
-            c = fresh
-            return o
-        }
-        for (k, v) in old where fresh[k] == nil { out.yield(.deleted(v)) }
-        for item in list.items {
-            let k = Self.key(item)
-            if let prev = old[k] {
-                if prev != item { out.yield(.modified(item)) }
-            } else {
-                out.yield(.added(item))
+        var fresh: [String: [String: Entry]] = [:]
+        var changes: [InformerEvent<Object>] = []
+        let old = cache.withLock { $0 }
+        let version = try await client.listEach(resource, namespace: namespace, options: options, pageSize: pageSize) { item in
+            let id = Self.identity(item)
+            let prev = old[id.namespace]?[id.name]
+            if let prev, prev.resourceVersion == id.resourceVersion {
+                fresh[id.namespace, default: [:]][id.name] = prev
+                return
             }
+            guard let object = transform(item) else {
+                if let prev { fresh[id.namespace, default: [:]][id.name] = prev }
+                return
+            }
+            fresh[id.namespace, default: [:]][id.name] = Entry(resourceVersion: id.resourceVersion, object: object)
+            changes.append(prev == nil ? .added(object) : .modified(object))
         }
+        cache.withLock { $0 = fresh }
+        for (ns, m) in old {
+            for (name, e) in m where fresh[ns]?[name] == nil { out.yield(.deleted(e.object)) }
+        }
+        for c in changes { out.yield(c) }
         stats.withLock { $0.syncs += 1 }
-        out.yield(.synced(resourceVersion: list.resourceVersion))
-        return list.resourceVersion
+        out.yield(.synced(resourceVersion: version))
+        return version
+    }
+}
+
+extension Informer where Object == JSONValue {
+    /// An informer caching the API objects as they are.
+    public convenience init(client: KubeClient, resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(),
+                            clock: any Clock<Duration> = ContinuousClock(), pageSize: Int = 500, maxBackoff: Duration = .seconds(30)) {
+        self.init(client: client, resource: resource, namespace: namespace, options: options, clock: clock, pageSize: pageSize,
+                  maxBackoff: maxBackoff, transform: { $0 })
+    }
+
+    /// The cached objects whose labels match `selector` (label selector syntax), in namespace/name order.
+    public func objects(matching selector: String) throws(LabelSelectorError) -> [JSONValue] {
+        let s = try LabelQuery(selector)
+        return objects.filter { s.matches(object: $0.value) }.sorted { $0.key < $1.key }.map(\.value)
     }
 }

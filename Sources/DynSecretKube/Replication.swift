@@ -2,7 +2,11 @@ public import DynSecretCore
 
 /// `ReplicationWriter` over the Kubernetes API.
 ///
-/// Creates POST the replica; updates PUT it with the precondition's `resourceVersion` (a stale one is a 409 Conflict);
+/// Creates POST the replica. An update with the object it was planned from (`previous`) is a JSON merge patch of only
+/// what changes (labels and annotations set or removed, the whole `data` when the content differs, with removed keys
+/// as null, `immutable`) guarded by `metadata.resourceVersion`, so fields the replica gained elsewhere (owner
+/// references, finalizers) are kept; without `previous` it is a PUT of the object. Either way a stale
+/// `resourceVersion` is a 409 Conflict;
 /// deletes carry `uid` + `resourceVersion` preconditions; a ServiceAccount patch is a JSON merge patch of the whole
 /// `imagePullSecrets` list (the list read for planning plus the missing names, never a duplicate) guarded by
 /// `metadata.resourceVersion`. Errors carry the API server's `Status` message, never a secret value.
@@ -43,15 +47,43 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         }
     }
 
-    public mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+    public mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
         var s = secret
         s.metadata.resourceVersion = precondition.resourceVersion
         if let uid = precondition.uid { s.metadata.uid = uid }
         do {
-            writtenSecrets.append(try await client.update(s))
+            if let previous, let rv = precondition.resourceVersion {
+                let patch = Self.updatePatch(s, from: previous, resourceVersion: rv)
+                writtenSecrets.append(try await client.mergePatch(Secret.self, namespace: previous.namespace, name: previous.name, patch))
+            } else {
+                writtenSecrets.append(try await client.update(s))
+            }
         } catch {
             throw Self.failure("update", "secret \(Self.key(s.metadata))", error)
         }
+    }
+
+    /// The JSON merge patch (RFC 7386) taking `previous` to `secret`'s labels, annotations, data and immutability.
+    static func updatePatch(_ secret: Secret, from previous: TargetObject, resourceVersion: String) -> JSONValue {
+        func mapPatch(_ new: [String: String], _ old: [String: String]) -> JSONValue? {
+            var members: [(String, JSONValue)] = []
+            for (k, v) in new where old[k] != v { members.append((k, .string(v))) }
+            for k in old.keys where new[k] == nil { members.append((k, .null)) }
+            guard !members.isEmpty else { return nil }
+            return .object(JSONObject(members.sorted { utf8Less($0.0, $1.0) }))
+        }
+        var meta: [(String, JSONValue)] = [("resourceVersion", .string(resourceVersion))]
+        if let l = mapPatch(secret.metadata.labels, previous.labels) { meta.append(("labels", l)) }
+        if let a = mapPatch(secret.metadata.annotations, previous.annotations) { meta.append(("annotations", a)) }
+        var o: [(String, JSONValue)] = [("metadata", .object(JSONObject(meta)))]
+        let data = secret.mergedData
+        if ReplicaContentHash.of(type: previous.type, data: data) != previous.contentHash || previous.hasStringData {
+            var members = data.keys.sorted(by: utf8Less).map { ($0, JSONValue.string(Base64.encode(data[$0]!))) }
+            members += previous.dataKeys.filter { data[$0] == nil }.map { ($0, JSONValue.null) }
+            o.append(("data", .object(JSONObject(members))))
+        }
+        if (secret.immutable ?? false) != (previous.immutable ?? false) { o.append(("immutable", secret.immutable.map(JSONValue.bool) ?? .null)) }
+        return .object(JSONObject(o))
     }
 
     public mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {

@@ -159,8 +159,8 @@ import Testing
             }
             try await inner.create(secret)
         }
-        mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
-            try await inner.update(secret, precondition: precondition)
+        mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+            try await inner.update(secret, previous: previous, precondition: precondition)
         }
         mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
             if failDeletes { throw ReplicationWriteError("etcdserver: request timed out") }

@@ -48,25 +48,25 @@ final class GateClock: Clock, Sendable {
 
 /// Collects informer events on a task.
 final class EventBox: Sendable {
-    let value = Mutex<[InformerEvent]>([])
-    func withLock<R>(_ body: (inout [InformerEvent]) -> R) -> R { value.withLock { body(&$0) } }
+    let value = Mutex<[InformerEvent<JSONValue>]>([])
+    func withLock<R>(_ body: (inout [InformerEvent<JSONValue>]) -> R) -> R { value.withLock { body(&$0) } }
 }
 
 final class Collector: Sendable {
     let events = EventBox()
     let task: Task<Void, Never>
 
-    init(_ stream: AsyncStream<InformerEvent>) {
+    init(_ stream: AsyncStream<InformerEvent<JSONValue>>) {
         let events = self.events
         task = Task { for await e in stream { events.withLock { $0.append(e) } } }
     }
 
     var synced: Int { events.withLock { Self.syncs($0) } }
 
-    static func syncs(_ events: [InformerEvent]) -> Int { events.filter { if case .synced = $0 { true } else { false } }.count }
+    static func syncs(_ events: [InformerEvent<JSONValue>]) -> Int { events.filter { if case .synced = $0 { true } else { false } }.count }
 
     /// Waits (bounded) until `condition` holds.
-    func wait(seconds: Double = 60, _ condition: @Sendable ([InformerEvent]) -> Bool) async -> Bool {
+    func wait(seconds: Double = 60, _ condition: @Sendable ([InformerEvent<JSONValue>]) -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
             if events.withLock({ condition($0) }) { return true }

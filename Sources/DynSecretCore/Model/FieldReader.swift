@@ -88,6 +88,6 @@ struct FieldReader {
 }
 
 /// Compares strings by their UTF-8 bytes, as Go sorts map keys.
-func utf8Less(_ a: String, _ b: String) -> Bool {
+package func utf8Less(_ a: String, _ b: String) -> Bool {
     a.utf8.lexicographicallyPrecedes(b.utf8)
 }

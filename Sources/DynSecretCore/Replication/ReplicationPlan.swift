@@ -16,8 +16,11 @@ public enum ReplicaMarkers {
 
     /// Whether `meta` carries both replica labels. Necessary, not sufficient, for ownership: the planner also requires
     /// `dynsecret.io/rule` naming a rule of its policy and `dynsecret.io/source` naming the target's source.
-    public static func isOwned(_ meta: ObjectMeta) -> Bool {
-        meta.labels[managedByLabel] == managedByValue && meta.labels[replicaLabel] == "true"
+    public static func isOwned(_ meta: ObjectMeta) -> Bool { isOwned(labels: meta.labels) }
+
+    /// Whether `labels` holds both replica labels.
+    public static func isOwned(labels: [String: String]) -> Bool {
+        labels[managedByLabel] == managedByValue && labels[replicaLabel] == "true"
     }
 }
 
@@ -37,23 +40,39 @@ public struct ReplicationNamespace: Sendable, Equatable {
     /// The namespace as the API server returns it (a list item or watch object); nil without `metadata.name`.
     /// Non-string label values, which the API server never returns, are ignored.
     public init?(apiObject o: JSONValue) {
+        var interner = ReplicationInterner(limit: 0)
+        self.init(apiObject: o, interner: &interner)
+    }
+
+    /// As `init?(apiObject:)`, sharing the storage of repeated labels through `interner`.
+    public init?(apiObject o: JSONValue, interner: inout ReplicationInterner) {
         guard let name = o["metadata"]?["name"]?.stringValue else { return nil }
         var labels: [String: String] = [:]
         for m in o["metadata"]?["labels"]?.objectValue?.members ?? [] { if let v = m.value.stringValue { labels[m.key] = v } }
         let terminating = o["status"]?["phase"]?.stringValue == "Terminating" || o["metadata"]?["deletionTimestamp"]?.stringValue != nil
-        self.init(name: name, labels: labels, terminating: terminating)
+        self.init(name: interner.intern(name), labels: interner.intern(labels), terminating: terminating)
     }
 }
 
-/// What the planner reads: namespaces, the Secrets of the source namespaces and at target names, ServiceAccounts.
+/// What the planner reads: namespaces, sources, the objects found at target names (and every object carrying
+/// replica markers), and ServiceAccounts.
+///
+/// Two forms, which may be mixed: `secrets` holds whole Secrets (manifests, `replicate --once`, tests), each taken
+/// both as a possible source and as an object at its name; `sources` and `targets` are the compact form a controller
+/// caches (`SourceObject`, `TargetObject`: no replica data is kept).
 public struct ReplicationState: Sendable, Equatable {
     public var namespaces: [ReplicationNamespace]
     public var secrets: [Secret]
+    public var sources: [SourceObject]
+    public var targets: [TargetObject]
     public var serviceAccounts: [ServiceAccount]
 
-    public init(namespaces: [ReplicationNamespace] = [], secrets: [Secret] = [], serviceAccounts: [ServiceAccount] = []) {
+    public init(namespaces: [ReplicationNamespace] = [], secrets: [Secret] = [], sources: [SourceObject] = [],
+                targets: [TargetObject] = [], serviceAccounts: [ServiceAccount] = []) {
         self.namespaces = namespaces
         self.secrets = secrets
+        self.sources = sources
+        self.targets = targets
         self.serviceAccounts = serviceAccounts
     }
 }
@@ -87,14 +106,17 @@ public struct ReplicationAction: Sendable, Equatable {
     public var rules: [String]
     /// Why: one line, never a secret value.
     public var reason: String
-    /// The object to create or the full object to update.
+    /// The object to create, or the object as an update leaves it: its labels, annotations, type, data and
+    /// immutability (the fields a replica update sets; the object's other fields are kept as stored).
     public var secret: Secret?
     public var precondition: ReplicationPrecondition?
     /// Names appended to a ServiceAccount's `imagePullSecrets`.
     public var addImagePullSecrets: [String]
+    /// For an update: the object as the plan found it (a cluster writer sends only the difference).
+    public var previous: TargetObject?
 
     public init(_ kind: Kind, namespace: String, name: String, rules: [String], reason: String, secret: Secret? = nil,
-                precondition: ReplicationPrecondition? = nil, addImagePullSecrets: [String] = []) {
+                precondition: ReplicationPrecondition? = nil, addImagePullSecrets: [String] = [], previous: TargetObject? = nil) {
         self.kind = kind
         self.namespace = namespace
         self.name = name
@@ -103,6 +125,7 @@ public struct ReplicationAction: Sendable, Equatable {
         self.secret = secret
         self.precondition = precondition
         self.addImagePullSecrets = addImagePullSecrets
+        self.previous = previous
     }
 
     /// Whether the action writes to the cluster.

@@ -15,15 +15,24 @@ public enum ReplicationPlanner {
     /// Whether `secret` is a source of `rule`: the named Secret, or a Secret of the source namespace that the
     /// selector matches and that is neither a replica nor of a type never copied.
     public static func isSource(_ secret: Secret, of rule: ReplicationRule) -> Bool {
-        guard (secret.metadata.namespace ?? "default") == rule.source.namespace else { return false }
-        if let name = rule.source.name { return secret.metadata.name == name }
+        isSource(secret.metadata, type: secret.effectiveType, of: rule)
+    }
+
+    /// Whether `source` is a source of `rule` (as `isSource(_:of:)` for a Secret).
+    public static func isSource(_ source: SourceObject, of rule: ReplicationRule) -> Bool {
+        isSource(source.metadata, type: source.type, of: rule)
+    }
+
+    static func isSource(_ meta: ObjectMeta, type: String, of rule: ReplicationRule) -> Bool {
+        guard (meta.namespace ?? "default") == rule.source.namespace else { return false }
+        if let name = rule.source.name { return meta.name == name }
         guard let selector = rule.source.selector else { return false }
-        return Run.isSelected(secret, namespace: rule.source.namespace, selector: selector)
+        return Run.isSelected(meta, type: type, namespace: rule.source.namespace, selector: selector)
     }
 
     private struct Intent {
         var rule: Int
-        var source: Secret
+        var source: SourceObject
         var namespace: String
         var name: String
         var key: String { namespace + "/" + name }
@@ -32,7 +41,10 @@ public enum ReplicationPlanner {
     private struct Run {
         let policy: ReplicationPolicy
         let namespaces: [String: ReplicationNamespace]
-        let secrets: [String: Secret]
+        let sources: [String: SourceObject]
+        let targets: [String: TargetObject]
+        /// Whole Secrets, where the state has them (`ReplicationState.secrets`).
+        let stored: [String: Secret]
         let serviceAccounts: [String: ServiceAccount]
         var actions: [(order: (String, Int, String, Int), action: ReplicationAction)] = []
         var replicas: [String: Secret] = [:]
@@ -43,7 +55,14 @@ public enum ReplicationPlanner {
         init(policy: ReplicationPolicy, state: ReplicationState) {
             self.policy = policy
             namespaces = Dictionary(state.namespaces.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            secrets = Dictionary(state.secrets.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
+            // The first of several objects with one key wins, whichever form it came in.
+            var sources = Dictionary(state.secrets.map { (Run.key($0.metadata), SourceObject($0)) }, uniquingKeysWith: { a, _ in a })
+            for s in state.sources where sources[s.key] == nil { sources[s.key] = s }
+            self.sources = sources
+            var targets = Dictionary(state.secrets.map { (Run.key($0.metadata), TargetObject($0)) }, uniquingKeysWith: { a, _ in a })
+            for t in state.targets where targets[t.key] == nil { targets[t.key] = t }
+            self.targets = targets
+            stored = Dictionary(state.secrets.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
             serviceAccounts = Dictionary(state.serviceAccounts.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
         }
 
@@ -66,12 +85,12 @@ public enum ReplicationPlanner {
             var sourceOf: [String: String] = [:]
             for (i, rule) in policy.rules.enumerated() {
                 let (sources, list) = targets(of: rule, index: i)
-                for s in sources where sourceOf[Run.key(s.metadata)] == nil { sourceOf[Run.key(s.metadata)] = rule.name }
+                for s in sources where sourceOf[s.key] == nil { sourceOf[s.key] = rule.name }
                 for intent in list { intents[intent.key, default: []].append(intent) }
             }
             for key in sourceOf.keys.sorted(by: utf8Less) {
-                guard let s = secrets[key], ReplicaMarkers.isOwned(s.metadata) else { continue }
-                emit(.init(.report, namespace: s.metadata.namespace ?? "default", name: s.metadata.name ?? "", rules: [sourceOf[key]!],
+                guard let s = sources[key], ReplicaMarkers.isOwned(s.metadata) else { continue }
+                emit(.init(.report, namespace: s.namespace, name: s.name, rules: [sourceOf[key]!],
                            reason: "source Secret \(key) carries replica markers (\(s.metadata.annotations[ReplicaMarkers.ruleAnnotation] ?? "no rule")); used as a source, never updated or pruned"))
             }
             for key in intents.keys.sorted(by: utf8Less) {
@@ -107,19 +126,19 @@ public enum ReplicationPlanner {
 
         // MARK: targets
 
-        mutating func targets(of rule: ReplicationRule, index: Int) -> (sources: [Secret], intents: [Intent]) {
+        mutating func targets(of rule: ReplicationRule, index: Int) -> (sources: [SourceObject], intents: [Intent]) {
             let src = rule.source
-            var sources: [Secret] = []
+            var sources: [SourceObject] = []
             if let name = src.name {
-                if let s = secrets[src.namespace + "/" + name] {
+                if let s = self.sources[src.namespace + "/" + name] {
                     sources = [s]
                 } else {
                     emit(.init(.report, namespace: src.namespace, name: name, rules: [rule.name], reason: "source Secret \(src.namespace)/\(name) not found"))
                 }
             } else if let selector = src.selector {
-                sources = secrets.values
-                    .filter { Run.isSelected($0, namespace: src.namespace, selector: selector) }
-                    .sorted { utf8Less($0.metadata.name ?? "", $1.metadata.name ?? "") }
+                sources = self.sources.values
+                    .filter { Run.isSelected($0.metadata, type: $0.type, namespace: src.namespace, selector: selector) }
+                    .sorted { utf8Less($0.name, $1.name) }
             }
             // No rule writes into a namespace that holds sources of the policy: replicas never feed other rules,
             // so one pass reaches the fixed point.
@@ -147,7 +166,7 @@ public enum ReplicationPlanner {
                     continue
                 }
                 for s in sources {
-                    out.append(Intent(rule: index, source: s, namespace: ns, name: rule.targetName ?? s.metadata.name ?? ""))
+                    out.append(Intent(rule: index, source: s, namespace: ns, name: rule.targetName ?? s.name))
                 }
             }
             return (sources, out)
@@ -155,9 +174,9 @@ public enum ReplicationPlanner {
 
         /// A Secret a selector source picks: in the source namespace, matching, not a dynsecret replica, and not a
         /// ServiceAccount token or a Helm release (never copied, whatever the selector says).
-        static func isSelected(_ s: Secret, namespace: String, selector: LabelSelector) -> Bool {
-            (s.metadata.namespace ?? "default") == namespace && !ReplicaMarkers.isOwned(s.metadata)
-                && !ReplicationRule.neverSelectedTypes.contains(s.effectiveType) && selector.matches(s.metadata.labels)
+        static func isSelected(_ m: ObjectMeta, type: String, namespace: String, selector: LabelSelector) -> Bool {
+            (m.namespace ?? "default") == namespace && !ReplicaMarkers.isOwned(m)
+                && !ReplicationRule.neverSelectedTypes.contains(type.isEmpty ? SecretType.opaque : type) && selector.matches(m.labels)
         }
 
         enum Owner: Equatable { case ours, foreign, otherPolicy(String) }
@@ -165,11 +184,11 @@ public enum ReplicationPlanner {
         /// Ours: both replica labels, `dynsecret.io/rule` naming a rule of this policy, and `dynsecret.io/source` naming
         /// `sourceKey`. (A differing `dynsecret.io/source-uid` — the source was deleted and recreated — is still ours.)
         /// Both labels and a rule of another policy: that policy's replica, never adopted or overwritten.
-        func owner(_ s: Secret, sourceKey: String) -> Owner {
-            guard ReplicaMarkers.isOwned(s.metadata), let id = s.metadata.annotations[ReplicaMarkers.ruleAnnotation] else { return .foreign }
+        func owner(_ s: TargetObject, sourceKey: String) -> Owner {
+            guard ReplicaMarkers.isOwned(labels: s.labels), let id = s.annotations[ReplicaMarkers.ruleAnnotation] else { return .foreign }
             if let slash = id.firstIndex(of: "/"), id[..<slash] != policy.name { return .otherPolicy(String(id[..<slash])) }
             guard policy.rules.contains(where: { ruleID($0) == id }),
-                  s.metadata.annotations[ReplicaMarkers.sourceAnnotation] == sourceKey else { return .foreign }
+                  s.annotations[ReplicaMarkers.sourceAnnotation] == sourceKey else { return .foreign }
             return .ours
         }
 
@@ -183,24 +202,23 @@ public enum ReplicationPlanner {
             for k in rule.copyAnnotations where k != ReplicaMarkers.lastApplied { if let v = source.metadata.annotations[k] { meta.annotations[k] = v } }
             meta.labels[ReplicaMarkers.managedByLabel] = ReplicaMarkers.managedByValue
             meta.labels[ReplicaMarkers.replicaLabel] = "true"
-            let data = source.mergedData
-            meta.annotations[ReplicaMarkers.sourceAnnotation] = Run.key(source.metadata)
+            meta.annotations[ReplicaMarkers.sourceAnnotation] = source.key
             if let uid = source.metadata.uid { meta.annotations[ReplicaMarkers.sourceUIDAnnotation] = uid }
             meta.annotations[ReplicaMarkers.ruleAnnotation] = ruleID(rule)
-            meta.annotations[ReplicaMarkers.contentHashAnnotation] = ReplicaContentHash.of(type: source.effectiveType, data: data)
-            return Secret(metadata: meta, type: source.effectiveType, data: data, immutable: source.immutable == true ? true : nil)
+            meta.annotations[ReplicaMarkers.contentHashAnnotation] = source.contentHash
+            return Secret(metadata: meta, type: source.type, data: source.data, immutable: source.immutable == true ? true : nil)
         }
 
         mutating func reconcile(_ intent: Intent) {
             let rule = policy.rules[intent.rule]
             let want = desired(intent)
             let ns = intent.namespace, name = intent.name
-            guard let existing = secrets[intent.key] else {
-                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: "replica of \(Run.key(intent.source.metadata)) missing", secret: want))
+            guard let existing = targets[intent.key] else {
+                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: "replica of \(intent.source.key) missing", secret: want))
                 manage(rule, want)
                 return
             }
-            let sourceKey = Run.key(intent.source.metadata)
+            let sourceKey = intent.source.key
             let ownership = owner(existing, sourceKey: sourceKey)
             // Another policy's replica is never adopted or overwritten, whatever onConflict says: two policies would
             // otherwise take the object from each other on every pass.
@@ -210,29 +228,30 @@ public enum ReplicationPlanner {
                 return
             }
             let owned = ownership == .ours
-            let markers = ReplicaMarkers.isOwned(existing.metadata)
-            let pre = ReplicationPrecondition(uid: existing.metadata.uid, resourceVersion: existing.metadata.resourceVersion)
+            let markers = ReplicaMarkers.isOwned(labels: existing.labels)
+            let pre = ReplicationPrecondition(uid: existing.uid, resourceVersion: existing.resourceVersion)
             if !owned && (rule.onConflict == .skip || rule.mode == .createOnly) {
                 let whose = markers ? "is not a replica of \(sourceKey) by a rule of policy \(policy.name)" : "is not managed by dynsecret"
                 emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
                            reason: "conflict: Secret \(intent.key) exists and \(whose); left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
                 return
             }
-            let typeDiffers = existing.effectiveType != want.type
-            let dataDiffers = typeDiffers || existing.mergedData != want.data
+            let typeDiffers = existing.type != want.type
+            // The stored content's hash, computed when the object was read, against the source's.
+            let dataDiffers = typeDiffers || existing.contentHash != intent.source.contentHash
             let managedLabels = ReplicaMarkers.labelKeys.union(rule.copyLabels)
             let managedAnnotations = ReplicaMarkers.annotationKeys.union(rule.copyAnnotations)
-            let metaDiffers = managedLabels.contains { existing.metadata.labels[$0] != want.metadata.labels[$0] }
-                || managedAnnotations.contains { existing.metadata.annotations[$0] != want.metadata.annotations[$0] }
-                || (rule.onConflict == .overwrite && !owned && (existing.metadata.labels != want.metadata.labels || existing.metadata.annotations != want.metadata.annotations))
+            let metaDiffers = managedLabels.contains { existing.labels[$0] != want.metadata.labels[$0] }
+                || managedAnnotations.contains { existing.annotations[$0] != want.metadata.annotations[$0] }
+                || (rule.onConflict == .overwrite && !owned && (existing.labels != want.metadata.labels || existing.annotations != want.metadata.annotations))
             let immutableDiffers = (existing.immutable ?? false) != (want.immutable ?? false)
-            if !dataDiffers && !metaDiffers && !immutableDiffers && existing.stringData.isEmpty {
-                manage(rule, existing)
+            if !dataDiffers && !metaDiffers && !immutableDiffers && !existing.hasStringData {
+                manage(rule, secret(existing, content: want))
                 return
             }
             if owned && rule.mode == .createOnly {
                 emit(.init(.report, namespace: ns, name: name, rules: [rule.name], reason: "replica differs from its source; not updated (mode: create-only)"))
-                manage(rule, existing)
+                manage(rule, secret(existing, content: nil))
                 return
             }
             let needsReplace = typeDiffers || (existing.immutable == true && (dataDiffers || immutableDiffers))
@@ -243,13 +262,13 @@ public enum ReplicationPlanner {
                                reason: "conflict: cannot adopt Secret \(intent.key): \(typeDiffers ? "type differs" : "it is immutable") and it is not ours; left alone"))
                     return
                 }
-                let why = typeDiffers ? "type changed (\(existing.effectiveType) → \(want.type))" : "replica is immutable"
+                let why = typeDiffers ? "type changed (\(existing.type) → \(want.type))" : "replica is immutable"
                 emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; replaced by delete + create", precondition: pre))
                 emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; recreated", secret: want))
                 manage(rule, want)
                 return
             }
-            var updated = existing
+            var updated = secret(existing, content: want)
             if !owned && rule.onConflict == .overwrite {
                 updated.metadata.labels = want.metadata.labels
                 updated.metadata.annotations = want.metadata.annotations
@@ -257,13 +276,16 @@ public enum ReplicationPlanner {
                 for k in managedLabels { updated.metadata.labels[k] = want.metadata.labels[k] }
                 for k in managedAnnotations { updated.metadata.annotations[k] = want.metadata.annotations[k] }
             }
-            updated.type = want.type
-            updated.data = want.data
-            updated.stringData = [:]
-            updated.immutable = want.immutable
             let reason = dataDiffers ? "content differs from source" : (immutableDiffers ? "immutability differs from source" : "labels or annotations differ from source")
-            emit(.init(.update, namespace: ns, name: name, rules: [rule.name], reason: how + reason, secret: updated, precondition: pre))
+            emit(.init(.update, namespace: ns, name: name, rules: [rule.name], reason: how + reason, secret: updated, precondition: pre, previous: existing))
             manage(rule, updated)
+        }
+
+        /// `existing` as a Secret with `content`'s type, data and immutability (an object in sync, or as an update
+        /// leaves it). Without content, the object as stored: whole where the state has it, else without data.
+        func secret(_ existing: TargetObject, content: Secret?) -> Secret {
+            guard let content else { return stored[existing.key] ?? Secret(metadata: existing.metadata, type: existing.type, immutable: existing.immutable) }
+            return Secret(metadata: existing.metadata, type: content.type, data: content.data, immutable: content.immutable)
         }
 
         /// Records a replica that exists (or will) and is ours, for `replicas` and ServiceAccount patching.
@@ -289,11 +311,11 @@ public enum ReplicationPlanner {
         mutating func prune(desired: Set<String>, sources: Set<String>) {
             let rulesByID = Dictionary(policy.rules.map { (ruleID($0), $0) }, uniquingKeysWith: { a, _ in a })
             let sourceNamespaces = Set(policy.rules.map(\.source.namespace))
-            for key in secrets.keys.sorted(by: utf8Less) where !desired.contains(key) && !sources.contains(key) {
-                let s = secrets[key]!
-                guard ReplicaMarkers.isOwned(s.metadata), let id = s.metadata.annotations[ReplicaMarkers.ruleAnnotation],
+            for key in targets.keys.sorted(by: utf8Less) where !desired.contains(key) && !sources.contains(key) {
+                let s = targets[key]!
+                guard ReplicaMarkers.isOwned(labels: s.labels), let id = s.annotations[ReplicaMarkers.ruleAnnotation],
                       id.hasPrefix(policy.name + "/") else { continue }
-                let ns = s.metadata.namespace ?? "default", name = s.metadata.name ?? ""
+                let ns = s.namespace, name = s.name
                 let ruleName = String(id.dropFirst(policy.name.count + 1))
                 if sourceNamespaces.contains(ns) {
                     emit(.init(.report, namespace: ns, name: name, rules: [ruleName],
@@ -301,14 +323,14 @@ public enum ReplicationPlanner {
                     continue
                 }
                 if namespaces[ns]?.terminating == true { continue }
-                let pre = ReplicationPrecondition(uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion)
+                let pre = ReplicationPrecondition(uid: s.uid, resourceVersion: s.resourceVersion)
                 guard let rule = rulesByID[id] else {
                     emit(.init(.report, namespace: ns, name: name, rules: [ruleName],
                                reason: "replica of rule \(id), which is no longer in the policy; left alone"))
                     continue
                 }
-                let sourceKey = s.metadata.annotations[ReplicaMarkers.sourceAnnotation] ?? ""
-                let source = secrets[sourceKey]
+                let sourceKey = s.annotations[ReplicaMarkers.sourceAnnotation] ?? ""
+                let source = self.sources[sourceKey]
                 let sourceNS = String(sourceKey.prefix { $0 != "/" })
                 let sourceName = sourceKey.firstIndex(of: "/").map { String(sourceKey[sourceKey.index(after: $0)...]) } ?? ""
                 var mismatch: String?
@@ -317,14 +339,14 @@ public enum ReplicationPlanner {
                 } else if let selector = rule.source.selector {
                     if sourceNS != rule.source.namespace || sourceName.isEmpty {
                         mismatch = "its source \(sourceKey) is not in the rule's source namespace"
-                    } else if let source, !Run.isSelected(source, namespace: rule.source.namespace, selector: selector) {
+                    } else if let source, !Run.isSelected(source.metadata, type: source.type, namespace: rule.source.namespace, selector: selector) {
                         mismatch = "its source \(sourceKey) is not selected by the rule"
                     }
                 }
                 if mismatch == nil, name != (rule.targetName ?? sourceName) {
                     mismatch = "its name is not the rule's target name \(rule.targetName ?? sourceName)"
                 }
-                if mismatch == nil, let uid = s.metadata.annotations[ReplicaMarkers.sourceUIDAnnotation], let source, source.metadata.uid != uid {
+                if mismatch == nil, let uid = s.annotations[ReplicaMarkers.sourceUIDAnnotation], let source, source.metadata.uid != uid {
                     mismatch = "its source-uid \(uid) is not the uid of \(sourceKey)"
                 }
                 if let mismatch {

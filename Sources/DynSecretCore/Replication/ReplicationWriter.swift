@@ -16,9 +16,11 @@ public struct ReplicationWriteError: Error, Sendable, Equatable, CustomStringCon
 /// Where a plan's writes go: the cluster (added with the Kubernetes client), an in-memory model, a manifest directory.
 ///
 /// Updates, deletes and patches must honour the precondition (uid and resourceVersion) and fail when it does not hold.
+/// An update sets the labels, annotations, type, data and immutability of `secret` and keeps the stored object's
+/// other fields; `previous` is the object the plan was made from, when the plan had it.
 public protocol ReplicationWriter {
     mutating func create(_ secret: Secret) async throws(ReplicationWriteError)
-    mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
+    mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
     mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
     mutating func patchServiceAccount(namespace: String, name: String, addImagePullSecrets: [String], precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
 }
@@ -87,7 +89,7 @@ public enum ReplicationApplier {
                             throw ReplicationWriteError("replica missing after replace: \(error.message)")
                         }
                     }
-                case .update: try await writer.update(a.secret!, precondition: pre)
+                case .update: try await writer.update(a.secret!, previous: a.previous, precondition: pre)
                 case .delete:
                     try await writer.delete(namespace: a.namespace, name: a.name, precondition: pre)
                     deleted.insert(key)
@@ -151,20 +153,23 @@ public struct InMemoryReplicationCluster: ReplicationWriter, Sendable {
         writeCounts["create", default: 0] += 1
     }
 
-    public mutating func update(_ secret: Secret, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+    public mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
         let ns = secret.metadata.namespace ?? "default", name = secret.metadata.name ?? ""
         guard let i = index(ns, name) else { throw ReplicationWriteError("secrets \"\(name)\" not found") }
         let old = state.secrets[i]
         try check(old.metadata, precondition, "secrets \"\(name)\"")
-        var s = secret
-        s.data = s.mergedData
+        // The fields an update sets; everything else stays as stored.
+        var s = old
+        s.metadata.labels = secret.metadata.labels
+        s.metadata.annotations = secret.metadata.annotations
+        s.type = secret.type.isEmpty ? SecretType.opaque : secret.type
+        s.data = secret.mergedData
         s.stringData = [:]
-        if s.type.isEmpty { s.type = SecretType.opaque }
+        s.immutable = secret.immutable
         if s.effectiveType != old.effectiveType { throw ReplicationWriteError("Secret \"\(name)\" is invalid: type: Invalid value: field is immutable") }
-        if old.immutable == true && (s.data != old.data || s.immutable != true) {
+        if old.immutable == true && (s.data != old.mergedData || s.immutable != true) {
             throw ReplicationWriteError("Secret \"\(name)\" is invalid: data: Forbidden: field is immutable when `immutable` is set")
         }
-        s.metadata.uid = old.metadata.uid
         stamp(&s.metadata)
         state.secrets[i] = s
         writeCounts["update", default: 0] += 1

@@ -1,0 +1,186 @@
+internal import DynSecretCore
+internal import DynSecretKube
+internal import Logging
+internal import Synchronization
+
+/// The key of one unit of replication work: a target namespace of one cluster (`local` is the cluster the
+/// controller runs in).
+public struct ReplicationKey: Hashable, Sendable, CustomStringConvertible {
+    public var cluster: String
+    public var namespace: String
+
+    public init(cluster: String = ReplicationKey.localCluster, namespace: String) {
+        self.cluster = cluster
+        self.namespace = namespace
+    }
+
+    /// The name of the controller's own cluster.
+    public static let localCluster = "local"
+
+    public var description: String { cluster == Self.localCluster ? namespace : cluster + "/" + namespace }
+}
+
+/// What the controller knows of one cluster, kept as compactly as the planner allows (design §11): informers on what
+/// the policy manages only — all Namespaces (name, labels, terminating), Secrets labelled `dynsecret.io/replica=true`
+/// (`TargetObject`: metadata, markers and the hash of the stored content, never the data), the ServiceAccounts the
+/// policy patches (by name), and, where the sources live, the source Secrets (whole, as `SourceObject`, hashed once
+/// per version). Repeated strings and label and annotation maps share storage (`ReplicationInterner`).
+///
+/// Every change is handed to `onChange` after the cache holds it. Thread-safe; the informers' caches are the store.
+final class ClusterCache: Sendable {
+    enum Change: Sendable {
+        case namespace(name: String, deleted: Bool)
+        case replica(TargetObject, deleted: Bool)
+        case source(SourceObject, deleted: Bool)
+        case serviceAccount(namespace: String, name: String, resourceVersion: String?, deleted: Bool)
+        /// Every informer has completed a list (again, after a relist).
+        case synced
+    }
+
+    let name: String
+    private let namespaces: Informer<ReplicationNamespace>
+    private let replicas: Informer<TargetObject>
+    private let sources: [Informer<SourceObject>]
+    private let serviceAccounts: [Informer<ServiceAccount>]
+    private let interner: SharedInterner
+    private let syncedInformers = Mutex<Set<Int>>([])
+    private let allSynced = Atomic<Bool>(false)
+    private let logger: Logger
+
+    /// The caches for `policy` in cluster `name`; `readsSources`: this is the cluster the sources are read from.
+    init(name: String, policy: ReplicationPolicy, client: KubeClient, readsSources: Bool, clock: any Clock<Duration>, logger: Logger) {
+        self.name = name
+        self.logger = logger
+        let interner = SharedInterner()
+        self.interner = interner
+        namespaces = Informer(client: client, resource: .namespaces, clock: clock) { o in
+            interner.lock.withLock { ReplicationNamespace(apiObject: o, interner: &$0) }
+        }
+        replicas = Informer(client: client, resource: .secrets, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true"), clock: clock) { o in
+            guard let secret = ClusterCache.decode(o, logger: logger) else { return nil }
+            return interner.lock.withLock { TargetObject(secret, interner: &$0) }
+        }
+        var sources: [Informer<SourceObject>] = []
+        var seen: Set<String> = []
+        for rule in policy.rules where readsSources {
+            var opts = ListOptions()
+            if let name = rule.source.name {
+                opts.fieldSelector = "metadata.name=\(name)"
+            } else if let selector = rule.source.selector, !selector.queryString.isEmpty {
+                opts.labelSelector = selector.queryString
+            }
+            let id = "\(rule.source.namespace)|\(opts.fieldSelector ?? "")|\(opts.labelSelector ?? "")"
+            if seen.insert(id).inserted {
+                sources.append(Informer(client: client, resource: .secrets, namespace: rule.source.namespace, options: opts, clock: clock) { o in
+                    ClusterCache.decode(o, logger: logger).map(SourceObject.init)
+                })
+            }
+        }
+        self.sources = sources
+        serviceAccounts = policy.serviceAccountNames.map { n in
+            Informer(client: client, resource: .serviceAccounts, options: ListOptions(fieldSelector: "metadata.name=\(n)"), clock: clock) { o in
+                try? ServiceAccount(kubeJSON: o)
+            }
+        }
+    }
+
+    private static func decode(_ o: JSONValue, logger: Logger) -> Secret? {
+        do { return try Secret(kubeJSON: o) } catch {
+            let m = o["metadata"]
+            logger.warning("ignoring a Secret that does not decode",
+                           metadata: ["secret": "\(m?["namespace"]?.stringValue ?? "")/\(m?["name"]?.stringValue ?? "")", "error": "\(error.message)"])
+            return nil
+        }
+    }
+
+    private var informerCount: Int { 2 + sources.count + serviceAccounts.count }
+
+    /// True once every informer has completed a list.
+    var hasSynced: Bool { allSynced.load(ordering: .acquiring) }
+
+    /// Objects held (for memory checks and logs).
+    var count: Int { namespaces.count + replicas.count + sources.reduce(0) { $0 + $1.count } + serviceAccounts.reduce(0) { $0 + $1.count } }
+
+    /// The names of the cluster's namespaces.
+    var namespaceNames: [String] { Array(namespaces.objects(in: "").keys) }
+
+    /// Runs the informers until cancelled, handing every change to `onChange`.
+    func run(_ onChange: @escaping @Sendable (Change) -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.consume(0, self.namespaces, onChange) { o, deleted in .namespace(name: o.name, deleted: deleted) } }
+            group.addTask { await self.consume(1, self.replicas, onChange) { o, deleted in .replica(o, deleted: deleted) } }
+            for (i, informer) in sources.enumerated() {
+                group.addTask { await self.consume(2 + i, informer, onChange) { o, deleted in .source(o, deleted: deleted) } }
+            }
+            for (i, informer) in serviceAccounts.enumerated() {
+                group.addTask {
+                    await self.consume(2 + self.sources.count + i, informer, onChange) { o, deleted in
+                        .serviceAccount(namespace: o.metadata.namespace ?? "", name: o.metadata.name ?? "", resourceVersion: o.metadata.resourceVersion, deleted: deleted)
+                    }
+                }
+            }
+        }
+    }
+
+    private func consume<O: Sendable>(_ index: Int, _ informer: Informer<O>, _ onChange: @Sendable (Change) -> Void,
+                                      _ change: (O, Bool) -> Change) async {
+        for await event in informer.events() {
+            switch event {
+            case .added(let o), .modified(let o): onChange(change(o, false))
+            case .deleted(let o): onChange(change(o, true))
+            case .synced:
+                let first = syncedInformers.withLock { $0.insert(index).inserted && $0.count == informerCount }
+                if first {
+                    allSynced.store(true, ordering: .releasing)
+                    logger.info("caches synced", metadata: ["cluster": "\(name)", "objects": "\(count)", "informers": "\(informerCount)",
+                                                             "interned": "\(interner.lock.withLock { $0.count })"])
+                }
+                if hasSynced { onChange(.synced) }
+            }
+        }
+    }
+
+    /// What the planner needs for one target namespace: the namespace, every source, the replicas there and the
+    /// patched ServiceAccounts there. Nil when the namespace is not known.
+    func state(of namespace: String) -> ReplicationState? {
+        guard let ns = namespaces.object(namespace: "", name: namespace)?.object else { return nil }
+        var seen: Set<String> = []
+        var sources: [SourceObject] = []
+        for informer in self.sources {
+            for (_, s) in informer.objects.sorted(by: { $0.key < $1.key }) where seen.insert(s.key).inserted { sources.append(s) }
+        }
+        let targets = replicas.objects(in: namespace).values.sorted { utf8Less($0.name, $1.name) }
+        var accounts: [ServiceAccount] = []
+        for informer in serviceAccounts { accounts += informer.objects(in: namespace).values }
+        return ReplicationState(namespaces: [ns], sources: sources, targets: targets, serviceAccounts: accounts)
+    }
+
+    /// The cached replica `namespace/name` and its resourceVersion.
+    func replica(_ namespace: String, _ name: String) -> TargetObject? {
+        replicas.object(namespace: namespace, name: name)?.object
+    }
+
+    /// The resourceVersion of the cached ServiceAccount `namespace/name`, or nil when it is not cached.
+    func serviceAccountVersion(_ namespace: String, _ name: String) -> String?? {
+        for informer in serviceAccounts {
+            if let e = informer.object(namespace: namespace, name: name) { return .some(e.resourceVersion) }
+        }
+        return .none
+    }
+
+    /// The uid of the cached source `namespace/name`.
+    func sourceUID(_ key: String) -> String? {
+        let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return nil }
+        for informer in sources { if let s = informer.object(namespace: parts[0], name: parts[1]) { return s.object.metadata.uid } }
+        return nil
+    }
+
+    /// Every cached source.
+    var allSources: [SourceObject] { sources.flatMap { $0.objects.values } }
+}
+
+/// One interner shared by a cluster's informers.
+final class SharedInterner: Sendable {
+    let lock = Mutex(ReplicationInterner())
+}

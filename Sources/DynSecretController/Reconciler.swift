@@ -1,0 +1,166 @@
+internal import DynSecretCore
+internal import DynSecretKube
+internal import Logging
+
+/// Reconciles one work key (a target namespace of one cluster): reads the cluster cache, plans with the replication
+/// planner, reads the exact name of each create first (a foreign Secret is not watched), applies the writes through
+/// the fenced writer, records each write as an expectation, and reports failures and conflicts as logs, Events and
+/// metrics. Level-based and idempotent: planning again after the writes are seen yields no write.
+struct Reconciler: Sendable {
+    let policy: ReplicationPolicy
+    /// Each rule's listed target namespaces (`targets.namespaces`), as sets for `plan`.
+    let listedTargets: [Set<String>]
+    let client: KubeClient
+    let cache: ClusterCache
+    let expectations: WriteExpectations
+    let metrics: ControllerMetrics
+    let events: EventRecorder
+    let logger: Logger
+    let canWrite: @Sendable () -> Bool
+    /// The source Secret an action's Event is attached to (sources live in the hub).
+    let sourceUID: @Sendable (String) -> String?
+
+    init(policy: ReplicationPolicy, client: KubeClient, cache: ClusterCache, expectations: WriteExpectations, metrics: ControllerMetrics,
+         events: EventRecorder, logger: Logger, canWrite: @escaping @Sendable () -> Bool, sourceUID: @escaping @Sendable (String) -> String?) {
+        self.policy = policy
+        listedTargets = policy.rules.map { Set($0.targets.namespaces) }
+        self.client = client
+        self.cache = cache
+        self.expectations = expectations
+        self.metrics = metrics
+        self.events = events
+        self.logger = logger
+        self.canWrite = canWrite
+        self.sourceUID = sourceUID
+    }
+
+    /// Whether a write of this process in `key` is not yet in the cache (and not past its deadline).
+    func awaitsOwnWrites(_ key: ReplicationKey) -> Bool {
+        let (waiting, expired) = expectations.awaiting(key) { x in
+            switch x.kind {
+            case .replica: WriteExpectations.observed(x, cachedVersion: cache.replica(key.namespace, x.name).map { $0.resourceVersion })
+            case .serviceAccount: WriteExpectations.observed(x, cachedVersion: cache.serviceAccountVersion(key.namespace, x.name))
+            }
+        }
+        if expired > 0 {
+            logger.debug("own writes not seen in the caches in time; planning without them", metadata: ["namespace": "\(key)", "writes": "\(expired)"])
+        }
+        return waiting
+    }
+
+    /// Plans and applies `key`. Returns false when a write failed (the key is retried with backoff).
+    func reconcile(_ key: ReplicationKey) async -> Bool {
+        let ns = key.namespace
+        guard var state = cache.state(of: ns) else {
+            metrics.setReplicaStates(namespace: ns, nil)
+            return true
+        }
+        let cached = Set(state.targets.map(\.name))
+        var plan = self.plan(ns, state)
+        // A create may meet a Secret this controller does not watch (not labelled as a replica): read the exact name
+        // first, and plan again with it, so a foreign Secret is reported instead of being written over.
+        var found = false
+        for a in plan.actions where a.kind == .create && !cached.contains(a.name) {
+            do {
+                let existing = try await client.get(Secret.self, namespace: ns, name: a.name)
+                state.targets.append(TargetObject(existing))
+                found = true
+            } catch where error.httpStatus == 404 {
+                continue
+            } catch {
+                logger.warning("reading a target failed", metadata: ["namespace": "\(key)", "secret": "\(a.name)", "error": "\(error.message)"])
+                return false
+            }
+        }
+        if found { plan = self.plan(ns, state) }
+        var writer = FencedWriter(inner: KubeReplicationWriter(client: client, serviceAccounts: state.serviceAccounts), canWrite: canWrite)
+        // Each write is recorded as soon as it returns, so its watch event (which can arrive at the same moment) is
+        // recognised, and the next reconcile of `key` waits for it.
+        writer.afterWrite = { [expectations] kind, w in Self.expect(kind, w, in: key, expectations) }
+        let result = await ReplicationApplier.apply(plan, to: &writer)
+        await report(key, plan, result, writer)
+        return result.failures.isEmpty
+    }
+
+    private func report(_ key: ReplicationKey, _ plan: ReplicationPlan, _ result: ReplicationApplyResult, _ writer: FencedWriter) async {
+        let ns = key.namespace
+        for a in plan.actions where writer.done.contains(FencedWriter.key(a)) { metrics.wrote(a.kind, count: 1) }
+        var failedSecrets = 0
+        var notices: [(EventRecorder.Object?, String, String)] = []
+        for f in result.failures {
+            let status = writer.errors[FencedWriter.key(f.action)] ?? ReplicationWriteError(f.message)
+            if f.action.kind != .patchServiceAccount { failedSecrets += 1 }
+            // The API server's code and reason only, never its message: an admission webhook's free-form denial text
+            // could quote the object's data. Failures with no HTTP status (transport, leadership, a refused action)
+            // carry this process's own message.
+            let http = "HTTP \(status.code)\(status.reason.isEmpty ? "" : " " + status.reason)"
+            logger.warning("write failed", metadata: ["namespace": "\(key)", "action": "\(f.action.kind.rawValue)", "name": "\(f.action.name)",
+                                                      "code": "\(status.code)", "error": "\(status.code > 0 ? http : String(f.message.prefix(512)))"])
+            if !Self.isStale(status) {
+                let why = status.code == 0 ? "no answer from the API server" : http
+                notices.append((source(for: f.action), "ReplicationFailed", "\(f.action.kind.rawValue) \(ns)/\(f.action.name) failed: \(why)"))
+            }
+        }
+        // Writes the applier skipped (a replacement whose delete failed) are neither failed nor done.
+        for a in plan.actions where writer.done.contains(FencedWriter.key(a)) {
+            logger.info("replicated", metadata: ["namespace": "\(key)", "action": "\(a.kind.rawValue)", "name": "\(a.name)", "reason": "\(a.reason)"])
+        }
+        var conflicts = 0
+        for a in plan.actions where a.kind == .report && a.reason.hasPrefix("conflict") {
+            conflicts += 1
+            notices.append((source(for: a), "ReplicaConflict", "\(ns)/\(a.name): \(a.reason)"))
+        }
+        let desired = plan.replicas.filter { $0.metadata.namespace == ns }.count
+        metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
+        // Events, in order after the writes, only while this process may write.
+        for (object, reason, message) in notices where canWrite() {
+            if await events.record(object, type: "Warning", reason: reason, message: message), reason == "ReplicaConflict" { metrics.conflict() }
+        }
+    }
+
+    /// Records a write that succeeded (the last of its kind in `w`).
+    private static func expect(_ kind: ReplicationAction.Kind, _ w: KubeReplicationWriter, in key: ReplicationKey, _ expectations: WriteExpectations) {
+        switch kind {
+        case .create, .update:
+            guard let s = w.writtenSecrets.last else { return }
+            expectations.expect(.replica, s.metadata.name ?? "", resourceVersion: s.metadata.resourceVersion, deleted: false, in: key)
+        case .delete:
+            guard let d = w.deletedSecrets.last else { return }
+            expectations.expect(.replica, d.name ?? "", resourceVersion: d.resourceVersion, deleted: true, in: key)
+        case .patchServiceAccount:
+            guard let sa = w.patchedServiceAccounts.last else { return }
+            expectations.expect(.serviceAccount, sa.metadata.name ?? "", resourceVersion: sa.metadata.resourceVersion, deleted: false, in: key)
+        case .report:
+            return
+        }
+    }
+
+    /// A write refused because the cache was behind (409: a newer version, a precondition, an object created
+    /// meanwhile; 404: the object or namespace went away), or skipped because this process may no longer write:
+    /// retried with backoff, not an Event.
+    static func isStale(_ e: ReplicationWriteError) -> Bool {
+        e.code == 409 || e.code == 404 || e.code == FencedWriter.notLeader
+    }
+
+    /// The plan's actions in `ns`. The planner sees only `ns` and its objects; rules listing target namespaces by
+    /// name are narrowed to `ns` first, or every reconcile would also report each other listed namespace as not
+    /// found (reports thrown away here, but built and sorted: quadratic work on a source change).
+    func plan(_ ns: String, _ state: ReplicationState) -> ReplicationPlan {
+        var scoped = policy
+        for i in scoped.rules.indices where !scoped.rules[i].targets.namespaces.isEmpty {
+            scoped.rules[i].targets.namespaces = listedTargets[i].contains(ns) ? [ns] : []
+        }
+        let full = ReplicationPlanner.plan(scoped, state)
+        return ReplicationPlan(policy: full.policy, actions: full.actions.filter { $0.namespace == ns },
+                               replicas: full.replicas, serviceAccounts: full.serviceAccounts)
+    }
+
+    /// The source Secret an action's Event is attached to: the rule's named source, or (selector rules) the source
+    /// of the same name.
+    private func source(for action: ReplicationAction) -> EventRecorder.Object? {
+        guard let ruleName = action.rules.first, let rule = policy.rules.first(where: { $0.name == ruleName }) else { return nil }
+        let name = rule.source.name ?? action.name
+        return EventRecorder.Object(kind: "Secret", apiVersion: "v1", namespace: rule.source.namespace, name: name,
+                                    uid: sourceUID(rule.source.namespace + "/" + name))
+    }
+}

@@ -1,0 +1,143 @@
+/// The kinds of object a rule replicates.
+public enum ReplicatedKind: String, Sendable, Hashable, CaseIterable {
+    case secret = "Secret"
+}
+
+/// A source as the planner reads it: identity, metadata to copy, and the content with its hash, computed once when
+/// the source is read (a source change is hashed once, not once per target).
+public struct SourceObject: Sendable, Equatable {
+    public let kind: ReplicatedKind
+    public let metadata: ObjectMeta
+    /// The type after API defaulting (`Opaque` for an empty Secret type).
+    public let type: String
+    /// The content as the API server stores it (`stringData` merged in).
+    public let data: [String: [UInt8]]
+    public let immutable: Bool?
+    /// `sha256:HEX` over the canonical type and data (`ReplicaContentHash`).
+    public let contentHash: String
+
+    /// The source form of a Secret.
+    public init(_ secret: Secret) {
+        kind = .secret
+        metadata = secret.metadata
+        type = secret.effectiveType
+        data = secret.mergedData
+        immutable = secret.immutable
+        contentHash = ReplicaContentHash.of(type: type, data: data)
+    }
+
+    public var namespace: String { metadata.namespace ?? "default" }
+    public var name: String { metadata.name ?? "" }
+    /// `namespace/name`.
+    public var key: String { namespace + "/" + name }
+}
+
+/// An object found at a target name, as the planner needs it and no more: identity, labels, annotations, type,
+/// immutability, and the content hash of what is actually stored (computed on receipt, so a replica whose data was
+/// edited by hand is still seen to differ). Its data is never kept: this is what a controller caches per replica.
+///
+/// The value of `kubectl.kubernetes.io/last-applied-configuration` (it can hold the whole object, data included) is
+/// not kept either: the key maps to an empty string, which is all the planner needs (the key is never copied).
+public struct TargetObject: Sendable, Equatable {
+    public var kind: ReplicatedKind
+    public var namespace: String
+    public var name: String
+    public var uid: String?
+    public var resourceVersion: String?
+    public var labels: [String: String]
+    public var annotations: [String: String]
+    /// The type after API defaulting.
+    public var type: String
+    public var immutable: Bool?
+    /// `sha256:HEX` of the stored type and data (`ReplicaContentHash`), `stringData` merged in.
+    public var contentHash: String
+    /// The stored data keys, sorted (a write that removes a key must name it).
+    public var dataKeys: [String]
+    /// The object carries `stringData` (manifests only; the API server never returns it).
+    public var hasStringData: Bool
+    /// Total bytes of the stored data values.
+    public var dataSize: Int
+
+    /// The compact form of `secret`. With an `interner`, repeated strings and label and annotation maps share storage.
+    public init(_ secret: Secret, interner: inout ReplicationInterner) {
+        let data = secret.mergedData
+        kind = .secret
+        namespace = interner.intern(secret.metadata.namespace ?? "default")
+        name = interner.intern(secret.metadata.name ?? "")
+        uid = secret.metadata.uid
+        resourceVersion = secret.metadata.resourceVersion
+        labels = interner.intern(secret.metadata.labels)
+        var annotations = secret.metadata.annotations
+        if annotations[ReplicaMarkers.lastApplied] != nil { annotations[ReplicaMarkers.lastApplied] = "" }
+        self.annotations = interner.intern(annotations)
+        type = interner.intern(secret.effectiveType)
+        immutable = secret.immutable
+        contentHash = interner.intern(ReplicaContentHash.of(type: secret.effectiveType, data: data))
+        dataKeys = interner.intern(data.keys.sorted(by: utf8Less))
+        hasStringData = !secret.stringData.isEmpty
+        dataSize = data.values.reduce(0) { $0 + $1.count }
+    }
+
+    /// The compact form of `secret`, without sharing storage.
+    public init(_ secret: Secret) {
+        var interner = ReplicationInterner(limit: 0)
+        self.init(secret, interner: &interner)
+    }
+
+    /// `namespace/name`.
+    public var key: String { namespace + "/" + name }
+
+    /// Metadata as far as it is known: identity, labels and annotations.
+    public var metadata: ObjectMeta {
+        var m = ObjectMeta(name: name, namespace: namespace, labels: labels, annotations: annotations)
+        m.uid = uid
+        m.resourceVersion = resourceVersion
+        return m
+    }
+}
+
+/// Shares the storage of strings, string lists and string maps that repeat across cached objects (label keys and
+/// values, rule ids, source names, content hashes of one source version): one copy for 20,000 replicas instead of
+/// 20,000. Bounded: past `limit` distinct entries it starts afresh (values already handed out stay valid; they just
+/// stop being shared with later ones), so churn cannot grow it without end.
+public struct ReplicationInterner: Sendable {
+    private var strings: Set<String> = []
+    private var lists: Set<[String]> = []
+    private var maps: Set<[String: String]> = []
+    /// Most distinct entries kept per table; 0 disables sharing.
+    public let limit: Int
+
+    public init(limit: Int = 1 << 16) { self.limit = limit }
+
+    /// Distinct entries held (for tests and metrics).
+    public var count: Int { strings.count + lists.count + maps.count }
+
+    public mutating func intern(_ s: String) -> String {
+        // Strings of up to 15 UTF-8 bytes are stored inline: sharing saves nothing.
+        guard limit > 0, s.utf8.count > 15 else { return s }
+        if let held = strings.firstIndex(of: s) { return strings[held] }
+        if strings.count >= limit { strings.removeAll(keepingCapacity: true) }
+        strings.insert(s)
+        return s
+    }
+
+    public mutating func intern(_ list: [String]) -> [String] {
+        guard limit > 0, !list.isEmpty else { return list }
+        if let held = lists.firstIndex(of: list) { return lists[held] }
+        if lists.count >= limit { lists.removeAll(keepingCapacity: true) }
+        let shared = list.map { intern($0) }
+        lists.insert(shared)
+        return shared
+    }
+
+    public mutating func intern(_ map: [String: String]) -> [String: String] {
+        guard limit > 0, !map.isEmpty else { return map }
+        if let held = maps.firstIndex(of: map) { return maps[held] }
+        if maps.count >= limit { maps.removeAll(keepingCapacity: true) }
+        var shared: [String: String] = [:]
+        shared.reserveCapacity(map.count)
+        for (k, v) in map { shared[intern(k)] = intern(v) }
+        maps.insert(shared)
+        return shared
+    }
+}
