@@ -1,11 +1,17 @@
 internal import DynSecretCore
 internal import DynSecretKube
 internal import Logging
+internal import Synchronization
 
 /// Reconciles one work key (a target namespace of one cluster): reads the cluster cache, plans with the replication
-/// planner, reads the exact name of each create first (a foreign Secret is not watched), applies the writes through
-/// the fenced writer, records each write as an expectation, and reports failures and conflicts as logs, Events and
-/// metrics. Level-based and idempotent: planning again after the writes are seen yields no write.
+/// planner, applies the writes through the fenced writer, records each write as an expectation, and reports failures
+/// and conflicts as logs, Events and metrics. Level-based and idempotent: planning again after the writes are seen
+/// yields no write.
+///
+/// Foreign Secrets are not watched, so a create may meet one: a create never overwrites (the API server answers 409
+/// AlreadyExists), the name is remembered for its key, and the key is reconciled again at once; from then on that
+/// name is read before planning, so the foreign Secret is reported (or adopted, as the rule says) instead of written
+/// over. (Reading every create's name first would double the requests of every new namespace.)
 struct Reconciler: Sendable {
     let policy: ReplicationPolicy
     /// Each rule's listed target namespaces (`targets.namespaces`), as sets for `plan`.
@@ -19,6 +25,8 @@ struct Reconciler: Sendable {
     let canWrite: @Sendable () -> Bool
     /// The source Secret an action's Event is attached to (sources live in the hub).
     let sourceUID: @Sendable (String) -> String?
+    /// Names at which a create met an object the cache does not hold, by key: read before each plan.
+    let unwatched = UnwatchedNames()
 
     init(policy: ReplicationPolicy, client: KubeClient, cache: ClusterCache, expectations: WriteExpectations, metrics: ControllerMetrics,
          events: EventRecorder, logger: Logger, canWrite: @escaping @Sendable () -> Bool, sourceUID: @escaping @Sendable (String) -> String?) {
@@ -48,28 +56,36 @@ struct Reconciler: Sendable {
         return waiting
     }
 
-    /// Plans and applies `key`. Returns false when a write failed (the key is retried with backoff).
-    func reconcile(_ key: ReplicationKey) async -> Bool {
+    /// The outcome of one reconcile.
+    enum Outcome: Equatable {
+        case done
+        /// A write failed: retry with backoff.
+        case failed
+        /// A create met an object not in the cache: reconcile again now (reading that name first).
+        case again
+    }
+
+    /// Plans and applies `key`.
+    func reconcile(_ key: ReplicationKey) async -> Outcome {
         let ns = key.namespace
         guard var state = cache.state(of: ns) else {
             metrics.setReplicaStates(namespace: ns, nil)
-            return true
+            return .done
         }
         let cached = Set(state.targets.map(\.name))
         var plan = self.plan(ns, state)
-        // A create may meet a Secret this controller does not watch (not labelled as a replica): read the exact name
-        // first, and plan again with it, so a foreign Secret is reported instead of being written over.
+        // Names where a create met an object before: read them, and plan again with what is there.
         var found = false
-        for a in plan.actions where a.kind == .create && !cached.contains(a.name) {
+        for a in plan.actions where a.kind == .create && !cached.contains(a.name) && unwatched.contains(a.name, in: key) {
             do {
                 let existing = try await client.get(Secret.self, namespace: ns, name: a.name)
                 state.targets.append(TargetObject(existing))
                 found = true
             } catch where error.httpStatus == 404 {
-                continue
+                unwatched.remove(a.name, in: key)
             } catch {
                 logger.warning("reading a target failed", metadata: ["namespace": "\(key)", "secret": "\(a.name)", "error": "\(error.message)"])
-                return false
+                return .failed
             }
         }
         if found { plan = self.plan(ns, state) }
@@ -77,12 +93,23 @@ struct Reconciler: Sendable {
         // Each write is recorded as soon as it returns, so its watch event (which can arrive at the same moment) is
         // recognised, and the next reconcile of `key` waits for it.
         writer.afterWrite = { [expectations] kind, w in Self.expect(kind, w, in: key, expectations) }
-        let result = await ReplicationApplier.apply(plan, to: &writer)
-        await report(key, plan, result, writer)
-        return result.failures.isEmpty
+        var result = await ReplicationApplier.apply(plan, to: &writer)
+        // A create that met an existing object wrote nothing: not a failure, but a reason to look at that name.
+        let exists = result.failures.filter { f in
+            f.action.kind == .create && writer.errors[FencedWriter.key(f.action)].map { $0.code == 409 && $0.reason == "AlreadyExists" } == true
+        }
+        for f in exists {
+            unwatched.insert(f.action.name, in: key)
+            logger.debug("a create met an object the cache does not hold; reading it and planning again", metadata: ["namespace": "\(key)", "secret": "\(f.action.name)"])
+        }
+        result.failures.removeAll { f in exists.contains { $0.action == f.action } }
+        await report(key, plan, result, writer, pending: Set(exists.map(\.action.name)))
+        if !result.failures.isEmpty { return .failed }
+        return exists.isEmpty ? .done : .again
     }
 
-    private func report(_ key: ReplicationKey, _ plan: ReplicationPlan, _ result: ReplicationApplyResult, _ writer: FencedWriter) async {
+    private func report(_ key: ReplicationKey, _ plan: ReplicationPlan, _ result: ReplicationApplyResult, _ writer: FencedWriter,
+                        pending: Set<String>) async {
         let ns = key.namespace
         for a in plan.actions where writer.done.contains(FencedWriter.key(a)) { metrics.wrote(a.kind, count: 1) }
         var failedSecrets = 0
@@ -110,7 +137,7 @@ struct Reconciler: Sendable {
             conflicts += 1
             notices.append((source(for: a), "ReplicaConflict", "\(ns)/\(a.name): \(a.reason)"))
         }
-        let desired = plan.replicas.filter { $0.metadata.namespace == ns }.count
+        let desired = plan.replicas.filter { $0.metadata.namespace == ns && !pending.contains($0.metadata.name ?? "") }.count
         metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
         // Events, in order after the writes, only while this process may write.
         for (object, reason, message) in notices where canWrite() {
@@ -162,5 +189,19 @@ struct Reconciler: Sendable {
         let name = rule.source.name ?? action.name
         return EventRecorder.Object(kind: "Secret", apiVersion: "v1", namespace: rule.source.namespace, name: name,
                                     uid: sourceUID(rule.source.namespace + "/" + name))
+    }
+}
+
+/// Names in a key at which an object exists that the cache does not hold (a foreign Secret: not watched).
+final class UnwatchedNames: Sendable {
+    private let names = Mutex<[ReplicationKey: Set<String>]>([:])
+
+    func contains(_ name: String, in key: ReplicationKey) -> Bool { names.withLock { $0[key]?.contains(name) == true } }
+    func insert(_ name: String, in key: ReplicationKey) { names.withLock { _ = $0[key, default: []].insert(name) } }
+    func remove(_ name: String, in key: ReplicationKey) {
+        names.withLock { n in
+            n[key]?.remove(name)
+            if n[key]?.isEmpty == true { n[key] = nil }
+        }
     }
 }

@@ -130,9 +130,15 @@ public final class Replicator: Sendable {
                 continue
             }
             let start = ContinuousClock.now
-            let ok = await reconciler.reconcile(key)
-            metrics.reconciled(success: ok, duration: ContinuousClock.now - start)
-            if ok { queue.forget(key) } else { queue.addRateLimited(key) }
+            let outcome = await reconciler.reconcile(key)
+            metrics.reconciled(success: outcome != .failed, duration: ContinuousClock.now - start)
+            switch outcome {
+            case .done: queue.forget(key)
+            case .failed: queue.addRateLimited(key)
+            case .again:
+                queue.forget(key)
+                queue.add(key)
+            }
         }
     }
 }

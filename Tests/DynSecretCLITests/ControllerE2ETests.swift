@@ -226,6 +226,61 @@ import Testing
         #expect(await ctl.stop(SIGTERM).status == 0)
     }
 
+    /// The controller caches only a hash of each replica's stored content, never its data: a replica whose data is
+    /// edited by hand (markers and content-hash annotation left as they were) is still seen to differ and restored; a
+    /// key added by hand is removed; fields the replica gained elsewhere (a label, an annotation, a finalizer) stay,
+    /// because an update is a merge patch of what changes, guarded by resourceVersion. A foreign Secret at the target
+    /// name of a newly labelled namespace is left exactly as it was.
+    @Test func handEditedDataIsDriftAndGainedFieldsStay() async throws {
+        let s = try await Self.setup(namespaces: 3)
+        defer { Task { await s.emulator.stop() } }
+        let c = s.client
+        let ctl = try ControllerProcess(["--policy", s.policy, "--kubeconfig", s.kubeconfig, "--health-addr", "127.0.0.1:0", "--metrics-addr", "off"],
+                                        log: s.dir.url.appendingPathComponent("controller.log").path)
+        _ = try await ctl.port("health")
+        #expect(try await waitFor(.seconds(20)) { try await Fixtures.replicas(c).count == 3 } != nil, "\(ctl.log.suffix(2000))")
+        let want = Array((Self.canary + "-v1").utf8)
+
+        var edited = try await c.get(Secret.self, namespace: "team-0000", name: "pull")
+        let hashBefore = edited.metadata.annotations[ReplicaMarkers.contentHashAnnotation]
+        edited.data["token"] = Array("edited-by-hand".utf8)
+        edited.metadata.labels["team"] = "a"
+        edited.metadata.annotations["note"] = "kept"
+        edited.metadata.finalizers = ["example.com/keep"]
+        _ = try await c.update(edited)
+        var extra = try await c.get(Secret.self, namespace: "team-0001", name: "pull")
+        extra.data["added"] = Array("by-hand".utf8)
+        _ = try await c.update(extra)
+
+        let restored = try await waitFor(.seconds(10)) {
+            let a = try await c.get(Secret.self, namespace: "team-0000", name: "pull")
+            let b = try await c.get(Secret.self, namespace: "team-0001", name: "pull")
+            return a.data == ["token": want] && b.data == ["token": want]
+        }
+        #expect(restored != nil, "\(ctl.log.suffix(2000))")
+        let a = try await c.get(Secret.self, namespace: "team-0000", name: "pull")
+        #expect(a.metadata.labels["team"] == "a" && a.metadata.annotations["note"] == "kept" && a.metadata.finalizers == ["example.com/keep"])
+        #expect(a.metadata.annotations[ReplicaMarkers.contentHashAnnotation] == hashBefore)
+
+        // A foreign Secret where a new target's replica would go: the create meets it, nothing is written over.
+        _ = try await c.create(.namespaces, Fixtures.namespace("late"))
+        let foreign = try await c.create(Fixtures.secret("late", "pull", "foreign-value"))
+        let before = s.emulator.counters()
+        try await Fixtures.label(c, "late", true)
+        let reported = try await waitFor(.seconds(10)) {
+            try await c.list(.events, namespace: "platform").items.contains { $0["reason"]?.stringValue == "ReplicaConflict" }
+        }
+        #expect(reported != nil, "\(ctl.log.suffix(2000))")
+        let after = try await c.get(Secret.self, namespace: "late", name: "pull")
+        #expect(after.metadata.resourceVersion == foreign.metadata.resourceVersion && after.data == foreign.data)
+        try await Task.sleep(for: .milliseconds(500))
+        let counters = s.emulator.counters()
+        func delta(_ verb: String) -> Int { (counters["controller \(verb)"] ?? 0) - (before["controller \(verb)"] ?? 0) }
+        #expect(delta("update") == 0 && delta("delete") == 0 && delta("patch") == 0, "the foreign Secret was written: \(counters)")
+        #expect(!ctl.log.contains("write failed"), "\(ctl.log.suffix(3000))")
+        #expect(await ctl.stop(SIGTERM).status == 0)
+    }
+
     /// A rule listing its target namespaces by name: replicas in exactly those that exist, and in a listed one as
     /// soon as it is created.
     @Test func listedTargetNamespaces() async throws {

@@ -84,7 +84,8 @@ import Testing
         cl.emulator.resetCounters()
         let third = await dynsecret(["replicate", "--policy", cl.policy, "--once", "--kubeconfig", cl.kubeconfig, "--concurrency", "16"])
         #expect(third.code == 0, "\(third.stderr)")
-        #expect(cl.counters()["update secrets"] == 2000)
+        #expect(cl.counters()["patch secrets"] == 2000)
+        #expect(cl.counters()["update secrets", default: 0] == 0)
         #expect(cl.writes() == 2000)
         let replica = try await cl.client.get(Secret.self, namespace: "team-1999", name: "pull")
         #expect(replica.data["token"] == Array((Self.canary + "-v2").utf8))
@@ -145,7 +146,7 @@ import Testing
         #expect(message.hasPrefix("update secret team-0003/pull: "))
         #expect(message.contains("the object has been modified"))
         #expect(!message.contains(Self.canary))
-        #expect(cl.counters()["update secrets"] == 6)
+        #expect(cl.counters()["patch secrets"] == 6)
 
         // Through the CLI: the failed target is written on the next pass.
         let next = await dynsecret(["replicate", "--policy", cl.policy, "--once", "--kubeconfig", cl.kubeconfig])
