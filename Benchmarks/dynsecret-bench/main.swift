@@ -168,7 +168,9 @@ case "controller":
     var o = parseOptions(args.dropFirst())
     if o.runs == Options().runs { o.runs = 3 }
     try await benchController(o, namespaces: 2_000)
+case "scale":
+    try await benchScale(parseScaleOptions(args.dropFirst()))
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller|verify [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller|scale|verify [options]")
     exit(args.isEmpty ? 0 : 2)
 }

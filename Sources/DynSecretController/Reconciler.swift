@@ -150,7 +150,7 @@ struct Reconciler: Sendable {
         switch kind {
         case .create, .update:
             guard let s = w.writtenSecrets.last else { return }
-            expectations.expect(.replica, s.metadata.name ?? "", resourceVersion: s.metadata.resourceVersion, deleted: false, in: key)
+            expectations.expect(.replica, s.name ?? "", resourceVersion: s.resourceVersion, deleted: false, in: key)
         case .delete:
             guard let d = w.deletedSecrets.last else { return }
             expectations.expect(.replica, d.name ?? "", resourceVersion: d.resourceVersion, deleted: true, in: key)

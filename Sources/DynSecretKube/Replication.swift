@@ -15,10 +15,10 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
     public let client: KubeClient
     /// The ServiceAccounts as read for planning, by `namespace/name`; patches append to their `imagePullSecrets`.
     public var serviceAccounts: [String: ServiceAccount]
-    /// The Secrets as the API server returned them from each create or update (a controller records their
-    /// `resourceVersion` to recognise the watch events of its own writes, and plans from them until the watch
-    /// catches up).
-    public private(set) var writtenSecrets: [Secret] = []
+    /// Namespace, name, uid and `resourceVersion` of each Secret as the API server returned it from a create or update
+    /// (a controller records the version to recognise the watch events of its own writes). The answers' data is
+    /// neither decoded nor kept.
+    public private(set) var writtenSecrets: [ObjectMeta] = []
     /// Each Secret deleted: namespace, name, and the `resourceVersion` it was deleted at (the precondition's).
     public private(set) var deletedSecrets: [ObjectMeta] = []
     /// The ServiceAccounts as the API server returned them from each patch.
@@ -32,6 +32,15 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
 
     static func key(_ m: ObjectMeta) -> String { (m.namespace ?? "default") + "/" + (m.name ?? "") }
 
+    /// The identity fields of an API answer.
+    static func identity(_ o: JSONValue) -> ObjectMeta {
+        let m = o["metadata"]
+        var meta = ObjectMeta(name: m?["name"]?.stringValue, namespace: m?["namespace"]?.stringValue)
+        meta.uid = m?["uid"]?.stringValue
+        meta.resourceVersion = m?["resourceVersion"]?.stringValue
+        return meta
+    }
+
     private static func failure(_ verb: String, _ what: String, _ error: KubeError) -> ReplicationWriteError {
         ReplicationWriteError("\(verb) \(what): \(error.message)", code: error.httpStatus, reason: error.reason)
     }
@@ -41,7 +50,7 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         s.metadata.uid = nil
         s.metadata.resourceVersion = nil
         do {
-            writtenSecrets.append(try await client.create(s))
+            writtenSecrets.append(Self.identity(try await client.create(.secrets, namespace: s.metadata.namespace, s.kubeJSON)))
         } catch {
             throw Self.failure("create", "secret \(Self.key(s.metadata))", error)
         }
@@ -54,9 +63,9 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         do {
             if let previous, let rv = precondition.resourceVersion {
                 let patch = Self.updatePatch(s, from: previous, resourceVersion: rv)
-                writtenSecrets.append(try await client.mergePatch(Secret.self, namespace: previous.namespace, name: previous.name, patch))
+                writtenSecrets.append(Self.identity(try await client.mergePatch(.secrets, namespace: previous.namespace, name: previous.name, patch)))
             } else {
-                writtenSecrets.append(try await client.update(s))
+                writtenSecrets.append(Self.identity(try await client.update(.secrets, namespace: s.metadata.namespace, s.kubeJSON)))
             }
         } catch {
             throw Self.failure("update", "secret \(Self.key(s.metadata))", error)
