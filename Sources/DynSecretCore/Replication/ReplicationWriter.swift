@@ -162,6 +162,10 @@ public struct InMemoryReplicationCluster: ReplicationWriter, Sendable {
         var s = old
         s.metadata.labels = secret.metadata.labels
         s.metadata.annotations = secret.metadata.annotations
+        // A compact target keeps last-applied-configuration's key, not its value: the value stays as stored.
+        if secret.metadata.annotations[ReplicaMarkers.lastApplied] == "", let v = old.metadata.annotations[ReplicaMarkers.lastApplied] {
+            s.metadata.annotations[ReplicaMarkers.lastApplied] = v
+        }
         s.type = secret.type.isEmpty ? SecretType.opaque : secret.type
         s.data = secret.mergedData
         s.stringData = [:]
