@@ -176,8 +176,6 @@ final class ClusterCache: Sendable {
         return nil
     }
 
-    /// Every cached source.
-    var allSources: [SourceObject] { sources.flatMap { $0.objects.values } }
 }
 
 /// One interner shared by a cluster's informers.
