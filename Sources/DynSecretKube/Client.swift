@@ -238,19 +238,9 @@ public final class KubeClient: Sendable {
 
     /// Reads every page (following `continue`), `pageSize` objects per request.
     public func listAll(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(), pageSize: Int = 500) async throws(KubeError) -> ObjectList {
-        var opts = options
-        opts.limit = pageSize
         var all: [JSONValue] = []
-        var page = try await list(resource, namespace: namespace, options: opts)
-        all += page.items
-        var guardCount = 0
-        while let token = page.continueToken, guardCount < 1_000_000 {
-            guardCount += 1
-            opts.continueToken = token
-            page = try await list(resource, namespace: namespace, options: opts)
-            all += page.items
-        }
-        return ObjectList(items: all, resourceVersion: page.resourceVersion, continueToken: nil)
+        let version = try await listEach(resource, namespace: namespace, options: options, pageSize: pageSize) { all.append($0) }
+        return ObjectList(items: all, resourceVersion: version, continueToken: nil)
     }
 
     /// Reads every page (following `continue`), `pageSize` objects per request, handing each object to `body` as its
