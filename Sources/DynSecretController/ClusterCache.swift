@@ -57,6 +57,8 @@ final class ClusterCache: Sendable {
             interner.lock.withLock { ReplicationNamespace(apiObject: o, interner: &$0) }
         }
         replicas = Informer(client: client, resource: .secrets, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true"), clock: clock) { o in
+            if let target = interner.lock.withLock({ TargetObject(apiObject: o, interner: &$0) }) { return target }
+            // Not what the API server sends: the strict decoder says why (and logs it); it is not cached.
             guard let secret = ClusterCache.decode(o, logger: logger) else { return nil }
             return interner.lock.withLock { TargetObject(secret, interner: &$0) }
         }

@@ -66,6 +66,9 @@ public final class ControllerMetrics: Sendable {
     }
 
     private let lastAPIAnswer = Mutex<ContinuousClock.Instant?>(nil)
+    /// API request counters by `verb code`, made on first use and then held (a registry lookup per request, with its
+    /// label formatting, was a measurable part of the controller's CPU at scale).
+    private let apiCounters = Mutex<[String: Counter]>([:])
 
     /// A `KubeClient` observer that counts requests by verb and code and notes when the API server last answered.
     public var observer: @Sendable (_ method: String, _ status: Int) -> Void {
@@ -78,8 +81,15 @@ public final class ControllerMetrics: Sendable {
     /// One API request answered with `code` (0 when no answer came).
     public func apiRequest(verb: String, code: Int) {
         if code > 0 && code < 500 { lastAPIAnswer.withLock { $0 = .now } }
-        registry.makeCounter(descriptor: Self.name("api_requests_total", "Kubernetes API requests by HTTP verb and status code (code 0: no answer)."),
-                             labels: [("verb", verb), ("code", String(code))]).increment()
+        let key = verb + " " + String(code)
+        let counter = apiCounters.withLock { held in
+            if let c = held[key] { return c }
+            let c = registry.makeCounter(descriptor: Self.name("api_requests_total", "Kubernetes API requests by HTTP verb and status code (code 0: no answer)."),
+                                         labels: [("verb", verb), ("code", String(code))])
+            held[key] = c
+            return c
+        }
+        counter.increment()
     }
 
     /// `count` writes of `kind` the controller made (`create`, `update`, `delete`, `patch-serviceaccount`).

@@ -80,4 +80,34 @@ import Testing
         #expect(after.metadata.annotations[ReplicaMarkers.lastApplied] == "{}")
         #expect(result.again.writes.isEmpty)
     }
+
+    /// Read straight from the API's JSON, a target is what the `Secret` path makes of the same object; what the
+    /// strict decoder refuses (a non-string label, bad base64, a non-boolean `immutable`) the direct reader refuses.
+    @Test func apiObjectsReadAsTheSecretPathReadsThem() throws {
+        var s = R.replica(of: Self.source, in: "a")
+        s.metadata.annotations[ReplicaMarkers.lastApplied] = "{}"
+        s.metadata.finalizers = ["x"]
+        s.immutable = true
+        for secret in [s, R.secret("b", "plain", ["k": "v", "other": ""], type: ""), R.secret("c", "empty", [:])] {
+            var interner = ReplicationInterner()
+            let direct = try #require(TargetObject(apiObject: secret.json, interner: &interner))
+            #expect(direct == TargetObject(secret))
+        }
+        let good = s.json
+        func replacing(_ path: [String], with value: JSONValue) -> JSONValue {
+            func go(_ v: JSONValue, _ p: ArraySlice<String>) -> JSONValue {
+                guard let k = p.first, case .object(var o) = v else { return value }
+                o[k] = go(o[k] ?? .null, p.dropFirst())
+                return .object(o)
+            }
+            return go(good, path[...])
+        }
+        for (path, value) in [(["metadata", "labels", "x"], JSONValue.number("1")), (["data", "k"], .string("not base64!")),
+                              (["immutable"], .string("yes"))] {
+            var interner = ReplicationInterner()
+            let bad = replacing(path, with: value)
+            #expect(TargetObject(apiObject: bad, interner: &interner) == nil, "\(path)")
+            #expect(throws: (any Error).self, "\(path)") { _ = try Secret.decode(bad) }
+        }
+    }
 }

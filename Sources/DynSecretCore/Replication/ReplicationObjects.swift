@@ -78,6 +78,64 @@ public struct TargetObject: Sendable, Equatable {
         dataSize = data.values.reduce(0) { $0 + $1.count }
     }
 
+    /// The compact form of a Secret as the API server returns it (a list item or watch object), read straight from
+    /// the JSON without building a `Secret`: the hot path of a controller's replica cache. Nil when a field the
+    /// planner reads is not of the API's type or `data` is not base64 (decode it as a `Secret` for the error).
+    public init?(apiObject o: JSONValue, interner: inout ReplicationInterner) {
+        guard case .object(let object) = o, let meta = object["metadata"]?.objectValue else { return nil }
+        func strings(_ v: JSONValue?) -> [String: String]? {
+            guard let v else { return [:] }
+            if case .null = v { return [:] }
+            guard let members = v.objectValue?.members else { return nil }
+            var out: [String: String] = [:]
+            out.reserveCapacity(members.count)
+            for m in members {
+                guard let s = m.value.stringValue else { return nil }
+                out[m.key] = s
+            }
+            return out
+        }
+        func optionalString(_ v: JSONValue?) -> String?? {
+            switch v {
+            case nil, .null?: return .some(nil)
+            case .string(let s)?: return .some(s)
+            default: return .none
+            }
+        }
+        guard let name = meta["name"]?.stringValue, case .some(let namespace) = optionalString(meta["namespace"]),
+              case .some(let uid) = optionalString(meta["uid"]), case .some(let rv) = optionalString(meta["resourceVersion"]),
+              case .some(let type) = optionalString(object["type"]),
+              let labels = strings(meta["labels"]), var annotations = strings(meta["annotations"]),
+              let encoded = strings(object["data"]) else { return nil }
+        var immutable: Bool?
+        switch object["immutable"] {
+        case nil, .null?: immutable = nil
+        case .bool(let b)?: immutable = b
+        default: return nil
+        }
+        var data: [String: [UInt8]] = [:]
+        data.reserveCapacity(encoded.count)
+        for (k, v) in encoded {
+            guard let bytes = Base64.decode(v) else { return nil }
+            data[k] = bytes
+        }
+        let effectiveType = (type ?? "").isEmpty ? SecretType.opaque : type!
+        kind = .secret
+        self.namespace = interner.intern(namespace ?? "default")
+        self.name = interner.intern(name)
+        self.uid = uid
+        resourceVersion = rv
+        self.labels = interner.intern(labels)
+        if annotations[ReplicaMarkers.lastApplied] != nil { annotations[ReplicaMarkers.lastApplied] = "" }
+        self.annotations = interner.intern(annotations)
+        self.type = interner.intern(effectiveType)
+        self.immutable = immutable
+        contentHash = interner.intern(ReplicaContentHash.of(type: effectiveType, data: data))
+        dataKeys = interner.intern(data.keys.sorted(by: utf8Less))
+        hasStringData = false
+        dataSize = data.values.reduce(0) { $0 + $1.count }
+    }
+
     /// The compact form of `secret`, without sharing storage.
     public init(_ secret: Secret) {
         var interner = ReplicationInterner(limit: 0)
