@@ -82,14 +82,28 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-requests"), help: "Kubernetes API requests in flight at once (watches not counted).")
     var maxRequests = 16
 
+    @Option(name: .customLong("qps"), help: "Client-side limit: Kubernetes API requests per second on average (0: no limit; the API server's Priority and Fairness and --max-requests bound the load).")
+    var qps: Double = 0
+
+    @Option(name: .customLong("burst"), help: "Client-side limit: requests allowed at once above --qps (default: --qps, at least 1).")
+    var burst = 0
+
     @OptionGroup var connection: ClusterConnection
 
     enum LogFormat: String, ExpressibleByArgument { case text, json }
+
+    /// The client-side rate limit the flags ask for; none by default (see `RateLimit`).
+    var rateLimit: RateLimit? {
+        qps > 0 ? RateLimit(qps: qps, burst: burst > 0 ? burst : Int(qps.rounded(.up))) : nil
+    }
 
     func validate() throws {
         if (store == nil) != (keyring == nil) { throw ValidationError("--store and --keyring go together") }
         if workers < 1 || workers > 256 { throw ValidationError("--workers must be between 1 and 256") }
         if maxRequests < 1 || maxRequests > 1024 { throw ValidationError("--max-requests must be between 1 and 1024") }
+        if !(qps >= 0 && qps <= 1_000_000) { throw ValidationError("--qps must be between 0 (no limit) and 1000000") }
+        if burst < 0 || burst > 1_000_000 { throw ValidationError("--burst must be between 0 and 1000000") }
+        if burst > 0 && qps == 0 { throw ValidationError("--burst needs --qps") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -126,10 +140,12 @@ struct ControllerCommand: AsyncParsableCommand {
         let client: KubeClient
         do {
             let config = try KubeConfigLoader.load(kubeconfigPath: connection.kubeconfig, context: connection.context, namespace: nil, environment: env)
-            client = KubeClient(config: config, maxConcurrentRequests: maxRequests, observer: metrics.observer)
+            client = KubeClient(config: config, maxConcurrentRequests: maxRequests, rateLimit: rateLimit, observer: metrics.observer)
         } catch {
             throw CLIError("cluster configuration: \(error.message)")
         }
+        logger.info("kubernetes client", metadata: ["max-requests": "\(maxRequests)",
+                                                    "rate-limit": "\(rateLimit.map { "qps \($0.qps), burst \($0.burst)" } ?? "none (API Priority and Fairness)")"])
         let identity = (env["POD_NAME"] ?? ProcessInfo.processInfo.hostName) + "_" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         var cfg = ControllerConfiguration(policyPath: policy, identity: identity)
         cfg.policyPollInterval = try Self.duration(policyPoll, "--policy-poll")

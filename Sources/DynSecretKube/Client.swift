@@ -195,16 +195,22 @@ public final class KubeClient: Sendable {
     private let retry: RetryPolicy
     private let retries = Atomic<Int>(0)
     private let observer: (@Sendable (_ method: String, _ status: Int) -> Void)?
+    private let limiter: RateLimiter?
+    /// The client-side rate limit, when there is one (none by default: see `RateLimit`).
+    public let rateLimit: RateLimit?
 
-    /// A client for `config`, running at most `maxConcurrentRequests` requests at once (watches not counted).
+    /// A client for `config`, running at most `maxConcurrentRequests` requests at once (watches not counted) and, with
+    /// a `rateLimit`, starting requests (retries and watches included) no faster than it allows.
     /// `observer` sees every answer's method and HTTP status (0 when no answer came), for metrics.
-    public init(config: KubeConfig, maxConcurrentRequests: Int = 8, retry: RetryPolicy = RetryPolicy(),
+    public init(config: KubeConfig, maxConcurrentRequests: Int = 8, rateLimit: RateLimit? = nil, retry: RetryPolicy = RetryPolicy(),
                 observer: (@Sendable (_ method: String, _ status: Int) -> Void)? = nil) {
         self.config = config
         self.transport = CurlTransport(settings: config.transport, maxConcurrentRequests: maxConcurrentRequests)
         self.tokens = TokenSource(config.credentials)
         self.retry = retry
         self.observer = observer
+        self.rateLimit = rateLimit
+        limiter = rateLimit.map { RateLimiter($0) }
     }
 
     /// Retries made so far (for tests and metrics).
@@ -408,6 +414,9 @@ public final class KubeClient: Sendable {
     }
 
     func makeRequest(_ method: String, _ path: String, query: [(String, String)], body: [UInt8]?, contentType: String?) async throws(KubeError) -> HTTPRequest {
+        if let limiter {
+            do { try await limiter.wait() } catch { throw KubeError(message: "\(method) \(path): cancelled") }
+        }
         var url = config.server + path
         if !query.isEmpty { url += "?" + query.map { "\($0.0)=\(percentEncode($0.1))" }.joined(separator: "&") }
         var headers: [(name: String, value: String)] = [("Accept", "application/json"), ("User-Agent", "dynsecret/0.1")]

@@ -349,6 +349,10 @@ import Testing
             let r5 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig, "--leader-elect", flag, value])
             #expect(r5.code == 2 && r5.stderr.contains("\(flag): \"\(value)\""), "\(r5.stderr)")
         }
+        for (args, message) in [(["--burst", "5"], "--burst needs --qps"), (["--qps=-1"], "--qps must be between"), (["--qps", "nan"], "--qps must be between")] {
+            let r6 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig] + args)
+            #expect(r6.code == 2 && r6.stderr.contains(message), "\(args): \(r6.stderr)")
+        }
         #expect(s.emulator.counters()["controller get"] == nil && s.emulator.counters()["controller list"] == nil)
     }
 }

@@ -246,3 +246,38 @@ func bounded(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) async t
         #expect(ContinuousClock.now - start < .seconds(5))
     }
 }
+
+/// The client-side rate limit (client-go's token bucket): off by default; with one, requests start no faster than it.
+@Suite struct RateLimitTests {
+    @Test func tokenBucketArithmetic() {
+        let t0 = ContinuousClock.now
+        var bucket = TokenBucket(RateLimit(qps: 2, burst: 3), now: t0)
+        #expect((0..<3).map { _ in bucket.take(now: t0) } == [.zero, .zero, .zero], "a full bucket: the burst goes at once")
+        #expect(bucket.take(now: t0) == .milliseconds(500))
+        #expect(bucket.take(now: t0) == .seconds(1), "each further request reserves the next token")
+        // Two seconds later four tokens came back, two of them already reserved; the bucket never holds more than the burst.
+        #expect(bucket.take(now: t0 + .seconds(2)) == .zero)
+        #expect(bucket.take(now: t0 + .seconds(2)) == .zero)
+        #expect(bucket.take(now: t0 + .seconds(2)) == .milliseconds(500))
+        var idle = TokenBucket(RateLimit(qps: 100, burst: 2), now: t0)
+        #expect(idle.take(now: t0 + .seconds(60)) == .zero && idle.take(now: t0 + .seconds(60)) == .zero)
+        #expect(idle.take(now: t0 + .seconds(60)) == .milliseconds(10))
+        #expect(RateLimit(qps: 1, burst: 0).burst == 1)
+    }
+
+    @Test func requestsStartNoFasterThanTheLimit() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let limited = KubeClient(config: KubeConfig(server: e.url, credentials: .token(adminToken)), maxConcurrentRequests: 8,
+                                 rateLimit: RateLimit(qps: 40, burst: 4))
+        #expect(KubeClient(config: KubeConfig(server: e.url)).rateLimit == nil)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<24 { group.addTask { _ = try await limited.list(.namespaces) } }
+            try await group.waitForAll()
+        }
+        // 4 at once, then 20 more at 40 per second: at least half a second, however fast the server is.
+        #expect(ContinuousClock.now - start >= .milliseconds(500))
+        #expect(e.counters()["list", default: 0] >= 24)
+    }
+}
