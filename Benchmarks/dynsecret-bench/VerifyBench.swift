@@ -94,4 +94,18 @@ func benchVerify(_ o: Options) throws {
     print("  dynsecret verify  median \(ms(medA))  p90 \(ms(percentile(a, 0.9)))  peak RSS \(rssA.isEmpty ? "n/a" : "\(medianInt(rssA)) KiB")")
     print("  curl (2 requests) median \(ms(medB))  p90 \(ms(percentile(b, 0.9)))  peak RSS \(rssB.isEmpty ? "n/a" : "\(medianInt(rssB)) KiB")")
     print(String(format: "  ratio dynsecret/curl (median wall time): %.3f", medA / medB))
+
+    // The peer the issue names: `skopeo login` to the same registry (Debian's skopeo; skipped when absent). It
+    // checks the credentials with the same /v2/ exchange and writes them to an auth file of its own.
+    guard let skopeo = resolve("skopeo") else {
+        print("  skopeo not found: skipping dynsecret vs skopeo login (apt-get install skopeo)")
+        return
+    }
+    let login = ["login", "--tls-verify=false", "--authfile", dir + "/skopeo-auth.json", "-u", "alice", "--password-stdin", "127.0.0.1:\(port)"]
+    for _ in 0..<5 { _ = try timed(skopeo, login, stdin: password + "\n") }
+    let (c, d) = try alternate(runs: o.runs, { try timed(dynsecret, ours, stdin: nil) }, { try timed(skopeo, login, stdin: password + "\n") })
+    let medC = percentile(c, 0.5), medD = percentile(d, 0.5)
+    print("  dynsecret verify  median \(ms(medC))  p90 \(ms(percentile(c, 0.9)))  (same run as skopeo)")
+    print("  skopeo login      median \(ms(medD))  p90 \(ms(percentile(d, 0.9)))")
+    print(String(format: "  ratio dynsecret/skopeo login (median wall time): %.3f", medC / medD))
 }
