@@ -69,4 +69,23 @@ static inline curl_version_info_data *cdynsecret_curl_version_info(void) {
     return curl_version_info(CURLVERSION_NOW);
 }
 
+// The multi interface: one thread drives every transfer of a transport.
+static inline CURLMcode cdynsecret_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
+// The next finished transfer of `multi`: its easy handle and result. Returns 0 when none is left.
+static inline int cdynsecret_curl_multi_next_done(CURLM *multi, CURL **easy, CURLcode *result) {
+    int left = 0;
+    CURLMsg *message;
+    while ((message = curl_multi_info_read(multi, &left)) != NULL) {
+        if (message->msg == CURLMSG_DONE) {
+            *easy = message->easy_handle;
+            *result = message->data.result;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 #endif

@@ -4,11 +4,10 @@ internal import Synchronization
 
 // The libcurl transport: the only code in dynsecret (with CurlLibrary in Curl.swift) that touches libcurl.
 //
-// Threading: libcurl's easy interface blocks, so transfers never run on Swift's cooperative pool.
-// Ordinary requests run on a small pool of dedicated worker threads; each worker owns one easy handle
-// for its whole life (so its connection cache keeps connections alive between requests). A streaming
-// request (watch) gets its own thread and handle for the life of the stream. Continuations are resumed
-// from those threads.
+// Threading: every transfer of a transport, ordinary requests and streams (watches) alike, runs on one
+// dedicated thread that drives a libcurl multi handle (`TransferLoop`); nothing blocks Swift's cooperative
+// pool. The multi handle owns one connection cache for all transfers (keep-alive, and HTTP/2 multiplexing when
+// the server offers it). Callers hand a transfer to the loop and wake it; the loop resumes their continuations.
 
 /// One HTTP request as the transport sends it. Its description shows neither headers nor body (they carry
 /// credentials and secret values).
@@ -121,7 +120,7 @@ public struct TransportStatistics: Sendable {
 public final class CurlTransport: Sendable {
     /// The settings every request uses.
     public let settings: TransportSettings
-    private let pool: WorkerPool
+    private let loop: TransferLoop
     private let stats = Mutex<TransportStatistics>(TransportStatistics(requests: 0, connectionsOpened: 0))
     /// The CA blob every transfer hands libcurl: `caPEM`, or the system bundle plus `extraCAPEM` (built once).
     private let caBlob: [UInt8]?
@@ -130,12 +129,12 @@ public final class CurlTransport: Sendable {
     public init(settings: TransportSettings = TransportSettings(), maxConcurrentRequests: Int = 8) {
         CurlGlobal.initialize()
         self.settings = settings
-        self.pool = WorkerPool(size: max(1, maxConcurrentRequests))
+        self.loop = TransferLoop(limit: max(1, maxConcurrentRequests), http2: settings.http2)
         // A blob replaces libcurl's CA file, so extra CAs travel with the system bundle.
         caBlob = settings.caPEM ?? settings.extraCAPEM.map { CurlGlobal.systemCABundle + Array("\n".utf8) + $0 }
     }
 
-    deinit { pool.shutdown() }
+    deinit { loop.shutdown() }
 
     /// Counters so far.
     public var statistics: TransportStatistics { stats.withLock { $0 } }
@@ -147,10 +146,11 @@ public final class CurlTransport: Sendable {
         let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
                 transfer.completion = { cont.resume(returning: $0) }
-                pool.submit(transfer)
+                loop.submit(transfer)
             }
         } onCancel: {
             transfer.cancel()
+            loop.wake()
         }
         record(transfer)
         return try result.get()
@@ -169,15 +169,11 @@ public final class CurlTransport: Sendable {
         let result: Result<HTTPResponse, TransportError> = await withTaskCancellationHandler {
             await withCheckedContinuation { (cont: CheckedContinuation<Result<HTTPResponse, TransportError>, Never>) in
                 transfer.completion = { cont.resume(returning: $0) }
-                let thread = Thread {
-                    let easy = EasyHandle()
-                    transfer.run(on: easy)
-                }
-                thread.name = "dynsecret-curl-stream"
-                thread.start()
+                loop.submit(transfer)
             }
         } onCancel: {
             transfer.cancel()
+            loop.wake()
         }
         record(transfer)
         return try result.get()
@@ -241,7 +237,7 @@ final class EasyHandle {
 /// One request in flight, shared between the caller's task and the thread running it.
 ///
 /// `@unchecked Sendable`: the mutable transfer state (`body`, `headers`, `status`, `connectionsOpened`)
-/// is written only by the single thread that runs the transfer, and read by the caller only after
+/// is written only by the transport's loop thread, and read by the caller only after
 /// `completion` has been called (the continuation's resume orders those accesses). `completion` and
 /// `onHead` are set before the transfer is handed to a thread. Cancellation goes through an atomic.
 final class Transfer: @unchecked Sendable {
@@ -259,6 +255,8 @@ final class Transfer: @unchecked Sendable {
     var headDelivered = false
     var connectionsOpened = 0
     var exceededLimit = false
+    /// The request's header list; libcurl reads it until the transfer ends.
+    private var headerList: UnsafeMutablePointer<curl_slist>?
 
     init(request: HTTPRequest, settings: TransportSettings, caBlob: [UInt8]?, onData: (@Sendable ([UInt8]) -> Void)?) {
         self.request = request
@@ -276,33 +274,39 @@ final class Transfer: @unchecked Sendable {
         c?(result)
     }
 
-    /// Runs the transfer on `easy` (blocking this thread) and calls `completion`.
-    func run(on easy: EasyHandle) {
+    /// Whether the transfer is a stream (no concurrency limit, no whole-request timeout).
+    var isStream: Bool { onData != nil }
+
+    /// Sets `easy` up for this transfer; false (and `completion` called) when it cannot start.
+    func begin(on easy: EasyHandle) -> Bool {
         if isCancelled {
             finish(.failure(TransportError(message: "request cancelled", notSent: true, cancelled: true)))
-            return
+            return false
         }
         guard CurlGlobal.status == CURLE_OK else {
             finish(.failure(TransportError(message: "curl_global_init failed: \(String(cString: curl_easy_strerror(CurlGlobal.status)))", notSent: true, cancelled: false)))
-            return
+            return false
         }
         guard let h = easy.handle else {
             finish(.failure(TransportError(message: "curl_easy_init failed", notSent: true, cancelled: false)))
-            return
+            return false
         }
-        curl_easy_reset(h)  // keeps the handle's live connections
+        curl_easy_reset(h)
         easy.errorBuffer[0] = 0
-        var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headerList) }
-
         do {
             try configure(h, easy: easy, headerList: &headerList)
         } catch {
+            releaseHeaders()
             finish(.failure(error))
-            return
+            return false
         }
+        return true
+    }
 
-        let code = curl_easy_perform(h)
+    /// Ends the transfer that ran on `easy` with libcurl's result `code` and calls `completion`.
+    func complete(_ code: CURLcode, on easy: EasyHandle) {
+        releaseHeaders()
+        guard let h = easy.handle else { return }
         var connects = 0
         if cdynsecret_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK { connectionsOpened = connects }
 
@@ -313,7 +317,7 @@ final class Transfer: @unchecked Sendable {
             return
         }
         if code != CURLE_OK {
-            let cancelledNow = code == CURLE_ABORTED_BY_CALLBACK && isCancelled
+            let cancelledNow = (code == CURLE_ABORTED_BY_CALLBACK || code == Self.cancelledCode) && isCancelled
             let text = easy.errorBuffer[0] != 0 ? String(cString: easy.errorBuffer) : String(cString: curl_easy_strerror(code))
             let notSent = [CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY].contains(code)
             // A stream that already delivered its head ended by a dropped connection or cancellation:
@@ -335,6 +339,14 @@ final class Transfer: @unchecked Sendable {
         if cdynsecret_curl_getinfo_long(h, CURLINFO_HTTP_VERSION, &version) != CURLE_OK { version = 0 }
         let versionText = version == CURL_HTTP_VERSION_2_0 ? "2" : version == CURL_HTTP_VERSION_1_0 ? "1.0" : "1.1"
         finish(.success(HTTPResponse(status: status, headers: headers, body: body, httpVersion: versionText)))
+    }
+
+    /// The code the loop completes a transfer with when it removed it for cancellation.
+    static let cancelledCode = CURLE_ABORTED_BY_CALLBACK
+
+    private func releaseHeaders() {
+        curl_slist_free_all(headerList)
+        headerList = nil
     }
 
     /// The URL without its query (which may name objects) for error messages.
@@ -373,6 +385,8 @@ final class Transfer: @unchecked Sendable {
         try check(cdynsecret_curl_setopt_string(h, CURLOPT_ACCEPT_ENCODING, ""), "accept-encoding")
         if settings.http2 {
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_HTTP_VERSION, cdynsecret_curl_http_version_2tls()), "http version")
+            // Wait for a connection being set up that may multiplex rather than open another one.
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_PIPEWAIT, 1), "pipewait")
         }
         try check(cdynsecret_curl_setopt_string(h, CURLOPT_PROTOCOLS_STR, "https,http"), "protocols")
         try check(cdynsecret_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(settings.connectTimeout)), "connect timeout")
@@ -443,12 +457,7 @@ final class Transfer: @unchecked Sendable {
             return n
         }), "header function")
         try check(cdynsecret_curl_setopt_pointer(h, CURLOPT_HEADERDATA, ctx), "header data")
-        try check(cdynsecret_curl_setopt_long(h, CURLOPT_NOPROGRESS, 0), "progress")
-        try check(cdynsecret_curl_setopt_xferinfo_function(h, { context, _, _, _, _ in
-            guard let context else { return 0 }
-            return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().isCancelled ? 1 : 0
-        }), "progress function")
-        try check(cdynsecret_curl_setopt_pointer(h, CURLOPT_XFERINFODATA, ctx), "progress data")
+        // Cancellation: the loop removes a cancelled transfer from the multi handle when it is woken.
     }
 
     func headerLine(_ bytes: [UInt8]) {
@@ -485,62 +494,146 @@ final class Transfer: @unchecked Sendable {
     }
 }
 
-/// Dedicated threads that run transfers; each owns one easy handle for its life.
-final class WorkerPool: Sendable {
-    private let state = Mutex<(queue: [Transfer], idle: Int, threads: Int, stopped: Bool)>(([], 0, 0, false))
-    private let condition = NSCondition()
-    private let size: Int
+/// The thread that runs every transfer of one transport on a libcurl multi handle.
+///
+/// Other threads only `submit` transfers and `wake` the loop (both lock-free for the loop's own state);
+/// everything else, the multi handle, the easy handles and the transfers' state, is touched only on the loop
+/// thread, which is why the class is `@unchecked Sendable`. At most `limit` ordinary requests run at once
+/// (the rest wait in order); streams are not limited. The thread starts with the first transfer.
+final class TransferLoop: @unchecked Sendable {
+    private struct Inbox {
+        var transfers: [Transfer] = []
+        var started = false
+        var stopped = false
+    }
 
-    init(size: Int) { self.size = size }
+    private let inbox = Mutex(Inbox())
+    private let multi: UnsafeMutableRawPointer?
+    private let limit: Int
 
-    func submit(_ t: Transfer) {
-        condition.lock()
-        var spawn = false
-        state.withLock {
-            $0.queue.append(t)
-            if $0.queue.count > $0.idle && $0.threads < size {
-                $0.threads += 1
-                spawn = true
-            }
+    // Loop thread only.
+    private var running: [UnsafeMutableRawPointer: (transfer: Transfer, easy: EasyHandle)] = [:]
+    private var waiting: [Transfer] = []
+    private var waitingHead = 0
+    private var idle: [EasyHandle] = []
+    private var ordinaryRunning = 0
+
+    init(limit: Int, http2: Bool) {
+        CurlGlobal.initialize()
+        self.limit = limit
+        multi = curl_multi_init()
+        if let multi {
+            // HTTP/2: requests share a connection (CURLPIPE_MULTIPLEX = 2); HTTP/1.1 needs one per request in flight.
+            _ = cdynsecret_curl_multi_setopt_long(multi, CURLMOPT_PIPELINING, http2 ? 2 : 0)
         }
-        condition.signal()
-        condition.unlock()
-        if spawn {
-            let thread = Thread { [self] in work() }
+    }
+
+    /// Hands `transfer` to the loop.
+    func submit(_ transfer: Transfer) {
+        let (accepted, startThread): (Bool, Bool) = inbox.withLock { box in
+            guard !box.stopped else { return (false, false) }
+            box.transfers.append(transfer)
+            let first = !box.started
+            box.started = true
+            return (true, first)
+        }
+        guard accepted, let multi else {
+            transfer.finish(.failure(TransportError(message: multi == nil ? "curl_multi_init failed" : "transport shut down",
+                                                    notSent: true, cancelled: false)))
+            return
+        }
+        if startThread {
+            let thread = Thread { [self] in run() }
             thread.name = "dynsecret-curl"
             thread.start()
         }
+        curl_multi_wakeup(multi)
     }
 
+    /// Wakes the loop (a transfer was cancelled).
+    func wake() {
+        if let multi { curl_multi_wakeup(multi) }
+    }
+
+    /// Ends the loop: transfers still queued or running fail as cancelled.
     func shutdown() {
-        condition.lock()
-        state.withLock { $0.stopped = true }
-        condition.broadcast()
-        condition.unlock()
+        let started: Bool = inbox.withLock {
+            $0.stopped = true
+            return $0.started
+        }
+        if started { wake() } else if let multi { curl_multi_cleanup(multi) }
     }
 
-    private func work() {
-        let easy = EasyHandle()
+    private func run() {
+        guard let multi else { return }
+        var active: Int32 = 0
         while true {
-            condition.lock()
-            var next: Transfer?
-            while true {
-                let (job, stopped): (Transfer?, Bool) = state.withLock {
-                    if !$0.queue.isEmpty { return ($0.queue.removeFirst(), false) }
-                    return (nil, $0.stopped)
-                }
-                if let job { next = job; break }
-                if stopped {
-                    state.withLock { $0.threads -= 1 }
-                    condition.unlock()
-                    return
-                }
-                state.withLock { $0.idle += 1 }
-                condition.wait()
-                state.withLock { $0.idle -= 1 }
+            let (arrived, stopped): ([Transfer], Bool) = inbox.withLock { box in
+                let taken = box.transfers
+                box.transfers = []
+                return (taken, box.stopped)
             }
-            condition.unlock()
-            next?.run(on: easy)
+            if stopped {
+                for t in arrived { t.cancel() }
+                for t in waiting[waitingHead...] { t.cancel() }
+                for entry in running.values { entry.transfer.cancel() }
+            }
+            for t in arrived {
+                if t.isStream || ordinaryRunning < limit { start(t) } else { waiting.append(t) }
+            }
+            removeCancelled()
+            startWaiting()
+            if stopped && running.isEmpty { break }
+            _ = curl_multi_perform(multi, &active)
+            var easy: UnsafeMutableRawPointer?
+            var code = CURLE_OK
+            while cdynsecret_curl_multi_next_done(multi, &easy, &code) != 0 {
+                if let easy { end(easy, code) }
+            }
+            startWaiting()
+            _ = curl_multi_poll(multi, nil, 0, 1000, nil)
         }
+        idle.removeAll()
+        curl_multi_cleanup(multi)
+    }
+
+    private func start(_ t: Transfer) {
+        let easy = idle.popLast() ?? EasyHandle()
+        guard t.begin(on: easy), let h = easy.handle else {
+            idle.append(easy)
+            return
+        }
+        guard curl_multi_add_handle(multi, h) == CURLM_OK else {
+            t.complete(CURLE_FAILED_INIT, on: easy)
+            idle.append(easy)
+            return
+        }
+        running[h] = (t, easy)
+        if !t.isStream { ordinaryRunning += 1 }
+    }
+
+    private func startWaiting() {
+        while waitingHead < waiting.count, ordinaryRunning < limit {
+            let t = waiting[waitingHead]
+            waitingHead += 1
+            start(t)
+        }
+        if waitingHead == waiting.count {
+            waiting.removeAll(keepingCapacity: true)
+            waitingHead = 0
+        }
+    }
+
+    private func end(_ h: UnsafeMutableRawPointer, _ code: CURLcode) {
+        guard let entry = running.removeValue(forKey: h) else { return }
+        curl_multi_remove_handle(multi, h)
+        if !entry.transfer.isStream { ordinaryRunning -= 1 }
+        entry.transfer.complete(code, on: entry.easy)
+        // Keep a few handles for reuse (their settings are reset for every transfer).
+        if idle.count < limit { idle.append(entry.easy) }
+    }
+
+    private func removeCancelled() {
+        for (h, entry) in running where entry.transfer.isCancelled { end(h, Transfer.cancelledCode) }
     }
 }

@@ -64,9 +64,19 @@ public enum GoJSONWriter {
     /// Appends `s` as a quoted JSON string with Go's escaping.
     public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        // Fast path: nothing to escape.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x3C || $0 == 0x3E || $0 == 0x26 || $0 == 0xE2 }) {
-            out.append(contentsOf: s.utf8)
+        // Fast path: nothing to escape, scanned over the string's contiguous UTF-8 (native strings always are).
+        @inline(__always) func plain(_ b: UInt8) -> Bool {
+            b >= 0x20 && b != 0x22 && b != 0x5C && b != 0x3C && b != 0x3E && b != 0x26 && b != 0xE2
+        }
+        let copied = s.utf8.withContiguousStorageIfAvailable { buf -> Bool in
+            var i = 0
+            while i < buf.count, plain(buf[i]) { i += 1 }
+            guard i == buf.count else { return false }
+            out.append(contentsOf: buf)
+            return true
+        }
+        if copied ?? !s.utf8.contains(where: { !plain($0) }) {
+            if copied == nil { out.append(contentsOf: s.utf8) }
             out.append(UInt8(ascii: "\""))
             return
         }
