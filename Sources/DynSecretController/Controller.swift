@@ -52,7 +52,7 @@ public final class Controller: Service, Sendable {
         var runTask: Task<Void, Never>?
         var stopping = false
         var lost = false
-        var lastProbe: (at: ContinuousClock.Instant, ok: Bool)?
+        var lastProbe: (at: ContinuousClock.Instant, ok: Bool, why: String)?
     }
 
     private let client: KubeClient
@@ -77,6 +77,7 @@ public final class Controller: Service, Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        metrics.health.attach(logger)
         var once = RetryPolicy()
         once.maxAttempts = 1
         var direct = client.config
@@ -112,6 +113,11 @@ public final class Controller: Service, Sendable {
         if let store = configuration.store, let count = try? store.records().count { storeRecords.store(count, ordering: .relaxed) }
         metrics.setStoreRecords(storeRecords.load(ordering: .relaxed))
         let storeTask = Task { await self.storeLoop() }
+        // Credentials accepted again, or the API server reachable again: retry every namespace now.
+        metrics.health.onRecovery { [weak self] in
+            guard let self, let replicator = self.state.withLock({ $0.replicator }), replicator.hasSynced else { return }
+            replicator.enqueueAll()
+        }
         // One way out: the endpoints stop, the store writer finishes its queue, then the outcome is reported.
         var servers: [EndpointServer] = []
         var failure: (any Error)?
@@ -314,25 +320,42 @@ public final class Controller: Service, Sendable {
         }
     }
 
-    /// Ready when the current policy's caches are synced and the API server answered recently (or answers now).
+    /// Ready when the current policy's caches are synced, the API server answered recently (or answers now), and it
+    /// has not been refusing the controller's credentials (401/403 with no success for `APIHealth.authGrace`; while
+    /// it refuses them, each readiness check probes again, at most every 2 s, so a restored credential is seen).
     func readiness() async -> (Bool, String) {
         let (replicator, probe, stopping) = state.withLock { ($0.replicator, $0.lastProbe, $0.stopping) }
-        let last = metrics.lastAPISuccess
-        if stopping { return (false, "shutting down") }
-        guard let replicator, replicator.hasSynced else { return (false, "caches not synced") }
+        let health = metrics.health
         let now = ContinuousClock.now
-        if let last, now - last < .seconds(30) { return (true, "") }
-        if let probe, now - probe.at < .seconds(5) { return (probe.ok, probe.ok ? "" : "API server unreachable") }
+        if stopping { return (false, "shutting down") }
+        if let problem = health.authProblem(at: now) {
+            if let probe, now - probe.at < .seconds(2) { return (false, problem) }
+            _ = await probeAPIServer(at: now)
+            if let still = health.authProblem() { return (false, still) }
+        }
+        guard let replicator, replicator.hasSynced else {
+            let failing = health.failing.map(\.summary)
+            return (false, "caches not synced" + (failing.isEmpty ? "" : ": " + failing.joined(separator: "; ")))
+        }
+        if let last = health.lastAnswer, now - last < .seconds(30) { return (true, "") }
+        if let probe, now - probe.at < .seconds(5) { return (probe.ok, probe.ok ? "" : probe.why) }
+        let ok = await probeAPIServer(at: now)
+        return (ok, ok ? "" : state.withLock { $0.lastProbe?.why ?? "" })
+    }
+
+    /// `GET /version` with the controller's credentials: true for any answer but a refusal of them.
+    private func probeAPIServer(at now: ContinuousClock.Instant) async -> Bool {
         let direct = directClient
         let ok = await withTimeout(.seconds(3)) { () async -> Bool in
             do throws(KubeError) {
                 _ = try await direct.call("GET", "/version")
                 return true
             } catch {
-                return error.httpStatus > 0 && error.httpStatus < 500
+                return error.httpStatus > 0 && error.httpStatus < 500 && error.httpStatus != 401 && error.httpStatus != 403
             }
         } ?? false
-        state.withLock { $0.lastProbe = (now, ok) }
-        return (ok, ok ? "" : "API server unreachable")
+        let why = ok ? "" : (metrics.health.failing.first?.summary ?? "the API server does not answer")
+        state.withLock { $0.lastProbe = (now, ok, why) }
+        return ok
     }
 }

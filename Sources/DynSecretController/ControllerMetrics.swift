@@ -1,4 +1,5 @@
 public import DynSecretCore
+public import DynSecretKube
 internal import Prometheus
 internal import Synchronization
 
@@ -11,6 +12,8 @@ public final class ControllerMetrics: Sendable {
     private let queueDepth: Gauge
     private let storeRecords: Gauge
     private let ready: Gauge
+    private let authFailures: Gauge
+    private let lastWrite: Gauge
     private let replicaGauges: [String: Gauge]
     // Counters with a fixed label set are made once (they show at 0 from the start); API requests are by verb
     // and code, made on first use.
@@ -39,7 +42,11 @@ public final class ControllerMetrics: Sendable {
         leader = registry.makeGauge(descriptor: Self.name("leader", "1 while this process holds the leader Lease, else 0."))
         queueDepth = registry.makeGauge(descriptor: Self.name("workqueue_depth", "Target namespaces waiting to be reconciled."))
         storeRecords = registry.makeGauge(descriptor: Self.name("store_records", "Encrypted at-rest records in the store directory."))
-        ready = registry.makeGauge(descriptor: Self.name("ready", "1 when the caches are synced and the API server answers."))
+        ready = registry.makeGauge(descriptor: Self.name("ready", "1 when the caches are synced and the API server answers and accepts the controller's credentials."))
+        authFailures = registry.makeGauge(descriptor: Self.name(
+            "api_auth_failures_consecutive", "401 and 403 answers to the controller's requests since the last successful one."))
+        lastWrite = registry.makeGauge(descriptor: Self.name(
+            "last_successful_write_timestamp_seconds", "Unix time of the last write the API server accepted (0: none yet)."))
         var g: [String: Gauge] = [:]
         for s in Self.replicaStateNames {
             g[s] = registry.makeGauge(descriptor: Self.name("replicas", "Replicas by state after the last reconcile of each target namespace."), labels: [("state", s)])
@@ -65,22 +72,22 @@ public final class ControllerMetrics: Sendable {
         reconcileDuration.record(duration)
     }
 
-    private let lastAPIAnswer = Mutex<ContinuousClock.Instant?>(nil)
+    /// How the API server answers (readiness, the failure log).
+    public let health = APIHealth()
     /// API request counters by `verb code`, made on first use and then held (a registry lookup per request, with its
     /// label formatting, was a measurable part of the controller's CPU at scale).
     private let apiCounters = Mutex<[String: Counter]>([:])
 
-    /// A `KubeClient` observer that counts requests by verb and code and notes when the API server last answered.
-    public var observer: @Sendable (_ method: String, _ status: Int) -> Void {
-        { [weak self] method, status in self?.apiRequest(verb: method, code: status) }
+    /// A `KubeClient` observer that counts requests by verb and code and keeps `health` current.
+    public var observer: @Sendable (APIAnswer) -> Void {
+        { [weak self] answer in
+            self?.apiRequest(verb: answer.method, code: answer.status)
+            self?.health.record(answer)
+        }
     }
-
-    /// When the API server last answered below 500 (readiness: it is reachable).
-    public var lastAPISuccess: ContinuousClock.Instant? { lastAPIAnswer.withLock { $0 } }
 
     /// One API request answered with `code` (0 when no answer came).
     public func apiRequest(verb: String, code: Int) {
-        if code > 0 && code < 500 { lastAPIAnswer.withLock { $0 = .now } }
         let key = verb + " " + String(code)
         let counter = apiCounters.withLock { held in
             if let c = held[key] { return c }
@@ -113,7 +120,11 @@ public final class ControllerMetrics: Sendable {
     public func setStoreRecords(_ n: Int) { storeRecords.set(Double(n)) }
     public func setLeader(_ leading: Bool) { leader.set(leading ? 1.0 : 0.0) }
     public func setQueueDepth(_ n: Int) { queueDepth.set(Double(n)) }
-    public func setReady(_ r: Bool) { ready.set(r ? 1.0 : 0.0) }
+    public func setReady(_ r: Bool) {
+        ready.set(r ? 1.0 : 0.0)
+        authFailures.set(Double(health.consecutiveAuthFailures))
+        lastWrite.set(health.lastSuccessfulWrite ?? 0)
+    }
 
     /// Replaces the replica states counted for `namespace` (nil: the namespace is gone).
     public func setReplicaStates(namespace: String, _ states: [String: Int]?) {

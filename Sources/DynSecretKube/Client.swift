@@ -194,16 +194,16 @@ public final class KubeClient: Sendable {
     private let tokens: TokenSource
     private let retry: RetryPolicy
     private let retries = Atomic<Int>(0)
-    private let observer: (@Sendable (_ method: String, _ status: Int) -> Void)?
+    private let observer: (@Sendable (APIAnswer) -> Void)?
     private let limiter: RateLimiter?
     /// The client-side rate limit, when there is one (none by default: see `RateLimit`).
     public let rateLimit: RateLimit?
 
     /// A client for `config`, running at most `maxConcurrentRequests` requests at once (watches not counted) and, with
     /// a `rateLimit`, starting requests (retries and watches included) no faster than it allows.
-    /// `observer` sees every answer's method and HTTP status (0 when no answer came), for metrics.
+    /// `observer` sees every request's outcome (`APIAnswer`), for metrics and health.
     public init(config: KubeConfig, maxConcurrentRequests: Int = 8, rateLimit: RateLimit? = nil, retry: RetryPolicy = RetryPolicy(),
-                observer: (@Sendable (_ method: String, _ status: Int) -> Void)? = nil) {
+                observer: (@Sendable (APIAnswer) -> Void)? = nil) {
         self.config = config
         self.transport = CurlTransport(settings: config.transport, maxConcurrentRequests: maxConcurrentRequests)
         self.tokens = TokenSource(config.credentials)
@@ -321,9 +321,10 @@ public final class KubeClient: Sendable {
                 let head = Mutex<Int>(0)
                 let malformed = Mutex<Bool>(false)
                 let observer = self.observer
+                let server = config.server
                 let response = try await transport.stream(request, onHead: { status, _ in
                     head.withLock { $0 = status }
-                    observer?("WATCH", status)
+                    if status == 200 { observer?(APIAnswer(server: server, method: "WATCH", path: path, status: status)) }
                 }, onData: { bytes in
                     guard head.withLock({ $0 }) == 200 else { splitter.hold(bytes); return }
                     for line in splitter.lines(bytes) where !malformed.withLock({ $0 }) {
@@ -339,11 +340,16 @@ public final class KubeClient: Sendable {
                 })
                 if response.status != 200 {
                     if response.status == 401 { self.tokens.invalidate() }
-                    continuation.finish(throwing: Self.error(status: response.status, body: splitter.held, method: "GET", path: path))
+                    let error = Self.error(status: response.status, body: splitter.held, method: "GET", path: path)
+                    observer?(APIAnswer(server: server, method: "WATCH", path: path, status: response.status, reason: error.message))
+                    continuation.finish(throwing: error)
                 } else {
                     continuation.finish()
                 }
             } catch let e as TransportError {
+                if !e.cancelled {
+                    self.observer?(APIAnswer(server: self.config.server, method: "WATCH", path: path, status: 0, reason: e.message, transportFailure: e.kind))
+                }
                 continuation.finish(throwing: KubeError(message: e.message))
             } catch {
                 continuation.finish(throwing: error)
@@ -377,7 +383,11 @@ public final class KubeClient: Sendable {
             var wait: Duration?
             do {
                 let response = try await transport.send(request)
-                observer?(method, response.status)
+                if let observer {
+                    let failed = response.status == 401 || response.status == 403 || response.status >= 500
+                    observer(APIAnswer(server: config.server, method: method, path: path, status: response.status,
+                                       reason: failed ? Self.error(status: response.status, body: response.body, method: method, path: path).message : nil))
+                }
                 if response.status == 401, !unauthorizedRetried, case .exec = config.credentials {
                     tokens.invalidate()
                     unauthorizedRetried = true
@@ -393,7 +403,9 @@ public final class KubeClient: Sendable {
                 if wait == nil { return response }
             } catch {
                 let e = error as? TransportError ?? TransportError(message: "\(error)", notSent: false, cancelled: false)
-                if !e.cancelled { observer?(method, 0) }
+                if !e.cancelled {
+                    observer?(APIAnswer(server: config.server, method: method, path: path, status: 0, reason: e.message, transportFailure: e.kind))
+                }
                 if e.cancelled || Task.isCancelled || attempt >= retry.maxAttempts || !(e.notSent || Self.idempotent(method)) {
                     throw KubeError(message: e.message)
                 }
@@ -440,6 +452,32 @@ public final class KubeClient: Sendable {
         }
         let message = "\(method) \(path): HTTP \(status)" + (reason.isEmpty ? "" : " \(reason)") + (text.isEmpty ? "" : ": \(text)")
         return KubeError(message: message, status: KubeStatus(code: status, reason: reason, message: message), httpStatus: status)
+    }
+}
+
+/// One API request's outcome as the client saw it, for metrics and health checks. It never holds a header, a
+/// token or a body: only the server, the verb and path, the status and, for a failure, the reason.
+public struct APIAnswer: Sendable {
+    /// The API server's URL.
+    public var server: String
+    /// The HTTP verb, or `WATCH` for a watch.
+    public var method: String
+    /// The request path, without its query.
+    public var path: String
+    /// The HTTP status; 0 when no answer came.
+    public var status: Int
+    /// Why it failed: the `Status` message of a 401, 403 or 5xx answer, or the transport's error text.
+    public var reason: String?
+    /// What failed when no answer came.
+    public var transportFailure: TransportError.Kind?
+
+    public init(server: String, method: String, path: String, status: Int, reason: String? = nil, transportFailure: TransportError.Kind? = nil) {
+        self.server = server
+        self.method = method
+        self.path = path
+        self.status = status
+        self.reason = reason
+        self.transportFailure = transportFailure
     }
 }
 

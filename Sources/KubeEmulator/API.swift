@@ -104,7 +104,10 @@ public struct Faults: Sendable {
 /// Routes API requests to the store: discovery, CRUD, watch, authentication and permissions, counters, faults.
 final class Router: Sendable {
     let store: Store
-    let grants: [String: TokenGrant]
+    /// Accepted tokens; they can be revoked and granted while the server runs (`KubeEmulator.revoke`).
+    let grants: Mutex<[String: TokenGrant]>
+    /// Whether requests authenticate at all (fixed at start: revoking every token does not open the server).
+    let authenticating: Bool
     let faults: Mutex<Faults>
     let counters = Mutex<[String: Int]>([:])
     let serverURL: Mutex<String> = Mutex("")
@@ -113,7 +116,8 @@ final class Router: Sendable {
         self.store = store
         var g: [String: TokenGrant] = [:]
         for t in grants { g[t.token] = t }
-        self.grants = g
+        self.grants = Mutex(g)
+        authenticating = !grants.isEmpty
         self.faults = Mutex(faults)
     }
 
@@ -178,8 +182,9 @@ final class Router: Sendable {
     }
 
     func authenticate(_ r: APIRequest) throws(APIError) -> String {
-        if grants.isEmpty { return "system:admin" }
-        guard let auth = r.header("authorization"), auth.hasPrefix("Bearer "), let grant = grants[String(auth.dropFirst(7))] else {
+        if !authenticating { return "system:admin" }
+        guard let auth = r.header("authorization"), auth.hasPrefix("Bearer "),
+              let grant = grants.withLock({ $0[String(auth.dropFirst(7))] }) else {
             count("unauthorized")
             throw APIError.unauthorized
         }
@@ -262,11 +267,11 @@ final class Router: Sendable {
         guard verb != "unknown" else { throw APIError.methodNotAllowed() }
         // Namespaced objects are addressed inside a namespace; only list and watch span all namespaces.
         if kind.namespaced, namespace == nil, !["list", "watch"].contains(verb) { throw notFoundPath() }
-        let client = grants.isEmpty ? "anonymous" : user
+        let client = authenticating ? user : "anonymous"
         count(verb)
         count("\(client) \(verb)")
         count("\(verb) \(kind.plural)")
-        if let grant = grants.values.first(where: { $0.user == user }), !grant.allows(verb: verb, resource: kind.plural) {
+        if let grant = grants.withLock({ $0.values.first { $0.user == user } }), !grant.allows(verb: verb, resource: kind.plural) {
             throw APIError.forbidden(user: user, verb: verb, plural: kind.plural, group: kind.group, namespace: kind.namespaced ? namespace : nil, name: name)
         }
         let dryRun = r.query["dryRun"] == "All"

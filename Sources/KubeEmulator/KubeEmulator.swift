@@ -95,6 +95,12 @@ public final class KubeEmulator: Sendable {
     /// Resets the counters.
     public func resetCounters() { router.counters.withLock { $0 = [:] } }
 
+    /// Stops accepting `token` (as when a ServiceAccount token is revoked); requests carrying it get 401.
+    public func revoke(token: String) { _ = router.grants.withLock { $0.removeValue(forKey: token) } }
+
+    /// Accepts `grant`'s token (again).
+    public func grant(_ grant: TokenGrant) { router.grants.withLock { $0[grant.token] = grant } }
+
     /// Replaces the fault settings.
     public func setFaults(_ faults: Faults) { router.faults.withLock { $0 = faults } }
 

@@ -281,6 +281,75 @@ import Testing
         #expect(await ctl.stop(SIGTERM).status == 0)
     }
 
+    /// A running controller whose token is revoked: a warning within 5 s, `/readyz` 503 within 10 s (and
+    /// `dynsecret_ready 0` with the failures counted), back to 200 and the pending change applied once the token is
+    /// accepted again. The token never appears in the log.
+    @Test func revokedTokenMakesTheControllerUnready() async throws {
+        let s = try await Self.setup(namespaces: 3)
+        defer { Task { await s.emulator.stop() } }
+        let c = s.client
+        let ctl = try ControllerProcess(["--policy", s.policy, "--kubeconfig", s.kubeconfig, "--health-addr", "127.0.0.1:0",
+                                         "--metrics-addr", "127.0.0.1:0"],
+                                        log: s.dir.url.appendingPathComponent("controller.log").path)
+        let health = try await ctl.port("health")
+        #expect(try await waitFor(.seconds(20)) { try await Fixtures.replicas(c).count == 3 } != nil, "\(ctl.log.suffix(2000))")
+        #expect(try await waitFor(.seconds(5)) { try httpGet("http://127.0.0.1:\(health)/readyz").status == 200 } != nil)
+
+        s.emulator.revoke(token: Self.controllerToken)
+        var src = try await c.get(Secret.self, namespace: "platform", name: "pull")
+        src.data["token"] = Array((Self.canary + "-v2").utf8)
+        _ = try await c.update(src)
+        let warned = await waitFor(.seconds(5)) { ctl.log.contains("refuses the controller's credentials") }
+        #expect(warned != nil, "no warning within 5 s: \(ctl.log.suffix(2000))")
+        let unready = try await waitFor(.seconds(10), every: .milliseconds(200)) {
+            try httpGet("http://127.0.0.1:\(health)/readyz").status == 503
+        }
+        #expect(unready != nil, "still ready 10 s after the token was revoked")
+        let body = try httpGet("http://127.0.0.1:\(health)/readyz").body
+        #expect(body.contains("401"), "\(body)")
+        let metrics = try await ctl.port("metrics")
+        #expect(try httpGet("http://127.0.0.1:\(metrics)/metrics").body.contains("dynsecret_ready 0"))
+        #expect(try metricValue(metrics, "dynsecret_api_auth_failures_consecutive") >= 1)
+        let lastWrite = try metricValue(metrics, "dynsecret_last_successful_write_timestamp_seconds")
+        #expect(lastWrite > 0 && lastWrite <= Date().timeIntervalSince1970)
+        // One warning line for the burst, not one per request.
+        let lines = ctl.log.split(separator: "\n").filter { $0.contains("refuses the controller's credentials") }
+        #expect(lines.count == 1, "\(lines)")
+        #expect(lines.first?.contains(s.emulator.url) == true, "the line names the server: \(lines)")
+
+        s.emulator.grant(TokenGrant(token: Self.controllerToken, user: "controller"))
+        let ready = try await waitFor(.seconds(15), every: .milliseconds(200)) {
+            try httpGet("http://127.0.0.1:\(health)/readyz").status == 200
+        }
+        #expect(ready != nil, "not ready again after the token was restored: \(ctl.log.suffix(2000))")
+        let applied = try await waitFor(.seconds(10)) { try await Fixtures.replicas(c).values.allSatisfy { $0 == Self.canary + "-v2" } }
+        #expect(applied != nil, "the pending change was not applied after recovery: \(ctl.log.suffix(2000))")
+        #expect(!ctl.log.contains(Self.controllerToken) && !ctl.log.contains(Self.canary), "a credential or a secret value in the log")
+        #expect(await ctl.stop(SIGTERM).status == 0)
+    }
+
+    /// A controller started with a token the API server does not accept says so at once, at warning, and
+    /// `/readyz` says why.
+    @Test func wrongTokenAtStartIsLoggedAndExplained() async throws {
+        let s = try await Self.setup(namespaces: 1)
+        defer { Task { await s.emulator.stop() } }
+        let wrong = "ctl-e2e-not-a-valid-token"
+        let kc = try s.dir.file("wrong-kubeconfig", s.emulator.kubeconfig(token: wrong))
+        let ctl = try ControllerProcess(["--policy", s.policy, "--kubeconfig", kc, "--health-addr", "127.0.0.1:0", "--metrics-addr", "off"],
+                                        log: s.dir.url.appendingPathComponent("controller.log").path)
+        let health = try await ctl.port("health")
+        let warned = await waitFor(.seconds(5)) { ctl.log.contains("refuses the controller's credentials") }
+        #expect(warned != nil, "no warning within 5 s: \(ctl.log.suffix(2000))")
+        let explained = try await waitFor(.seconds(10), every: .milliseconds(200)) {
+            let r = try httpGet("http://127.0.0.1:\(health)/readyz")
+            return r.status == 503 && r.body.contains("credentials")
+        }
+        let why = try httpGet("http://127.0.0.1:\(health)/readyz").body
+        #expect(explained != nil, "\(why)")
+        #expect(!ctl.log.contains(wrong), "the token is in the log")
+        #expect(await ctl.stop(SIGTERM).status == 0)
+    }
+
     /// A rule listing its target namespaces by name: replicas in exactly those that exist, and in a listed one as
     /// soon as it is created.
     @Test func listedTargetNamespaces() async throws {
