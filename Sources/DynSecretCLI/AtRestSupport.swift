@@ -25,7 +25,7 @@ enum AtRestCLI {
 
     /// The one Secret of a manifest file (`-` for stdin).
     static func readSecret(_ path: String) throws(CLIError) -> Secret {
-        let bytes = try Input.read(path, what: "-f")
+        let bytes = try Input.read(path, what: "-f", kind: .manifests)
         let docs: [ManifestDocument]
         do { docs = try ManifestReader.read(bytes, source: path) } catch { throw CLIError(error.description) }
         guard docs.count == 1 else { throw CLIError("\(path): expected one Secret, found \(docs.count) documents") }
@@ -45,7 +45,7 @@ enum AtRestCLI {
     /// A passphrase from a file (or `-` for stdin), without its trailing newline.
     static func passphrase(_ path: String?) throws(CLIError) -> [UInt8]? {
         guard let path else { return nil }
-        let text = try Input.password(from: try Input.read(path, what: "--passphrase-file"), what: "--passphrase-file \(path)")
+        let text = try Input.password(from: try Input.read(path, what: "--passphrase-file", kind: .password), what: "--passphrase-file \(path)")
         return Array(text.precomposedStringWithCanonicalMapping.utf8)
     }
 

@@ -4,13 +4,14 @@ internal import Foundation
 ///
 /// Tests run commands in-process with captured streams; everything a command prints goes through here.
 public struct CommandIO: Sendable {
-    public var readStdin: @Sendable () throws -> [UInt8]
+    /// Reads standard input to its end, or up to `limit` + 1 bytes, whichever comes first.
+    public var readStdin: @Sendable (_ limit: Int) throws -> [UInt8]
     public var writeStdout: @Sendable ([UInt8]) -> Void
     public var writeStderr: @Sendable (String) -> Void
     public var environment: [String: String]
 
     public init(
-        readStdin: @escaping @Sendable () throws -> [UInt8],
+        readStdin: @escaping @Sendable (_ limit: Int) throws -> [UInt8],
         writeStdout: @escaping @Sendable ([UInt8]) -> Void,
         writeStderr: @escaping @Sendable (String) -> Void,
         environment: [String: String]
@@ -24,7 +25,7 @@ public struct CommandIO: Sendable {
     /// The process's standard input, output and error, and its environment.
     public static var process: CommandIO {
         CommandIO(
-            readStdin: { Array(FileHandle.standardInput.readDataToEndOfFile()) },
+            readStdin: { limit in try Input.readBounded(FileHandle.standardInput, limit: limit) },
             writeStdout: { FileHandle.standardOutput.write(Data($0)) },
             writeStderr: { FileHandle.standardError.write(Data($0.utf8)) },
             environment: ProcessInfo.processInfo.environment

@@ -223,9 +223,9 @@ struct CreateRegistry: AsyncParsableCommand {
         }
         let pw: String
         if passwordStdin {
-            pw = try Input.password(from: try Input.read("-", what: "--password-stdin"), what: "--password-stdin")
+            pw = try Input.password(from: try Input.read("-", what: "--password-stdin", kind: .password), what: "--password-stdin")
         } else if let passwordFile {
-            pw = try Input.password(from: try Input.read(passwordFile, what: "--password-file"), what: "--password-file \(passwordFile)")
+            pw = try Input.password(from: try Input.read(passwordFile, what: "--password-file", kind: .password), what: "--password-file \(passwordFile)")
         } else if let password {
             pw = password
         } else {
@@ -242,7 +242,7 @@ struct CreateRegistry: AsyncParsableCommand {
 
     /// Reads the Secret manifest given to --merge-into: exactly one `kubernetes.io/dockerconfigjson` Secret.
     static func readMergeTarget(_ path: String) throws(CLIError) -> (Secret, DockerConfigJSON) {
-        let bytes = try Input.read(path, what: "--merge-into")
+        let bytes = try Input.read(path, what: "--merge-into", kind: .document)
         do {
             let (secret, config) = try parseMergeTarget(bytes, source: path)
             if secret.immutable == true {

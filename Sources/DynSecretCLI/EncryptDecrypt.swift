@@ -87,7 +87,7 @@ struct Decrypt: ParsableCommand {
         }
         var passphrase = try AtRestCLI.passphrase(passphraseFile)
         defer { if passphrase != nil { Cleanse.wipe(&passphrase!) } }
-        let bytes = try Input.read(record, what: "record")
+        let bytes = try Input.read(record, what: "record", kind: .document)
         let opened: (record: ParsedRecord, payload: RecordPayload)
         do {
             opened = try AtRestRecord.open(bytes, keys: RecordKeys(keyring: ring, passphrase: passphrase),

@@ -15,7 +15,7 @@ struct PullSecretInputs: Sendable {
         for file in try ManifestInputs.files(files) {
             let bytes: [UInt8]
             do {
-                bytes = try Input.read(file, what: "-f")
+                bytes = try Input.read(file, what: "-f", kind: .manifests)
             } catch {
                 total.inputErrors.append(ManifestError(error.message.replacingOccurrences(of: "-f \(file): ", with: ""), source: file))
                 continue

@@ -1,38 +1,90 @@
 internal import DynSecretCore
+internal import DynSecretCrypto
 internal import Foundation
 
-/// Reading user-supplied files and standard input with one-line, path-naming errors.
+/// Reading user-supplied files and standard input with one-line, path-naming errors. Every input has a limit by
+/// kind: at most limit + 1 bytes are read, so `/dev/zero`, an endless pipe or a huge file fails with a clear error
+/// (exit 2) instead of exhausting memory.
 enum Input {
-    /// The bytes of `path`, or of standard input when `path` is `-`.
-    static func read(_ path: String, what: String) throws(CLIError) -> [UInt8] {
+    /// What an input is, and the most bytes dynsecret reads of it.
+    enum Kind {
+        /// Kubernetes manifests (`-f`, `--from-manifests`): 64 MiB per file.
+        case manifests
+        /// A `ReplicationPolicy` file: 1 MiB.
+        case policy
+        /// A password or passphrase: 64 KiB.
+        case password
+        /// A Docker CLI config, a Secret to merge into, a CA bundle, an at-rest record: 4 MiB.
+        case document
+        /// A store bundle (many records): 1 GiB.
+        case bundle
+
+        var limit: Int {
+            switch self {
+            case .manifests: 64 << 20
+            case .policy: 1 << 20
+            case .password: 64 << 10
+            case .document: 4 << 20
+            case .bundle: 1 << 30
+            }
+        }
+
+        var noun: String {
+            switch self {
+            case .manifests: "a manifest file"
+            case .policy: "a policy"
+            case .password: "a password"
+            case .document: "this input"
+            case .bundle: "a bundle"
+            }
+        }
+    }
+
+    /// The bytes of `path`, or of standard input when `path` is `-`, at most `kind.limit`.
+    static func read(_ path: String, what: String, kind: Kind) throws(CLIError) -> [UInt8] {
+        let limit = kind.limit
+        func tooLarge(_ name: String) -> CLIError {
+            CLIError("\(what) \(name): larger than \(limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit >> 10) KiB"), the most dynsecret reads for \(kind.noun)")
+        }
         if path == "-" {
+            let bytes: [UInt8]
             do {
-                return try CommandIO.current.readStdin()
+                bytes = try CommandIO.current.readStdin(limit)
             } catch {
                 throw CLIError("\(what): cannot read standard input")
             }
+            if bytes.count > limit { throw tooLarge("(standard input)") }
+            return bytes
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw CLIError("\(what) \(path): no such file or directory")
-        }
-        if isDirectory.boolValue { throw CLIError("\(what) \(path): is a directory") }
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw CLIError("\(what) \(path): permission denied")
-        }
-        // Read in chunks straight into the array, so a large file is never held twice.
+        try check(path, what: what)
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw CLIError("\(what) \(path): cannot read the file")
         }
         defer { try? handle.close() }
-        var bytes: [UInt8] = []
-        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int { bytes.reserveCapacity(size) }
-        do {
-            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { bytes.append(contentsOf: chunk) }
-        } catch {
+        let bytes: [UInt8]
+        do { bytes = try readBounded(handle, limit: limit) } catch {
             throw CLIError("\(what) \(path): cannot read the file")
         }
+        if bytes.count > limit { throw tooLarge(path) }
         return bytes
+    }
+
+    /// Reads `handle` to its end or to `limit` + 1 bytes, in chunks straight into the array.
+    static func readBounded(_ handle: FileHandle, limit: Int) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while bytes.count <= limit, let chunk = try handle.read(upToCount: min(1 << 20, limit + 1 - bytes.count)), !chunk.isEmpty {
+            bytes.append(contentsOf: chunk)
+        }
+        return bytes
+    }
+
+    /// Refuses `path` as an input when it cannot be read as one, saying why in the words of the failure: missing,
+    /// a symbolic link loop, permission, a file where a directory should be, a directory or a socket. FIFOs and
+    /// devices named directly are read (process substitution gives a pipe), within the input's limit.
+    static func check(_ path: String, what: String) throws(CLIError) {
+        let problem = AtomicFile.readProblem(AtomicFile.kind(of: path))
+        if let problem { throw CLIError("\(what) \(path): \(problem)") }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("\(what) \(path): permission denied") }
     }
 
     /// A password read from stdin or a file: one trailing newline (LF or CRLF) is dropped, as `docker login` does.
@@ -50,7 +102,7 @@ extension DockerCLIConfigImport {
     /// Reads the Docker CLI config at `path` (`-`: standard input) for the option `flag`, warning about each entry
     /// left out.
     static func load(_ path: String, flag: String) throws(CLIError) -> DockerCLIConfigImport {
-        let bytes = try Input.read(path, what: flag)
+        let bytes = try Input.read(path, what: flag, kind: .document)
         let imported: DockerCLIConfigImport
         do throws(ManifestError) {
             imported = try DockerCLIConfigImport.read(bytes)

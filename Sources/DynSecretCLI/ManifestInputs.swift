@@ -1,4 +1,5 @@
 internal import DynSecretCore
+internal import DynSecretCrypto
 internal import Foundation
 
 /// The `-f` inputs of a command: files, directories (recursive: `.yaml`, `.yml`, `.json`) and `-` for stdin.
@@ -28,8 +29,14 @@ enum ManifestInputs {
                 let lower = relative.lowercased()
                 guard lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") || lower.hasSuffix(".json") else { continue }
                 let full = (path as NSString).appendingPathComponent(relative)
-                var dir: ObjCBool = false
-                if FileManager.default.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue { found.append(full) }
+                // Regular files only: a FIFO would block the walk, a device would never end.
+                switch AtomicFile.kind(of: full) {
+                case .regular: found.append(full)
+                case .directory: break
+                case .fifo: CommandIO.current.warn("-f \(path): skipped \(relative): a FIFO, not a regular file")
+                case .socket, .device: CommandIO.current.warn("-f \(path): skipped \(relative): not a regular file")
+                case let other: CommandIO.current.warn("-f \(path): skipped \(relative): \(AtomicFile.readProblem(other) ?? "cannot be read")")
+                }
             }
             out += found.sorted()
         }
@@ -41,7 +48,7 @@ enum ManifestInputs {
         for file in try files(paths) {
             let bytes: [UInt8]
             do {
-                bytes = try Input.read(file, what: "-f")
+                bytes = try Input.read(file, what: "-f", kind: .manifests)
             } catch {
                 body(.failure(ManifestError(error.message.replacingOccurrences(of: "-f \(file): ", with: ""), source: file)))
                 continue

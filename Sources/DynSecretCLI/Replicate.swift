@@ -61,7 +61,7 @@ struct Replicate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let policyBytes = try Input.read(policy, what: "--policy")
+        let policyBytes = try Input.read(policy, what: "--policy", kind: .policy)
         let parsed: ReplicationPolicy
         do {
             parsed = try ReplicationPolicy.load(policyBytes, source: policy)

@@ -229,7 +229,7 @@ struct StoreCommand: ParsableCommand {
             } else if let bundle {
                 var passphrase = try AtRestCLI.passphrase(passphraseFile)
                 defer { if passphrase != nil { Cleanse.wipe(&passphrase!) } }
-                let bytes = try Input.read(bundle, what: "--bundle")
+                let bytes = try Input.read(bundle, what: "--bundle", kind: .bundle)
                 do {
                     for (context, payload) in try AtRestBundle.open(bytes, keys: RecordKeys(keyring: ring, passphrase: passphrase))
                     where (namespace == nil || context.namespace == namespace) && (name == nil || context.name == name) {

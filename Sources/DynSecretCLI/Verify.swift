@@ -210,7 +210,7 @@ struct RegistryOptions: ParsableArguments {
     func client(concurrency: Int) throws(CLIError) -> RegistryClient {
         var options = RegistryClientOptions()
         if let registryCA {
-            let pem = try Input.read(registryCA, what: "--registry-ca")
+            let pem = try Input.read(registryCA, what: "--registry-ca", kind: .document)
             guard String(decoding: pem, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
                 throw CLIError("--registry-ca \(registryCA): no PEM certificate in the file")
             }

@@ -97,13 +97,30 @@ public final class Controller: Service, Sendable {
 
     /// Reads and decodes the policy file.
     public static func loadPolicy(_ path: String) throws(ControllerError) -> (ReplicationPolicy, [UInt8]) {
-        let bytes: [UInt8]
-        do { bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw ControllerError("policy \(path): cannot read the file")
-        }
+        let bytes = try readPolicyFile(path)
         do { return (try ReplicationPolicy.load(bytes, source: path), bytes) } catch {
             throw ControllerError("\(error)")
         }
+    }
+
+    /// The most bytes of a policy file the controller reads.
+    public static let maxPolicyBytes = 1 << 20
+
+    /// The policy file's bytes (at most `maxPolicyBytes`), or an error that says why it cannot be read.
+    static func readPolicyFile(_ path: String) throws(ControllerError) -> [UInt8] {
+        if let problem = AtomicFile.readProblem(AtomicFile.kind(of: path)) { throw ControllerError("policy \(path): \(problem)") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw ControllerError("policy \(path): permission denied") }
+        defer { try? handle.close() }
+        var bytes: [UInt8] = []
+        do {
+            while bytes.count <= maxPolicyBytes, let chunk = try handle.read(upToCount: maxPolicyBytes + 1 - bytes.count), !chunk.isEmpty {
+                bytes.append(contentsOf: chunk)
+            }
+        } catch {
+            throw ControllerError("policy \(path): cannot read the file: \(error.localizedDescription)")
+        }
+        if bytes.count > maxPolicyBytes { throw ControllerError("policy \(path): larger than \(maxPolicyBytes >> 10) KiB, the most dynsecret reads for a policy") }
+        return bytes
     }
 
     public func run() async throws {
@@ -204,12 +221,24 @@ public final class Controller: Service, Sendable {
             // Poll the policy file until it changes to a valid policy or a stop is requested.
             var next: (ReplicationPolicy, [UInt8])?
             var waited = Duration.zero
+            var unreadable: String?
             while !stopping && next == nil {
                 do { try await Task.sleep(for: .milliseconds(100)) } catch { requestStop(); break }
                 waited += .milliseconds(100)
                 guard waited >= configuration.policyPollInterval else { continue }
                 waited = .zero
-                guard let bytes = try? Array(Data(contentsOf: URL(fileURLWithPath: configuration.policyPath))), bytes != lastBytes else { continue }
+                let bytes: [UInt8]
+                do { bytes = try Self.readPolicyFile(configuration.policyPath) } catch {
+                    // Said once per distinct problem (a ConfigMap volume swaps its files in place: a moment without
+                    // the file is normal, and the running policy stays either way).
+                    if unreadable != error.message {
+                        unreadable = error.message
+                        logger.warning("policy file cannot be read; the running policy stays in force", metadata: ["error": "\(error.message)"])
+                    }
+                    continue
+                }
+                unreadable = nil
+                guard bytes != lastBytes else { continue }
                 lastBytes = bytes
                 do {
                     let p = try ReplicationPolicy.load(bytes, source: configuration.policyPath)

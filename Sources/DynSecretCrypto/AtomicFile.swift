@@ -129,6 +129,59 @@ public enum AtomicFile {
         return UInt32(st.st_mode) & 0o7777
     }
 
+    /// What is at a path, with symbolic links followed.
+    public enum PathKind: Sendable, Equatable {
+        /// A regular file with its permission bits.
+        case regular(mode: UInt32)
+        case directory, fifo, socket, device
+        /// Nothing at the path.
+        case missing
+        /// A symbolic link loop, or too many links (`ELOOP`).
+        case linkLoop
+        /// A directory on the way may not be searched (`EACCES`).
+        case noPermission
+        /// A component of the path is a file, not a directory (`ENOTDIR`).
+        case notADirectory
+        /// Another failure of `stat`, with its text.
+        case other(String)
+    }
+
+    /// Why a path of this kind cannot be read as an input file, in the words of the failure; nil for a regular
+    /// file, and for a FIFO or device named directly (process substitution gives a pipe).
+    public static func readProblem(_ kind: PathKind) -> String? {
+        switch kind {
+        case .regular, .fifo, .device: nil
+        case .directory: "is a directory"
+        case .socket: "is a socket, not a file"
+        case .missing: "no such file or directory"
+        case .linkLoop: "too many levels of symbolic links (a symbolic link loop)"
+        case .noPermission: "permission denied (a directory on the path cannot be searched)"
+        case .notADirectory: "a component of the path is a file, not a directory"
+        case .other(let text): text
+        }
+    }
+
+    /// What is at `path` (`stat`, following symbolic links).
+    public static func kind(of path: String) -> PathKind {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            switch Glibc.errno {
+            case ENOENT: return .missing
+            case ELOOP: return .linkLoop
+            case EACCES: return .noPermission
+            case ENOTDIR: return .notADirectory
+            case let code: return .other(String(cString: strerror(code)))
+            }
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return .regular(mode: UInt32(st.st_mode) & 0o7777)
+        case S_IFDIR: return .directory
+        case S_IFIFO: return .fifo
+        case S_IFSOCK: return .socket
+        default: return .device
+        }
+    }
+
     /// The largest file `read` accepts by default (records, bundles).
     public static let defaultMaxBytes = 64 << 20
 

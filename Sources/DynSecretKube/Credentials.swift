@@ -15,6 +15,8 @@ public struct ExecPlugin: Sendable {
     public var env: [(name: String, value: String)]
     /// The ExecCredential version it speaks.
     public var apiVersion: String
+    /// How long one run may take before the plugin and every process it started are killed.
+    public var timeout: Duration = .seconds(60)
 
     init(config: JSONObject, dir: String, what: String, environment: [String: String]) throws(KubeConfigError) {
         guard let command = config["command"]?.stringValue, !command.isEmpty else {
@@ -122,26 +124,42 @@ final class TokenSource: Sendable {
             do { try p.run() } catch {
                 return .failure(KubeError(message: "exec plugin \(plugin.command): cannot start: \(error.localizedDescription)"))
             }
-            // Drain stderr on its own thread so a chatty plugin cannot block on a full pipe, and end a plugin
-            // that runs longer than a minute.
-            let errData = Mutex<Data>(Data())
+            // The plugin runs in its own process group (Foundation's Process makes one per child): at the timeout,
+            // or when its output passes the cap, the whole group is killed, so a child it started cannot keep the
+            // pipes open. stderr is drained on its own thread (a chatty plugin cannot block on a full pipe); both
+            // streams are read up to their caps only.
+            let pid = p.processIdentifier
+            let killGroup: @Sendable () -> Void = {
+                _ = kill(-pid, SIGKILL)
+                _ = kill(pid, SIGKILL)
+            }
+            let errData = Mutex<[UInt8]>([])
             let errDone = DispatchSemaphore(value: 0)
             let errHandle = err.fileHandleForReading
             Thread {
-                let d = errHandle.readDataToEndOfFile()
-                errData.withLock { $0 = d }
+                let d = ExecLimits.read(errHandle, cap: ExecLimits.maxStderr, drain: true)
+                errData.withLock { $0 = d.bytes }
                 errDone.signal()
             }.start()
-            let pid = p.processIdentifier
-            let timer = DispatchWorkItem { _ = kill(pid, SIGKILL) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: timer)
-            let o = out.fileHandleForReading.readDataToEndOfFile()
+            let fired = ExecLimits.Flag()
+            let timer = DispatchWorkItem {
+                fired.set()
+                killGroup()
+            }
+            let seconds = Double(plugin.timeout.components.seconds) + Double(plugin.timeout.components.attoseconds) / 1e18
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: timer)
+            let o = ExecLimits.read(out.fileHandleForReading, cap: ExecLimits.maxStdout)
+            if o.truncated { killGroup() }
             errDone.wait()
             p.waitUntilExit()
             timer.cancel()
-            let e = errData.withLock { $0 }
-            let firstErrLine = String(decoding: e, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-            return .success((p.terminationStatus, Array(o), firstErrLine))
+            if o.truncated {
+                return .failure(KubeError(message: "exec plugin \(plugin.command): output larger than \(ExecLimits.maxStdout >> 10) KiB; the plugin was stopped"))
+            }
+            if fired.isSet {
+                return .failure(KubeError(message: "exec plugin \(plugin.command): no answer within \(plugin.timeout); the plugin and the processes it started were stopped"))
+            }
+            return .success((p.terminationStatus, o.bytes, ExecLimits.redactedLine(errData.withLock { $0 })))
         }
         let (code, out, errLine) = try result.get()
         guard code == 0 else {
@@ -161,6 +179,60 @@ final class TokenSource: Sendable {
             expiry = d
         }
         return (token, expiry)
+    }
+}
+
+/// Bounds on an exec credential plugin: its run time, what it may print, and what of its stderr an error shows.
+enum ExecLimits {
+    /// An ExecCredential is a few KiB; 1 MiB of stdout is not one.
+    static let maxStdout = 1 << 20
+    static let maxStderr = 64 << 10
+    /// The longest stderr excerpt an error message carries.
+    static let maxErrorLine = 200
+
+    /// A flag one thread sets and another reads.
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
+    }
+
+    /// Reads `handle` until its end or past `cap` bytes (then `truncated`). With `drain`, reading goes on to the
+    /// end, keeping only the first `cap` bytes (stderr: the plugin must never block on a full pipe); without, it
+    /// stops there (stdout: the caller then stops the plugin).
+    static func read(_ handle: FileHandle, cap: Int, drain: Bool = false) -> (bytes: [UInt8], truncated: Bool) {
+        var bytes: [UInt8] = []
+        var truncated = false
+        while let chunk = try? handle.read(upToCount: 64 << 10), !chunk.isEmpty {
+            if truncated { continue }
+            bytes.append(contentsOf: chunk)
+            if bytes.count > cap {
+                bytes.removeLast(bytes.count - cap)
+                truncated = true
+                if !drain { break }
+            }
+        }
+        return (bytes, truncated)
+    }
+
+    /// The first non-empty line of a plugin's stderr, at most `maxErrorLine` characters, with anything that looks
+    /// like a credential (a run of 24 or more token characters: base64, JWT, hex) replaced by `[redacted]`.
+    static func redactedLine(_ stderr: [UInt8]) -> String {
+        let text = String(decoding: stderr.prefix(maxStderr), as: UTF8.self)
+        guard let line = text.split(whereSeparator: \.isNewline).first(where: { !$0.allSatisfy(\.isWhitespace) }) else { return "" }
+        func tokenChar(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber || "+/=_-.".contains(c)) }
+        var out = ""
+        var run = ""
+        func flush() {
+            out += run.count >= 24 ? "[redacted]" : run
+            run = ""
+        }
+        for c in line {
+            if tokenChar(c) { run.append(c) } else { flush(); out.append(c) }
+        }
+        flush()
+        let trimmed = out.trimmingCharacters(in: .whitespaces)
+        return trimmed.count > maxErrorLine ? String(trimmed.prefix(maxErrorLine)) + "…" : trimmed
     }
 }
 

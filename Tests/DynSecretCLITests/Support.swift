@@ -21,7 +21,7 @@ func dynsecret(_ args: [String], stdin: String = "") async -> RunResult {
     let capture = Capture()
     let input = Array(stdin.utf8)
     let io = CommandIO(
-        readStdin: { input },
+        readStdin: { limit in Array(input.prefix(limit + 1)) },
         writeStdout: { bytes in capture.out.withLock { $0 += bytes } },
         writeStderr: { text in capture.err.withLock { $0 += text } },
         environment: [:]

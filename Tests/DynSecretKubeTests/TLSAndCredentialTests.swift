@@ -257,6 +257,55 @@ struct TLSTests {
         }
     }
 
+    /// The timeout kills the plugin's whole process group: a child it started (holding stdout open) cannot keep the
+    /// client waiting.
+    @Test func execPluginTimeoutKillsTheChildrenToo() async throws {
+        let dir = try TempDir()
+        try dir.write("plugin.sh", "#!/bin/sh\nsleep 149.123; echo '{}'\n", mode: 0o700)
+        var plugin = try execPlugin(dir.file("plugin.sh"))
+        plugin.timeout = .milliseconds(500)
+        let start = ContinuousClock.now
+        do {
+            _ = try await KubeClient(config: KubeConfig(server: "http://127.0.0.1:9", credentials: .exec(plugin))).list(.namespaces)
+            Issue.record("a hanging plugin produced a token")
+        } catch {
+            #expect(error.message.contains("no answer within"), "\(error.message)")
+        }
+        #expect(ContinuousClock.now - start < .seconds(10), "the client waited for the plugin's child")
+        try await Task.sleep(for: .milliseconds(200))
+        let pgrep = Process()
+        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+        pgrep.arguments = ["-f", "sleep 149.123"]
+        pgrep.standardOutput = FileHandle.nullDevice
+        try pgrep.run()
+        pgrep.waitUntilExit()
+        #expect(pgrep.terminationStatus == 1, "the plugin's child survived")
+    }
+
+    /// A plugin printing without end is stopped at the output cap; its stderr shows as one bounded line with
+    /// anything token-like redacted.
+    @Test func execPluginOutputAndStderrAreBounded() async throws {
+        let dir = try TempDir()
+        try dir.write("flood.sh", "#!/bin/sh\nexec cat /dev/zero\n", mode: 0o700)
+        do {
+            _ = try await KubeClient(config: KubeConfig(server: "http://127.0.0.1:9", credentials: .exec(try execPlugin(dir.file("flood.sh"))))).list(.namespaces)
+            Issue.record("an endless plugin produced a token")
+        } catch let error as KubeError {
+            #expect(error.message.contains("output larger than 1024 KiB"), "\(error.message)")
+        }
+        let secret = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+        try dir.write("leak.sh", "#!/bin/sh\necho \"refresh failed for token \(secret) at $(printf 'x%.0s' $(seq 300))\" >&2\nexit 3\n", mode: 0o700)
+        do {
+            _ = try await KubeClient(config: KubeConfig(server: "http://127.0.0.1:9", credentials: .exec(try execPlugin(dir.file("leak.sh"))))).list(.namespaces)
+            Issue.record("a failing plugin was ignored")
+        } catch {
+            let error = try #require(error as? KubeError)
+            #expect(!error.message.contains(secret), "the token from stderr is in the message")
+            #expect(error.message.contains("refresh failed for token [redacted]"), "\(error.message)")
+            #expect(error.message.count < 400, "\(error.message.count) characters")
+        }
+    }
+
     func execPlugin(_ path: String) throws -> ExecPlugin {
         let dir = try TempDir()
         try dir.write("config", "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://x'}\nusers:\n- name: u\n  user:\n    exec: {command: \(path), apiVersion: client.authentication.k8s.io/v1}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n")
