@@ -101,7 +101,44 @@ import Testing
         ("      namespaces: [team-a]", "      namespaces: [Team_A]", "spec.rules[0].targets.namespaces[0]", 12, "invalid namespace"),
         ("  name: pull-secrets", "  name: pull-secrets\n  colour: x", "metadata.colour", 5, "unknown field"),
         ("      name: regcred", "      selector: {}", "spec.rules[0].source.selector", 10, "empty selector"),
+        ("      namespacePatterns: [\"team-*\"]", "      namespacePatterns: [\"team-\(String(repeating: "x", count: 300))*\"]",
+         "spec.rules[0].targets.namespacePatterns[0]", 13, "glob of 306 characters; at most 256"),
+        ("      namespacePatterns: [\"team-*\"]", "      namespacePatterns: [\"\(String(repeating: "ab", count: 32))[a-z]*\"]",
+         "spec.rules[0].targets.namespacePatterns[0]", 13, "matches only names of 65 or more characters"),
     ]
+
+    /// The policy of issue 18: a 60,000-character glob repeated 5,000 times by a YAML alias (75 KB of YAML). It is
+    /// refused at decoding, before any namespace is matched against it.
+    @Test func aliasRepeatedHugeGlobIsRefused() throws {
+        let glob = String(repeating: "a*", count: 30_000)
+        let text = """
+            apiVersion: dynsecret.io/v1alpha1
+            kind: ReplicationPolicy
+            metadata: {name: p}
+            spec:
+              rules:
+              - name: r
+                source: {namespace: a, name: s}
+                targets:
+                  namespacePatterns: [&g "\(glob)", \(Array(repeating: "*g", count: 4_999).joined(separator: ", "))]
+            """
+        let error = #expect(throws: ManifestError.self) { try ReplicationPolicy.load(Array(text.utf8), source: "p.yaml") }
+        #expect(error?.field == "spec.rules[0].targets.namespacePatterns")
+        #expect(error?.message.contains("too many patterns: 5000, at most 1000") == true, "\(error?.description ?? "")")
+        let fewer = text.replacingFirst(Array(repeating: "*g", count: 4_999).joined(separator: ", "), with: Array(repeating: "*g", count: 99).joined(separator: ", "))
+        let one = #expect(throws: ManifestError.self) { try ReplicationPolicy.load(Array(fewer.utf8), source: "p.yaml") }
+        #expect(one?.field == "spec.rules[0].targets.namespacePatterns[0]")
+        #expect(one?.message.contains("glob of 60000 characters; at most 256") == true, "\(one?.description ?? "")")
+    }
+
+    @Test func longPatternsThatCanMatchAreAccepted() throws {
+        // Classes and escapes make a pattern longer than the names it matches.
+        let pattern = "team-" + String(repeating: "[a-z0-9]", count: 20) + "-\\-*"
+        #expect(pattern.count > 63)
+        let text = Self.good.replacingFirst("      namespacePatterns: [\"team-*\"]", with: "      namespacePatterns: ['\(pattern)']")
+        let p = try ReplicationPolicy.load(Array(text.utf8), source: "p.yaml")
+        #expect(p.rules[0].targets.namespacePatterns == [pattern])
+    }
 
     @Test(arguments: 0..<bad.count)
     func badPolicies(_ i: Int) throws {

@@ -13,6 +13,9 @@ public enum KubeNames {
         return problems
     }
 
+    /// The longest DNS-1123 label (a namespace name).
+    public static let maxLabelLength = 63
+
     /// Problems with `name` as a DNS-1123 label (namespace names); empty when valid.
     public static func dns1123LabelProblems(_ name: String) -> [String] {
         var problems: [String] = []

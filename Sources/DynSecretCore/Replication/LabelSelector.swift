@@ -116,6 +116,36 @@ public struct LabelSelector: Sendable, Equatable {
 enum NamespaceGlob {
     static func matches(_ pattern: String, _ name: String) -> Bool { GoGlob.match(pattern, name) }
 
+    /// The longest pattern a policy may hold: room for character classes and escapes around a 63-character name,
+    /// and a bound on the cost of matching it against every namespace.
+    static let maxLength = 256
+
+    /// The length of the shortest name `pattern` (a valid glob) can match: each literal, `?` and class takes one
+    /// character, `*` none.
+    static func shortestMatch(_ pattern: String) -> Int {
+        var p = Array(pattern.unicodeScalars)[...]
+        var n = 0
+        while let c = p.first {
+            p = p.dropFirst()
+            switch c {
+            case "*": continue
+            case "\\": p = p.dropFirst()
+            case "[":
+                // Skip to the closing bracket (a `]` right after `[` or `[^` is a member; escapes are skipped).
+                if p.first == "^" { p = p.dropFirst() }
+                var first = true
+                while let f = p.first {
+                    p = p.dropFirst()
+                    if f == "\\" { p = p.dropFirst() } else if f == "]" && !first { break }
+                    first = false
+                }
+            default: break
+            }
+            n += 1
+        }
+        return n
+    }
+
     /// Why `pattern` is not a valid Go glob (`ErrBadPattern`), or nil.
     static func problem(_ pattern: String) -> String? {
         var p = Array(pattern.unicodeScalars)[...]

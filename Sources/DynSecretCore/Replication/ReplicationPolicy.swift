@@ -6,6 +6,12 @@ public struct ReplicationPolicy: Sendable, Equatable {
     public static let kind = "ReplicationPolicy"
     /// Namespaces never targeted unless the policy sets its own `spec.excludeNamespaces`.
     public static let defaultExcludedNamespaces = ["kube-system", "kube-public", "kube-node-lease"]
+    /// Bounds on a policy, so its cost per reconcile is bounded too (the file itself is read up to 1 MiB).
+    public static let maxRules = 1_000
+    /// Namespace names in one list (`namespaces`, `excludeNamespaces`).
+    public static let maxListEntries = 10_000
+    /// `namespacePatterns` of one rule; each at most `NamespaceGlob.maxLength` characters.
+    public static let maxPatterns = 1_000
 
     public var name: String
     /// Policy-wide exclusions (default `defaultExcludedNamespaces`).
@@ -126,6 +132,10 @@ extension ReplicationPolicy {
         let excludes = spec.object["excludeNamespaces"] == nil || spec.object["excludeNamespaces"] == .null ? defaultExcludedNamespaces : try spec.stringArray("excludeNamespaces")
         for (i, ns) in excludes.enumerated() { try checkNamespace(ns, field: spec.child("excludeNamespaces") + "[\(i)]") }
         guard let ruleValues = try spec.array("rules"), !ruleValues.isEmpty else { throw ManifestError("at least one rule is required", field: "spec.rules") }
+        if ruleValues.count > maxRules { throw ManifestError("too many rules: \(ruleValues.count), at most \(maxRules)", field: "spec.rules") }
+        if excludes.count > maxListEntries {
+            throw ManifestError("too many entries: \(excludes.count), at most \(maxListEntries)", field: spec.child("excludeNamespaces"))
+        }
         var rules: [ReplicationRule] = []
         var seen: Set<String> = []
         for (i, v) in ruleValues.enumerated() {
@@ -180,12 +190,30 @@ extension ReplicationRule {
         try ReplicationPolicy.rejectUnknown(t, ["namespaces", "namespacePatterns", "namespaceSelector", "excludeNamespaces"])
         let namespaces = try t.stringArray("namespaces")
         for (i, ns) in namespaces.enumerated() { try ReplicationPolicy.checkNamespace(ns, field: t.child("namespaces") + "[\(i)]") }
+        if namespaces.count > ReplicationPolicy.maxListEntries {
+            throw ManifestError("too many entries: \(namespaces.count), at most \(ReplicationPolicy.maxListEntries)", field: t.child("namespaces"))
+        }
         let patterns = try t.stringArray("namespacePatterns")
+        if patterns.count > ReplicationPolicy.maxPatterns {
+            throw ManifestError("too many patterns: \(patterns.count), at most \(ReplicationPolicy.maxPatterns)", field: t.child("namespacePatterns"))
+        }
         for (i, p) in patterns.enumerated() {
-            if let problem = NamespaceGlob.problem(p) { throw ManifestError("invalid glob \(KubeNames.goQuote(p)): \(problem)", field: t.child("namespacePatterns") + "[\(i)]") }
+            let field = t.child("namespacePatterns") + "[\(i)]"
+            // Bounded before it is parsed: every namespace of every reconcile is matched against it.
+            if p.unicodeScalars.count > NamespaceGlob.maxLength {
+                throw ManifestError("glob of \(p.unicodeScalars.count) characters; at most \(NamespaceGlob.maxLength)", field: field)
+            }
+            if let problem = NamespaceGlob.problem(p) { throw ManifestError("invalid glob \(KubeNames.goQuote(p)): \(problem)", field: field) }
+            let shortest = NamespaceGlob.shortestMatch(p)
+            if shortest > KubeNames.maxLabelLength {
+                throw ManifestError("glob \(KubeNames.goQuote(p)) matches only names of \(shortest) or more characters; a namespace name has at most \(KubeNames.maxLabelLength)", field: field)
+            }
         }
         let nsSelector = try t.object("namespaceSelector").map { o throws(ManifestError) in try LabelSelector.decode(o, path: t.child("namespaceSelector")) }
         let excludes = try t.stringArray("excludeNamespaces")
+        if excludes.count > ReplicationPolicy.maxListEntries {
+            throw ManifestError("too many entries: \(excludes.count), at most \(ReplicationPolicy.maxListEntries)", field: t.child("excludeNamespaces"))
+        }
         for (i, ns) in excludes.enumerated() { try ReplicationPolicy.checkNamespace(ns, field: t.child("excludeNamespaces") + "[\(i)]") }
         if namespaces.isEmpty && patterns.isEmpty && nsSelector == nil {
             throw ManifestError("required value: give namespaces, namespacePatterns or namespaceSelector", field: t.child("namespaces"))
