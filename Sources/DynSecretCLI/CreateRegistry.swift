@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import DynSecretCore
+internal import Foundation
 internal import DynSecretKube
 
 /// `dynsecret create-registry`: a `kubernetes.io/dockerconfigjson` Secret from credentials.
@@ -180,7 +181,20 @@ struct CreateRegistry: AsyncParsableCommand {
         secret.metadata.name = secretName
         secret.metadata.namespace = secretNamespace
         secret.data[".dockerconfigjson"] = config.bytes
+        try Self.refuseInvalid(secret, source: mergeInto ?? "create-registry")
         return secret
+    }
+
+    /// What is printed passes `validate`'s checks (the API server's Secret rules and size limit, the kubelet's
+    /// decoding of every entry), or the command refuses with the findings and prints nothing (exit 1). A merged
+    /// Secret carries the entries it was given, so it is where a bad one shows.
+    static func refuseInvalid(_ secret: Secret, source: String) throws(CLIError) {
+        let doc = ManifestDocument(source: source, index: 1, line: 1, value: secret.json)
+        let report = Validator(options: ValidationOptions(now: Int64(Date().timeIntervalSince1970)), inspector: nil).validate([doc])
+        let errors = report.findings.filter { $0.severity == .error }
+        guard !errors.isEmpty else { return }
+        throw CLIError("the resulting Secret would not work, nothing written:\n" + errors.map { "  " + $0.text }.joined(separator: "\n"),
+                       exitCode: ExitStatus.findings)
     }
 
     private func resolveName(base: Secret?) throws(CLIError) -> String {

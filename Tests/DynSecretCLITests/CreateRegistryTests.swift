@@ -81,6 +81,28 @@ private let canary = "CANARY-pw-5e1f0c"
         #expect(renamed.code == 2 && renamed.stdout.isEmpty)
     }
 
+    /// A merge target holding an entry the kubelet cannot decode (numeric username and password, an `auth` that is
+    /// not base64), or one so large that the merged Secret passes the API server's 1 MiB: refused with the finding,
+    /// exit 1, nothing printed, and the password never shown.
+    @Test func mergeIntoRefusesWhatWouldNotWork() async throws {
+        let tmp = try TempDir()
+        func secretYAML(_ config: String) -> String {
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: reg, namespace: ns}\ntype: kubernetes.io/dockerconfigjson\n" +
+                "data:\n  .dockerconfigjson: \(Base64.encode(Array(config.utf8)))\n"
+        }
+        let bad = try tmp.file("bad.yaml", secretYAML(#"{"auths":{"bad.example":{"username":123,"password":456,"auth":"not base64!!"}}}"#))
+        let r = await dynsecret(["create-registry", "--merge-into", bad, "--server", "ok.example", "--username", "u", "--password-stdin"], stdin: canary)
+        #expect(r.code == 1 && r.stdout.isEmpty, "exit \(r.code): \(r.stderr)")
+        #expect(r.stderr.contains("auths[bad.example]") && r.stderr.contains("pull-secret-malformed"), "\(r.stderr)")
+        #expect(!r.stderr.contains(canary))
+
+        let padding = String(repeating: "x", count: 1_600_000)
+        let big = try tmp.file("big.yaml", secretYAML(#"{"auths":{"a.example":{"auth":"dTpw"}},"pad":"\#(padding)"}"#))
+        let r2 = await dynsecret(["create-registry", "--merge-into", big, "--server", "ok.example", "--username", "u", "--password-stdin"], stdin: canary)
+        #expect(r2.code == 1 && r2.stdout.isEmpty, "exit \(r2.code): \(r2.stderr.prefix(300))")
+        #expect(r2.stderr.contains("secret-size"), "\(r2.stderr.prefix(300))")
+    }
+
     @Test func helpAndVersion() async {
         let help = await dynsecret(["create-registry", "--help"])
         #expect(help.code == 0 && help.stdout.contains("--password-stdin"))
