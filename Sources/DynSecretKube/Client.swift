@@ -406,7 +406,9 @@ public final class KubeClient: Sendable {
                 if !e.cancelled {
                     observer?(APIAnswer(server: config.server, method: method, path: path, status: 0, reason: e.message, transportFailure: e.kind))
                 }
-                if e.cancelled || Task.isCancelled || attempt >= retry.maxAttempts || !(e.notSent || Self.idempotent(method)) {
+                // A timed-out request is repeated once at most: a server that did not answer twice is not answering.
+                let timedOutTwice = e.kind == .timeout && attempt >= 2
+                if e.cancelled || Task.isCancelled || attempt >= retry.maxAttempts || timedOutTwice || !(e.notSent || Self.idempotent(method)) {
                     throw KubeError(message: e.message)
                 }
                 wait = delay

@@ -72,8 +72,12 @@ public struct TransportSettings: Sendable {
     public var proxyURL: String?
     /// Hosts that bypass the proxy (`NO_PROXY` syntax).
     public var noProxy: String?
-    /// Connection timeout.
+    /// Connection timeout (TCP and the TLS handshake).
     public var connectTimeout: Duration = .seconds(10)
+    /// An ordinary request that receives (or sends) nothing for this long fails as timed out: a server that accepts
+    /// the connection and never answers is given up on here rather than at the whole-request timeout. Streams have
+    /// their own, longer stall limit (two minutes without even a bookmark).
+    public var stallTimeout: Duration = .seconds(15)
     /// Offer HTTP/2 over TLS.
     public var http2: Bool = true
 
@@ -396,6 +400,8 @@ final class Transfer: @unchecked Sendable {
         try check(cdynsecret_curl_setopt_long(h, CURLOPT_TCP_KEEPINTVL, 30), "keepalive interval")
         if onData == nil {
             try check(cdynsecret_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, Self.milliseconds(request.timeout)), "timeout")
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1), "low speed limit")
+            try check(cdynsecret_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, max(1, Self.milliseconds(settings.stallTimeout) / 1000)), "low speed time")
         } else {
             // A stream that delivers nothing (not even a bookmark) for two minutes is treated as dead; the
             // informer then resumes from its last resourceVersion.

@@ -76,6 +76,28 @@ let nodePath: String? = ["/usr/bin/node", "/usr/local/bin/node"].first { FileMan
         #expect(ContinuousClock.now - start < .seconds(3))
     }
 
+    /// A server that accepts the request and sends nothing: the request fails at the stall timeout, not at the
+    /// whole-request timeout, and a read is repeated once, not up to its retry limit.
+    @Test func silentServerFailsAtTheStallTimeoutAndIsRetriedOnce() async throws {
+        let e = try await startEmulator { $0.faults.latencyMilliseconds = 20_000 }
+        defer { Task { await e.stop() } }
+        var config = KubeConfig(server: e.url, credentials: .token(adminToken))
+        config.transport.stallTimeout = .seconds(1)
+        var retry = RetryPolicy()
+        retry.sleep = { _ in }
+        let client = KubeClient(config: config, retry: retry)
+        let start = ContinuousClock.now
+        do {
+            _ = try await client.get(.namespaces, name: "default")
+            Issue.record("a silent server answered")
+        } catch {
+            #expect(error.message.contains("too slow"), "\(error.message)")
+        }
+        let took = ContinuousClock.now - start
+        #expect(took >= .seconds(2) && took < .seconds(8), "\(took)")
+        #expect(client.retryCount == 1)
+    }
+
     @Test func droppedConnectionsAreRetriedForReads() async throws {
         let e = try await startEmulator()
         defer { Task { await e.stop() } }
