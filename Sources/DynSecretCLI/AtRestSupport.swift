@@ -46,6 +46,7 @@ enum AtRestCLI {
     static func passphrase(_ path: String?) throws(CLIError) -> [UInt8]? {
         guard let path else { return nil }
         let text = try Input.password(from: try Input.read(path, what: "--passphrase-file", kind: .password), what: "--passphrase-file \(path)")
+        Input.warnIfShared(path, what: "--passphrase-file")
         return Array(text.precomposedStringWithCanonicalMapping.utf8)
     }
 

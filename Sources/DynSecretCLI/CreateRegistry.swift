@@ -240,6 +240,7 @@ struct CreateRegistry: AsyncParsableCommand {
             pw = try Input.password(from: try Input.read("-", what: "--password-stdin", kind: .password), what: "--password-stdin")
         } else if let passwordFile {
             pw = try Input.password(from: try Input.read(passwordFile, what: "--password-file", kind: .password), what: "--password-file \(passwordFile)")
+            Input.warnIfShared(passwordFile, what: "--password-file")
         } else if let password {
             pw = password
         } else {

@@ -87,6 +87,12 @@ enum Input {
         guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("\(what) \(path): permission denied") }
     }
 
+    /// Warns when the file holding a password or passphrase can be read by its group or by others.
+    static func warnIfShared(_ path: String, what: String) {
+        guard path != "-", case .regular(let mode) = AtomicFile.kind(of: path), mode & 0o044 != 0 else { return }
+        CommandIO.current.warn("\(what) \(path): readable by \(mode & 0o004 != 0 ? "everyone" : "its group") (mode 0\(String(mode, radix: 8))); a file holding a password should be private to its owner: chmod 600 \(path)")
+    }
+
     /// A password read from stdin or a file: one trailing newline (LF or CRLF) is dropped, as `docker login` does.
     static func password(from bytes: [UInt8], what: String) throws(CLIError) -> String {
         var b = bytes[...]

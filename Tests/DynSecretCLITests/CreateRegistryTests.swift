@@ -103,6 +103,17 @@ private let canary = "CANARY-pw-5e1f0c"
         #expect(r2.stderr.contains("secret-size"), "\(r2.stderr.prefix(300))")
     }
 
+    @Test func sharedPasswordFileGetsAWarning() async throws {
+        let tmp = try TempDir()
+        let open = try tmp.file("pw-open", canary + "\n", mode: 0o644)
+        let r = await dynsecret(["create-registry", "x", "--server", "r.example", "--username", "u", "--password-file", open])
+        #expect(r.code == 0 && r.stderr.contains("readable by everyone (mode 0644)") && r.stderr.contains("chmod 600"), "\(r.stderr)")
+        #expect(!r.stderr.contains(canary))
+        let closed = try tmp.file("pw-closed", canary + "\n", mode: 0o600)
+        let q = await dynsecret(["create-registry", "x", "--server", "r.example", "--username", "u", "--password-file", closed])
+        #expect(q.code == 0 && !q.stderr.contains("readable by"), "\(q.stderr)")
+    }
+
     @Test func helpAndVersion() async {
         let help = await dynsecret(["create-registry", "--help"])
         #expect(help.code == 0 && help.stdout.contains("--password-stdin"))

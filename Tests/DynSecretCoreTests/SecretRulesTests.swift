@@ -34,6 +34,15 @@ import Testing
         #expect(got == expected)
     }
 
+    /// The API server's ObjectMeta rule: all annotations together at most 256 KiB (keys and values).
+    @Test func annotationsOver256KiBAreAnError() throws {
+        let at = String(repeating: "a", count: SecretAPIRules.maxAnnotationBytes - 4)  // key "note" + value
+        let ok = try Self.findings(Self.secret(type: "Opaque", extra: ", annotations: {note: \(at)}")).filter { $0.rule == "annotations-size" }
+        #expect(ok.isEmpty)
+        let over = try Self.findings(Self.secret(type: "Opaque", extra: ", annotations: {note: \(at)a}")).filter { $0.rule == "annotations-size" }
+        #expect(over.map { "\($0.field ?? ""): \($0.message)" } == ["metadata.annotations: Too long: may not be more than 262144 bytes"])
+    }
+
     @Test func dockerConfigJSONNullAndEmptyPassTheAPIServer() throws {
         for payload in ["null", "{}"] {
             let f = try Self.findings(Self.secret(type: "kubernetes.io/dockerconfigjson", data: #"{".dockerconfigjson": "\#(payload)"}"#))

@@ -25,6 +25,7 @@ extension ValidationRule {
     public static let secretNamespace = ValidationRule("secret-namespace", .error, "The namespace is not a DNS-1123 label")
     public static let secretKey = ValidationRule("secret-key", .error, "A data key is not a valid Secret key name")
     public static let secretSize = ValidationRule("secret-size", .error, "The Secret's data exceeds 1 MiB")
+    public static let annotationsSize = ValidationRule("annotations-size", .error, "The object's annotations exceed 256 KiB in all")
     public static let secretRequiredKey = ValidationRule("secret-required-key", .error, "A key the Secret type requires is missing")
     public static let secretPayloadJSON = ValidationRule("secret-payload-json", .error, "A docker config payload is not a JSON object")
     public static let secretImmutableField = ValidationRule("secret-immutable-field", .error, "An update changes type, or data of an immutable Secret")
@@ -68,7 +69,7 @@ extension ValidationRule {
     /// Every rule, in documentation order.
     public static let all: [ValidationRule] = [
         .manifestSyntax, .manifestNotObject, .manifestNoKind, .duplicateObject,
-        .secretInvalidField, .secretUnknownField, .secretName, .secretNamespace, .secretKey, .secretSize, .secretRequiredKey,
+        .secretInvalidField, .secretUnknownField, .secretName, .secretNamespace, .secretKey, .secretSize, .annotationsSize, .secretRequiredKey,
         .secretPayloadJSON, .secretRequiredAnnotation, .secretImmutableField,
         .pullSecretMalformed, .pullSecretNoCredentials, .pullSecretAuthMismatch, .pullSecretUsernameColon, .pullSecretEmptyCredential,
         .pullSecretInvalidRegistry, .pullSecretUnmatchableKey, .pullSecretIdentityToken,

@@ -12,6 +12,8 @@ public enum SecretAPIRules {
     }
 
     public static let maxSize = 1_048_576
+    /// The most bytes all annotations of an object may take, keys and values together.
+    public static let maxAnnotationBytes = 262_144
 
     /// The violations of `secret` (with `stringData` merged, as stored); `old` is the stored object on update.
     ///
@@ -36,6 +38,11 @@ public enum SecretAPIRules {
             for p in keyProblems(key) { add(.secretKey, "data[\(key)]", "Invalid value: \(KubeNames.goQuote(key)): \(p)") }
         }
         if total > maxSize { add(.secretSize, "data", "Too long: may not be more than \(maxSize) bytes") }
+        // ObjectMeta: keys and values of all annotations together (TotalAnnotationSizeLimitB).
+        let annotationBytes = secret.metadata.annotations.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        if annotationBytes > maxAnnotationBytes {
+            add(.annotationsSize, "metadata.annotations", "Too long: may not be more than \(maxAnnotationBytes) bytes")
+        }
         switch type {
         case SecretType.serviceAccountToken:
             if (secret.metadata.annotations["kubernetes.io/service-account.name"] ?? "").isEmpty {
