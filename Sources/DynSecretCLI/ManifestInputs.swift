@@ -5,25 +5,25 @@ internal import Foundation
 /// The `-f` inputs of a command: files, directories (recursive: `.yaml`, `.yml`, `.json`) and `-` for stdin.
 enum ManifestInputs {
     /// Expands paths into files in a stable order; throws for a path that does not exist.
-    static func files(_ paths: [String]) throws(CLIError) -> [String] {
+    static func files(_ paths: [String], flag: String = "-f") throws(CLIError) -> [String] {
         var out: [String] = []
         var stdinUsed = false
         for path in paths {
             if path == "-" {
-                if stdinUsed { throw CLIError("-f -: standard input can be given only once") }
+                if stdinUsed { throw CLIError("\(flag) -: standard input can be given only once") }
                 stdinUsed = true
                 out.append("-")
                 continue
             }
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw CLIError("-f \(path): no such file or directory")
+                throw CLIError("\(flag) \(path): no such file or directory")
             }
             if !isDirectory.boolValue {
                 out.append(path)
                 continue
             }
-            guard let walker = FileManager.default.enumerator(atPath: path) else { throw CLIError("-f \(path): cannot list the directory") }
+            guard let walker = FileManager.default.enumerator(atPath: path) else { throw CLIError("\(flag) \(path): cannot list the directory") }
             var found: [String] = []
             while let relative = walker.nextObject() as? String {
                 let lower = relative.lowercased()
@@ -33,9 +33,9 @@ enum ManifestInputs {
                 switch AtomicFile.kind(of: full) {
                 case .regular: found.append(full)
                 case .directory: break
-                case .fifo: CommandIO.current.warn("-f \(path): skipped \(relative): a FIFO, not a regular file")
-                case .socket, .device: CommandIO.current.warn("-f \(path): skipped \(relative): not a regular file")
-                case let other: CommandIO.current.warn("-f \(path): skipped \(relative): \(AtomicFile.readProblem(other) ?? "cannot be read")")
+                case .fifo: CommandIO.current.warn("\(flag) \(path): skipped \(relative): a FIFO, not a regular file")
+                case .socket, .device: CommandIO.current.warn("\(flag) \(path): skipped \(relative): not a regular file")
+                case let other: CommandIO.current.warn("\(flag) \(path): skipped \(relative): \(AtomicFile.readProblem(other) ?? "cannot be read")")
                 }
             }
             out += found.sorted()
@@ -44,13 +44,13 @@ enum ManifestInputs {
     }
 
     /// Reads every document of every input, in order; read errors are passed to `body` per document or file.
-    static func forEachDocument(_ paths: [String], _ body: (Result<ManifestDocument, ManifestError>) -> Void) throws(CLIError) {
-        for file in try files(paths) {
+    static func forEachDocument(_ paths: [String], flag: String = "-f", _ body: (Result<ManifestDocument, ManifestError>) -> Void) throws(CLIError) {
+        for file in try files(paths, flag: flag) {
             let bytes: [UInt8]
             do {
-                bytes = try Input.read(file, what: "-f", kind: .manifests)
+                bytes = try Input.read(file, what: flag, kind: .manifests)
             } catch {
-                body(.failure(ManifestError(error.message.replacingOccurrences(of: "-f \(file): ", with: ""), source: file)))
+                body(.failure(ManifestError(error.message.replacingOccurrences(of: "\(flag) \(file): ", with: ""), source: file)))
                 continue
             }
             ManifestReader.forEachDocument(bytes, source: file, body)

@@ -123,7 +123,7 @@ enum ReplicateInputs {
         var state = ReplicationState()
         var seen: Set<String> = []
         var firstError: ManifestError?
-        try ManifestInputs.forEachDocument([path]) { result in
+        try ManifestInputs.forEachDocument([path], flag: "--from-manifests") { result in
             guard firstError == nil else { return }
             switch result {
             case .failure(let e): firstError = e
@@ -231,6 +231,8 @@ enum ReplicateRender {
         do {
             for f in files {
                 try AtomicFile.makeDirectory(String(f.path[..<f.path.lastIndex(of: "/")!]))
+                // A run killed mid-write left its temporary copy (replica data) behind: gone before this write.
+                AtomicFile.removeLeftovers(of: f.path)
                 try AtomicFile.write(f.bytes, to: f.path, mode: f.mode)
             }
         } catch {

@@ -45,6 +45,28 @@ public enum AtomicFile {
     ///
     /// With `durable: false` the two fsyncs are skipped (still atomic against crashes of the process, not of the machine).
     ///
+    /// Removes temporary files `write` left next to `path` when its process was killed between creating and
+    /// renaming them (`.NAME.tmp-` and 16 hex digits): they may hold secret data. Returns how many were removed.
+    @discardableResult
+    public static func removeLeftovers(of path: String) -> Int {
+        let dir = directory(of: path)
+        let prefix = "." + (path.split(separator: "/").last.map(String.init) ?? path) + ".tmp-"
+        guard let d = opendir(dir) else { return 0 }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix(prefix) { names.append(name) }
+        }
+        var removed = 0
+        for name in names {
+            let tail = name.dropFirst(prefix.count)
+            guard tail.count == 16, tail.allSatisfy({ $0.isHexDigit }) else { continue }
+            if unlink("\(dir)/\(name)") == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// With `replace: false` the temporary file is hard-linked to `path` instead of renamed over it, so an existing
     /// file (or a symbolic link) at `path` is never replaced; that fails with `isAlreadyExists`.
     public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o600, durable: Bool = true,

@@ -131,6 +131,10 @@ import Testing
     @Test func rendersReplicasForGitOps() async throws {
         let (dir, cluster) = try setup()
         let out = dir.url.appendingPathComponent("rendered").path
+        // What an earlier run killed mid-write left behind (replica data in a temporary file): cleaned by this run.
+        try FileManager.default.createDirectory(atPath: out + "/team-a", withIntermediateDirectories: true)
+        let leftover = out + "/team-a/.secret-registry-creds.yaml.tmp-0123456789abcdef"
+        #expect(FileManager.default.createFile(atPath: leftover, contents: Data(Self.canary.utf8), attributes: [.posixPermissions: 0o600]))
         let r = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--from-manifests", cluster, "--out", out])
         #expect(r.code == 0, "\(r.stderr)")
         #expect(r.stdout == "wrote 1 Secret(s) and 1 ServiceAccount(s) under \(out)\n")
