@@ -341,7 +341,8 @@ public final class KubeClient: Sendable {
                 if response.status != 200 {
                     if response.status == 401 { self.tokens.invalidate() }
                     let error = Self.error(status: response.status, body: splitter.held, method: "GET", path: path)
-                    observer?(APIAnswer(server: server, method: "WATCH", path: path, status: response.status, reason: error.message))
+                    observer?(APIAnswer(server: server, method: "WATCH", path: path, status: response.status,
+                                        reason: Self.answerReason(response.status, splitter.held, method: "GET", path: path)))
                     continuation.finish(throwing: error)
                 } else {
                     continuation.finish()
@@ -384,9 +385,8 @@ public final class KubeClient: Sendable {
             do {
                 let response = try await transport.send(request)
                 if let observer {
-                    let failed = response.status == 401 || response.status == 403 || response.status >= 500
                     observer(APIAnswer(server: config.server, method: method, path: path, status: response.status,
-                                       reason: failed ? Self.error(status: response.status, body: response.body, method: method, path: path).message : nil))
+                                       reason: Self.answerReason(response.status, response.body, method: method, path: path)))
                 }
                 if response.status == 401, !unauthorizedRetried, case .exec = config.credentials {
                     tokens.invalidate()
@@ -421,6 +421,16 @@ public final class KubeClient: Sendable {
     }
 
     static func idempotent(_ method: String) -> Bool { method == "GET" || method == "HEAD" }
+
+    /// The reason an observer sees for a refused request: a 401's message (the API server says "Unauthorized"), a
+    /// 403's `Status` reason only (its message may be an admission webhook's text quoting the object), else none.
+    static func answerReason(_ status: Int, _ body: [UInt8], method: String, path: String) -> String? {
+        switch status {
+        case 401: error(status: status, body: body, method: method, path: path).message
+        case 403: error(status: status, body: body, method: method, path: path).status?.reason ?? "Forbidden"
+        default: nil
+        }
+    }
 
     static func retryAfter(_ response: HTTPResponse) -> Duration? {
         guard let v = response.header("retry-after"), let s = Int(v.trimmingCharacters(in: .whitespaces)), s >= 0 else { return nil }
@@ -468,7 +478,7 @@ public struct APIAnswer: Sendable {
     public var path: String
     /// The HTTP status; 0 when no answer came.
     public var status: Int
-    /// Why it failed: the `Status` message of a 401, 403 or 5xx answer, or the transport's error text.
+    /// Why it failed: a 401's message, a 403's `Status` reason, or the transport's error text.
     public var reason: String?
     /// What failed when no answer came.
     public var transportFailure: TransportError.Kind?
