@@ -8,7 +8,7 @@ internal import Foundation
 enum Input {
     /// What an input is, and the most bytes dynsecret reads of it.
     enum Kind {
-        /// Kubernetes manifests (`-f`, `--from-manifests`): 64 MiB per file.
+        /// Kubernetes manifests (`-f`, `--from-manifests`): 128 MiB per file (each document at most 3 MiB).
         case manifests
         /// A `ReplicationPolicy` file: 1 MiB.
         case policy
@@ -21,7 +21,7 @@ enum Input {
 
         var limit: Int {
             switch self {
-            case .manifests: 64 << 20
+            case .manifests: 128 << 20
             case .policy: 1 << 20
             case .password: 64 << 10
             case .document: 4 << 20
@@ -62,7 +62,8 @@ enum Input {
         }
         defer { try? handle.close() }
         let bytes: [UInt8]
-        do { bytes = try readBounded(handle, limit: limit) } catch {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+        do { bytes = try readBounded(handle, limit: limit, expected: size) } catch {
             throw CLIError("\(what) \(path): cannot read the file")
         }
         if bytes.count > limit { throw tooLarge(path) }
@@ -70,8 +71,10 @@ enum Input {
     }
 
     /// Reads `handle` to its end or to `limit` + 1 bytes, in chunks straight into the array.
-    static func readBounded(_ handle: FileHandle, limit: Int) throws -> [UInt8] {
+    static func readBounded(_ handle: FileHandle, limit: Int, expected: Int? = nil) throws -> [UInt8] {
         var bytes: [UInt8] = []
+        // A regular file's size is known: one allocation, never a doubling copy (capped: the size can lie).
+        if let expected, expected > 0 { bytes.reserveCapacity(min(expected, limit) + 1) }
         while bytes.count <= limit, let chunk = try handle.read(upToCount: min(1 << 20, limit + 1 - bytes.count)), !chunk.isEmpty {
             bytes.append(contentsOf: chunk)
         }

@@ -119,7 +119,7 @@ public final class Controller: Service, Sendable {
         } catch {
             throw ControllerError("policy \(path): cannot read the file: \(error.localizedDescription)")
         }
-        if bytes.count > maxPolicyBytes { throw ControllerError("policy \(path): larger than \(maxPolicyBytes >> 10) KiB, the most dynsecret reads for a policy") }
+        if bytes.count > maxPolicyBytes { throw ControllerError("policy \(path): larger than \(maxPolicyBytes >> 20) MiB, the most dynsecret reads for a policy") }
         return bytes
     }
 

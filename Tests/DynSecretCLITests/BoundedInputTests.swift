@@ -15,18 +15,33 @@ import Testing
     }
 
     @Test(arguments: [
-        (["validate", "-f", "/dev/zero"], "larger than 64 MiB, the most dynsecret reads for a manifest file"),
-        (["index", "-f", "/dev/zero"], "/dev/zero: larger than 64 MiB"),
+        (["validate", "-f", "/dev/zero"], "larger than 128 MiB, the most dynsecret reads for a manifest file"),
+        (["index", "-f", "/dev/zero"], "/dev/zero: larger than 128 MiB"),
         (["create-registry", "x", "--server", "r.example", "--username", "u", "--password-file", "/dev/zero"], "--password-file /dev/zero: larger than 64 KiB"),
         (["replicate", "--policy", "/dev/zero", "--from-manifests", "/tmp", "--dry-run"], "--policy /dev/zero: larger than 1 MiB"),
         (["replicate", "--policy", "/dev/null", "--from-manifests", "/dev/zero", "--dry-run"], ""),
-        (["decrypt", "/dev/zero", "--keyring", "/nonexistent"], ""),
+        (["create-registry", "--merge-into", "/dev/zero", "--server", "r.example", "--username", "u", "--password", "p"], "--merge-into /dev/zero: larger than 4 MiB"),
     ])
     func devZeroIsRefusedNotAborted(_ args: [String], _ message: String) throws {
         let r = try Self.limited(args)
         #expect(r.code == 2, "exit \(r.code): \(r.stderr.suffix(500))")
         if !message.isEmpty { #expect((r.stdout + r.stderr).contains(message), "\(r.stdout)\(r.stderr.suffix(500))") }
         #expect(!r.stderr.contains("Fatal error"))
+    }
+
+    @Test func endlessRecordIsRefused() async throws {
+        let dir = try TempDir()
+        let keyring = dir.path("keyring.yaml")
+        #expect(await dynsecret(["keys", "generate", "--keyring", keyring]).code == 0)
+        let r = try Self.limited(["decrypt", "/dev/zero", "--keyring", keyring])
+        #expect(r.code == 2 && r.stderr.contains("record /dev/zero: larger than 4 MiB"), "exit \(r.code): \(r.stderr.suffix(500))")
+    }
+
+    @Test func fromManifestsProblemsNameTheOption() async throws {
+        let dir = try TempDir()
+        let policy = try dir.file("p.yaml", "apiVersion: dynsecret.io/v1alpha1\nkind: ReplicationPolicy\nmetadata: {name: p}\nspec:\n  rules:\n  - name: r\n    source: {namespace: a, name: s}\n    targets: {namespaces: [b]}\n")
+        let r = await dynsecret(["replicate", "--policy", policy, "--from-manifests", "/nonexistent-dir", "--dry-run"])
+        #expect(r.code == 2 && r.stderr.contains("--from-manifests /nonexistent-dir: no such file or directory"), "\(r.stderr)")
     }
 
     @Test func endlessStandardInputIsRefused() throws {

@@ -422,6 +422,11 @@ import Testing
             let r6 = await dynsecret(["controller", "--policy", s.policy, "--kubeconfig", s.kubeconfig] + args)
             #expect(r6.code == 2 && r6.stderr.contains(message), "\(args): \(r6.stderr)")
         }
+        // An unreadable policy says why.
+        for (path, words) in [(s.dir.url.path, "is a directory"), ("/dev/zero", "larger than 1 MiB"), (s.dir.url.path + "/missing.yaml", "no such file")] {
+            let r7 = await dynsecret(["controller", "--policy", path, "--kubeconfig", s.kubeconfig, "--health-addr", "off", "--metrics-addr", "off"])
+            #expect(r7.code == 2 && r7.stderr.contains("policy \(path): \(words)"), "\(path): \(r7.stderr)")
+        }
         #expect(s.emulator.counters()["controller get"] == nil && s.emulator.counters()["controller list"] == nil)
     }
 }
