@@ -31,6 +31,8 @@ public final class APIHealth: Sendable {
         }
     }
 
+    private static let transportFailures: [Failure] = [.unreachable, .timeout, .tlsCertificate, .tlsHandshake]
+
     struct State {
         var lastAnswer: ContinuousClock.Instant?
         var authFailingSince: ContinuousClock.Instant?
@@ -79,7 +81,6 @@ public final class APIHealth: Sendable {
             }
         default: failure = nil
         }
-        let transport: [Failure] = [.unreachable, .timeout, .tlsCertificate, .tlsHandshake]
         let (line, recovered, retry): ((Failure, Int)?, [Failure], Bool) = state.withLock { s in
             var recovered: [Failure] = []
             var retry = false
@@ -93,8 +94,11 @@ public final class APIHealth: Sendable {
                 }
                 s.authFailingSince = nil
                 s.consecutiveAuthFailures = 0
-                if ["POST", "PUT", "PATCH", "DELETE"].contains(answer.method) { s.lastWrite = Date() }
-                recovered += transport.filter { s.failing.contains($0) }
+                switch answer.method {
+                case "POST", "PUT", "PATCH", "DELETE": s.lastWrite = Date()
+                default: break
+                }
+                if !s.failing.isEmpty { recovered += Self.transportFailures.filter { s.failing.contains($0) } }
                 s.failing = []
             case 401, 403:
                 s.consecutiveAuthFailures += 1
@@ -103,15 +107,15 @@ public final class APIHealth: Sendable {
             case 1..<500:
                 s.lastAnswer = now
                 // Any answer means the server is reachable and the TLS connection works.
-                for f in transport where s.failing.remove(f) != nil { recovered.append(f) }
+                if !s.failing.isEmpty { for f in Self.transportFailures where s.failing.remove(f) != nil { recovered.append(f) } }
             default:
                 break
             }
-            recovered = recovered.filter { f in
+            if !recovered.isEmpty { recovered = recovered.filter { f in
                 if let at = s.recoveryLogged[f], now - at < logInterval { return false }
                 s.recoveryLogged[f] = now
                 return true
-            }
+            } }
             guard let failure else { return (nil, recovered, retry) }
             s.failing.insert(failure)
             if let last = s.logged[failure], now - last.at < logInterval {
@@ -123,7 +127,7 @@ public final class APIHealth: Sendable {
             return ((failure, repeats), recovered, retry)
         }
         if retry { recovery.withLock { $0 }?() }
-        guard let log = logger.withLock({ $0 }) else { return }
+        guard line != nil || !recovered.isEmpty, let log = logger.withLock({ $0 }) else { return }
         for f in recovered.sorted(by: { $0.rawValue < $1.rawValue }) {
             log.info("API server answers again", metadata: ["server": "\(answer.server)", "was": "\(f.rawValue)"])
         }

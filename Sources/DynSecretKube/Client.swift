@@ -315,10 +315,11 @@ public final class KubeClient: Sendable {
         let path = resource.path(namespace: namespace)
         let (stream, continuation) = AsyncThrowingStream<WatchEvent, any Error>.makeStream()
         let task = Task {
+            // The status once the answer's head arrived (0 before).
+            let head = Mutex<Int>(0)
             do {
                 let request = try await self.makeRequest("GET", path, query: q, body: nil, contentType: nil)
                 let splitter = LineSplitter()
-                let head = Mutex<Int>(0)
                 let malformed = Mutex<Bool>(false)
                 let observer = self.observer
                 let server = config.server
@@ -348,7 +349,9 @@ public final class KubeClient: Sendable {
                     continuation.finish()
                 }
             } catch let e as TransportError {
-                if !e.cancelled {
+                // A watch that failed before any answer (a stream that breaks after its head is a dropped
+                // connection, which the informer resumes: not a failure of the server).
+                if !e.cancelled && head.withLock({ $0 }) == 0 {
                     self.observer?(APIAnswer(server: self.config.server, method: "WATCH", path: path, status: 0, reason: e.message, transportFailure: e.kind))
                 }
                 continuation.finish(throwing: KubeError(message: e.message))

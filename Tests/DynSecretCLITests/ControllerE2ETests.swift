@@ -350,6 +350,37 @@ import Testing
         #expect(await ctl.stop(SIGTERM).status == 0)
     }
 
+    /// A controller started against a TLS API server whose certificate its kubeconfig's CA did not sign: a warning
+    /// naming the TLS problem within 5 s, and `/readyz` saying so.
+    @Test func untrustedServerCertificateAtStartIsLogged() async throws {
+        let dir = try TempDir()
+        func path(_ n: String) -> String { dir.url.appendingPathComponent(n).path }
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        _ = try dir.file("ext.cnf", "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        for ca in ["ca", "other-ca"] {
+            #expect(try runProcess("/usr/bin/openssl", ["req", "-x509"] + ec + ["-keyout", path("\(ca).key"), "-out", path("\(ca).crt"), "-subj", "/CN=\(ca)", "-days", "2"]).code == 0)
+        }
+        #expect(try runProcess("/usr/bin/openssl", ["req"] + ec + ["-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=127.0.0.1"]).code == 0)
+        #expect(try runProcess("/usr/bin/openssl", ["x509", "-req", "-in", path("server.csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"), "-CAcreateserial",
+                                                    "-out", path("server.crt"), "-days", "2", "-extfile", path("ext.cnf")]).code == 0)
+        var options = EmulatorOptions()
+        options.tlsCertificatePath = path("server.crt")
+        options.tlsKeyPath = path("server.key")
+        let e = try await KubeEmulator.start(options)
+        defer { Task { await e.stop() } }
+        let other = try String(contentsOfFile: path("other-ca.crt"), encoding: .utf8)
+        let kc = try dir.file("kubeconfig", e.kubeconfig(caPEM: Array(other.utf8)))
+        let policy = try dir.file("policy.yaml", Self.policy)
+        let ctl = try ControllerProcess(["--policy", policy, "--kubeconfig", kc, "--health-addr", "127.0.0.1:0", "--metrics-addr", "off"],
+                                        log: path("controller.log"))
+        let health = try await ctl.port("health")
+        let warned = await waitFor(.seconds(5)) { ctl.log.contains("the API server's certificate is not trusted") }
+        #expect(warned != nil, "no warning within 5 s: \(ctl.log.suffix(2000))")
+        let r = try httpGet("http://127.0.0.1:\(health)/readyz")
+        #expect(r.status == 503 && r.body.contains("certificate is not trusted"), "\(r.body)")
+        #expect(await ctl.stop(SIGTERM).status == 0)
+    }
+
     /// A rule listing its target namespaces by name: replicas in exactly those that exist, and in a listed one as
     /// soon as it is created.
     @Test func listedTargetNamespaces() async throws {
