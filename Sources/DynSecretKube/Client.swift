@@ -328,7 +328,12 @@ public final class KubeClient: Sendable {
                     if status == 200 { observer?(APIAnswer(server: server, method: "WATCH", path: path, status: status)) }
                 }, onData: { bytes in
                     guard head.withLock({ $0 }) == 200 else { splitter.hold(bytes); return }
-                    for line in splitter.lines(bytes) where !malformed.withLock({ $0 }) {
+                    let lines = splitter.lines(bytes)
+                    if splitter.overflowed && !malformed.withLock({ $0 }) {
+                        malformed.withLock { $0 = true }
+                        continuation.finish(throwing: KubeError(message: "watch GET \(path): an event longer than \(LineSplitter.maxLine >> 20) MiB"))
+                    }
+                    for line in lines where !malformed.withLock({ $0 }) {
                         guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else {
                             // A lost event must not pass silently: end the stream now (which also cancels the
                             // transfer) so the consumer resumes or relists.
@@ -425,6 +430,10 @@ public final class KubeClient: Sendable {
 
     static func idempotent(_ method: String) -> Bool { method == "GET" || method == "HEAD" }
 
+    /// The largest answer read: above any real page of a list (500 objects of at most 1.5 MiB), so that a server
+    /// sending without end fails the request instead of exhausting memory. Watches are bounded per event instead.
+    static let maxResponseBytes = 1 << 30
+
     /// The reason an observer sees for a refused request: a 401's message (the API server says "Unauthorized"), a
     /// 403's `Status` reason only (its message may be an admission webhook's text quoting the object), else none.
     static func answerReason(_ status: Int, _ body: [UInt8], method: String, path: String) -> String? {
@@ -449,7 +458,9 @@ public final class KubeClient: Sendable {
         var headers: [(name: String, value: String)] = [("Accept", "application/json"), ("User-Agent", "dynsecret/0.1")]
         if let contentType { headers.append(("Content-Type", contentType)) }
         if let token = try await tokens.token() { headers.append(("Authorization", "Bearer \(token)")) }
-        return HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: config.requestTimeout)
+        var request = HTTPRequest(method: method, url: url, headers: headers, body: body, timeout: config.requestTimeout)
+        request.maxResponseBytes = Self.maxResponseBytes
+        return request
     }
 
     static func error(status: Int, body: [UInt8], method: String, path: String) -> KubeError {
@@ -500,8 +511,15 @@ public struct APIAnswer: Sendable {
 /// `@unchecked Sendable`: used only from the single transport thread running one stream, and read by the
 /// watch task only after that stream's transfer has completed.
 final class LineSplitter: @unchecked Sendable {
+    /// The longest line (one watch event: an object of at most a few MiB) kept while waiting for its end.
+    static let maxLine = 16 << 20
+
     private var buffer: [UInt8] = []
+    /// How much of `buffer` is known to hold no newline.
+    private var scanned = 0
     private(set) var held: [UInt8] = []
+    /// True once a line grew past `maxLine` (the stream is then not a watch stream).
+    private(set) var overflowed = false
 
     func hold(_ bytes: [UInt8]) { if held.count < 1 << 20 { held += bytes } }
 
@@ -509,11 +527,21 @@ final class LineSplitter: @unchecked Sendable {
         buffer += bytes
         var out: [[UInt8]] = []
         var start = 0
-        for i in buffer.indices where buffer[i] == 0x0A {
-            if i > start { out.append(Array(buffer[start..<i])) }
-            start = i + 1
+        var i = scanned
+        while i < buffer.count {
+            if buffer[i] == 0x0A {
+                if i > start { out.append(Array(buffer[start..<i])) }
+                start = i + 1
+            }
+            i += 1
         }
         buffer.removeFirst(start)
+        scanned = buffer.count
+        if buffer.count > Self.maxLine {
+            overflowed = true
+            buffer = []
+            scanned = 0
+        }
         return out
     }
 }

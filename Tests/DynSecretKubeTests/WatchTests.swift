@@ -230,3 +230,38 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         }
     }
 }
+/// A server that answers a watch with 200 and then sends bytes without a newline, forever: the stream ends with an
+/// error once the pending line passes 16 MiB, instead of growing without bound.
+@Suite struct EndlessWatchLineTests {
+    @Test func endlessLineEndsTheWatch() async throws {
+        let script = """
+            import socket, sys
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+            print(s.getsockname()[1], flush=True)
+            c, _ = s.accept(); c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n\\r\\n")
+            block = b"x" * 65536
+            try:
+                while True: c.sendall(block)
+            except Exception:
+                pass
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", script]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        defer { p.terminate() }
+        var line: [UInt8] = []
+        while let b = try out.fileHandleForReading.read(upToCount: 1), let c = b.first, c != 0x0A { line.append(c) }
+        let port = try #require(Int(String(decoding: line, as: UTF8.self)))
+        let client = KubeClient(config: KubeConfig(server: "http://127.0.0.1:\(port)"))
+        do {
+            for try await _ in client.watch(.secrets) { Issue.record("an event arrived") }
+            Issue.record("the stream ended without an error")
+        } catch {
+            #expect("\(error)".contains("an event longer than 16 MiB"), "\(error)")
+        }
+    }
+}
