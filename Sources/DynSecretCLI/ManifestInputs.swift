@@ -15,13 +15,12 @@ enum ManifestInputs {
                 out.append("-")
                 continue
             }
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw CLIError("\(flag) \(path): no such file or directory")
-            }
-            if !isDirectory.boolValue {
+            switch AtomicFile.kind(of: path) {
+            case .directory: break
+            case .regular, .fifo, .device:
                 out.append(path)
                 continue
+            case let other: throw CLIError("\(flag) \(path): \(AtomicFile.readProblem(other) ?? "cannot be read")")
             }
             guard let walker = FileManager.default.enumerator(atPath: path) else { throw CLIError("\(flag) \(path): cannot list the directory") }
             var found: [String] = []

@@ -215,9 +215,18 @@ public enum AtomicFile {
                             check: (FileStatus) throws(FileError) -> Void = { _ in }) throws(FileError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else {
-            if Glibc.errno == ELOOP {
-                var e = FileError(path: path, message: "is a symbolic link; refusing to follow it")
+            let code = Glibc.errno
+            if code == ELOOP {
+                // O_NOFOLLOW refuses a link; say whether it also loops.
+                let loops = kind(of: path) == .linkLoop
+                var e = FileError(path: path, message: loops ? "too many levels of symbolic links (a symbolic link loop)"
+                                                             : "is a symbolic link; refusing to follow it")
                 e.code = ELOOP
+                throw e
+            }
+            if code != ENOENT, let problem = readProblem(kind(of: path)) {
+                var e = FileError(path: path, message: problem)
+                e.code = code
                 throw e
             }
             throw .errno(path, "cannot open")
@@ -225,7 +234,15 @@ public enum AtomicFile {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .errno(path, "cannot stat") }
-        guard st.st_mode & S_IFMT == S_IFREG else { throw FileError(path: path, message: "not a regular file") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            let what = switch st.st_mode & S_IFMT {
+            case S_IFDIR: "is a directory"
+            case S_IFIFO: "is a FIFO, not a regular file"
+            case S_IFSOCK: "is a socket, not a regular file"
+            default: "is a device, not a regular file"
+            }
+            throw FileError(path: path, message: what)
+        }
         guard st.st_size <= maxBytes else {
             throw FileError(path: path, message: "the file is \(st.st_size) bytes; the limit is \(maxBytes)")
         }

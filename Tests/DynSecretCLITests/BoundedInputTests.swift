@@ -71,10 +71,22 @@ import Testing
         #expect(symlink(dir.path("l2"), dir.path("l1")) == 0)
         #expect(symlink(dir.path("l1"), dir.path("l2")) == 0)
         _ = try dir.file("file", "x")
-        for (path, words) in [(dir.path("l1"), "too many levels of symbolic links"), (dir.path("file") + "/x.yaml", "a component of the path is a file"),
-                              (dir.url.path, "is a directory"), (dir.path("missing"), "no such file or directory")] {
-            let r = try Self.limited(["create-registry", "x", "--server", "r.example", "--username", "u", "--password-file", path])
-            #expect(r.code == 2 && r.stderr.contains("--password-file \(path): \(words)"), "\(path): \(r.stderr)")
+        let cases = [(dir.path("l1"), "too many levels of symbolic links"), (dir.path("file") + "/x.yaml", "a component of the path is a file"),
+                     (dir.url.path, "is a directory"), (dir.path("missing"), "no such file")]
+        // Every input path, each with the flag that named it.
+        let commands: [(flag: String, args: (String) -> [String])] = [
+            ("--password-file", { ["create-registry", "x", "--server", "r.example", "--username", "u", "--password-file", $0] }),
+            ("--from-docker-config", { ["create-registry", "x", "--from-docker-config", $0] }),
+            ("--policy", { ["replicate", "--policy", $0, "--from-manifests", "/tmp", "--dry-run"] }),
+            ("keyring", { ["keys", "list", "--keyring", $0] }),
+            ("-f", { ["index", "-f", $0] }),
+        ]
+        for (flag, args) in commands {
+            for (path, words) in cases {
+                if flag == "-f" && path == dir.url.path { continue }  // a directory is walked
+                let r = try Self.limited(args(path))
+                #expect(r.code == 2 && r.stderr.contains("\(flag) \(path): \(words)"), "\(flag) \(path): \(r.stderr)")
+            }
         }
     }
 
