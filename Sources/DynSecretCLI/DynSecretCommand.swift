@@ -10,10 +10,13 @@ public struct DynSecretCommand: AsyncParsableCommand {
         commandName: "dynsecret",
         abstract: "Secret and registry-credential manager for Kubernetes.",
         version: DynSecretVersion.text,
-        subcommands: [
-            CreateRegistry.self, Validate.self, IndexCommand.self, Which.self,
-            Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self, VersionCommand.self,
-            Replicate.self, ControllerCommand.self, Verify.self,
+        // Grouped by task in `--help`; `version` comes last, on its own.
+        groupedSubcommands: [
+            CommandGroup(name: "Registry credentials", subcommands: [CreateRegistry.self, Verify.self]),
+            CommandGroup(name: "Checks", subcommands: [Validate.self, IndexCommand.self, Which.self]),
+            CommandGroup(name: "Replication", subcommands: [Replicate.self, ControllerCommand.self]),
+            CommandGroup(name: "At rest", subcommands: [Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self]),
+            CommandGroup(name: "Other", subcommands: [VersionCommand.self]),
         ]
     )
 

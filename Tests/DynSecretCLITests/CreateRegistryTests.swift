@@ -120,6 +120,22 @@ private let canary = "CANARY-pw-5e1f0c"
         let version = await dynsecret(["version"])
         #expect(version.code == 0 && version.stdout.contains("OpenSSL 3") && version.stdout.contains("libcurl"))
     }
+
+    /// `dynsecret --help` groups the commands by task, `version` last: pinned section by section.
+    @Test func topLevelHelpIsGroupedByTask() async {
+        let help = await dynsecret(["--help"])
+        #expect(help.code == 0)
+        var sections: [(String, [String])] = []
+        for line in help.stdout.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasSuffix("SUBCOMMANDS:") { sections.append((String(line.dropLast(":".count)), [])) }
+            else if line.hasPrefix("  "), !line.hasPrefix("   "), let first = line.split(separator: " ").first, !sections.isEmpty, first != "See" {
+                sections[sections.count - 1].1.append(String(first))
+            }
+        }
+        #expect(sections.map(\.0) == ["REGISTRY CREDENTIALS SUBCOMMANDS", "CHECKS SUBCOMMANDS", "REPLICATION SUBCOMMANDS", "AT REST SUBCOMMANDS", "OTHER SUBCOMMANDS"])
+        #expect(sections.map(\.1) == [["create-registry", "verify"], ["validate", "index", "which"], ["replicate", "controller"],
+                                       ["keys", "encrypt", "decrypt", "store"], ["version"]], "\(help.stdout)")
+    }
 }
 
 /// Bad input: exit 2, one line on stderr naming the problem, nothing on stdout, and never the password.
