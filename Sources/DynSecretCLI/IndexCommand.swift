@@ -165,6 +165,11 @@ struct IndexCommand: AsyncParsableCommand {
             out = Array(Table.render(rows).utf8)
         }
         CommandIO.current.writeStdout(out)
+        if index.secretCount == 0 && index.problems.isEmpty && inputs.inputErrors.isEmpty {
+            // An empty table says nothing about why: say where dynsecret looked and what counts.
+            let scope = cluster ? (allNamespaces ? "in any namespace of the cluster" : "in namespace \(namespace ?? "of the context") of the cluster") : "in the input"
+            CommandIO.current.warn("no pull secrets \(scope): the kubelet uses only Secrets of type kubernetes.io/dockerconfigjson and kubernetes.io/dockercfg")
+        }
         inputs.reportProblems()
         if !inputs.inputErrors.isEmpty { throw ExitCode(ExitStatus.usage) }
         if !index.problems.isEmpty { throw ExitCode(ExitStatus.findings) }

@@ -77,6 +77,9 @@ struct Which: AsyncParsableCommand {
                 : "pull secret \(name) is not a pull secret in the input (missing or another type): the kubelet skips it")
         }
         let matches = inputs.index.lookup(image: ref, namespace: namespace, pullSecrets: names)
+        // Nothing the pod lists matches: the namespace's pull secrets that would, had the pod listed them.
+        let candidates = matches.isEmpty ? inputs.index.candidates(image: ref, namespace: namespace, excluding: names) : []
+        let addTo = pullSecrets.isEmpty ? "the pod, or to ServiceAccount \(namespace)/\(serviceAccount)" : "the pod"
         var out: [UInt8]
         switch output {
         case .json:
@@ -97,6 +100,13 @@ struct Which: AsyncParsableCommand {
                 ("pullSecretsFrom", .string(origin)),
                 ("credentials", .array(tries)),
                 ("notes", .array(notes.map(JSONValue.string))),
+                ("candidates", .array(candidates.map { c in
+                    .object(JSONObject([
+                        ("secret", .string(c.secret)),
+                        ("configKey", .string(c.configKey)),
+                        ("imagePullSecrets", .array([.object(JSONObject([("name", .string(c.secret))]))])),
+                    ]))
+                })),
             ])))
         case .text:
             var text = "image \(image) is looked up as \(ref.name)\n"
@@ -104,6 +114,10 @@ struct Which: AsyncParsableCommand {
             for n in notes { text += "note: \(n)\n" }
             if matches.isEmpty {
                 text += "no credential matches: the kubelet pulls anonymously\n"
+                for c in candidates {
+                    text += "hint: pull secret \(c.secret) in \(namespace) has key \(c.configKey), which matches; to use it, add to \(addTo):\n"
+                    text += "  imagePullSecrets: [\(c.imagePullSecretsEntry)]\n"
+                }
             } else {
                 for (i, m) in matches.enumerated() {
                     let why = m.reason == .key

@@ -89,6 +89,12 @@ public struct RegistryIndex: Sendable {
         pullSecrets[namespace]?[name] != nil
     }
 
+    /// The pull secrets of `namespace` (other than `excluding`) whose keys would match `image` if the pod or its
+    /// ServiceAccount listed them, by name, each with the key that matches: the hint when nothing the pod lists does.
+    public func candidates(image: ImageReference, namespace: String, excluding: [String]) -> [PullSecretCandidate] {
+        PullSecretCandidate.find(image: image, among: (pullSecrets[namespace] ?? [:]).filter { !excluding.contains($0.key) }, namespace: namespace)
+    }
+
     /// The credentials the kubelet would try for `image` with these pull secrets (a pod's, in order).
     public func lookup(image: ImageReference, namespace: String, pullSecrets names: [String]) -> [CredentialKeyring.Match] {
         var keyring = CredentialKeyring()
@@ -98,5 +104,31 @@ public struct RegistryIndex: Sendable {
             }
         }
         return keyring.lookup(image.name)
+    }
+}
+
+/// A pull secret the pod does not list that has a key for the image: listing it would cover the image.
+public struct PullSecretCandidate: Sendable, Equatable {
+    public var secret: String
+    /// The matching key as the Secret writes it.
+    public var configKey: String
+
+    /// The exact entry to add to the pod's (or its ServiceAccount's) `imagePullSecrets`.
+    public var imagePullSecretsEntry: String { "{name: \(secret)}" }
+
+    /// Each Secret of `secrets` (name → entries) with a key that matches `image` (not merely the Docker Hub
+    /// fallback), in name order.
+    static func find(image: ImageReference, among secrets: [String: [(key: String, credential: RegistryCredential)]], namespace: String) -> [PullSecretCandidate] {
+        var out: [PullSecretCandidate] = []
+        for name in secrets.keys.sorted(by: utf8Less) {
+            var keyring = CredentialKeyring()
+            for (key, credential) in secrets[name]! {
+                keyring.add(configKey: key, credential: credential, source: CredentialSource(namespace: namespace, secretName: name, registryKey: key))
+            }
+            if let match = keyring.lookup(image.name).first(where: { $0.reason == .key }) {
+                out.append(PullSecretCandidate(secret: name, configKey: match.entry.source.registryKey))
+            }
+        }
+        return out
     }
 }

@@ -59,7 +59,7 @@ public struct Validator: Sendable {
         for doc in documents { run.add(doc) }
         return run.finish()
     }
-    func checkCoverage(_ w: ValidationRun.Workload, secrets: [String: SecretCheck], serviceAccounts: [String: ServiceAccount],
+    func checkCoverage(_ w: ValidationRun.Workload, secrets: [String: SecretCheck], serviceAccounts: [String: ServiceAccount], hints: CoverageHints,
                        into findings: inout [Finding], pulls: inout [ImagePull]) {
         func add(_ rule: ValidationRule, _ message: String, field: String?, severity: Severity? = nil) {
             findings.append(w.location.finding(rule, message, object: w.ref, field: field, severity: severity))
@@ -123,7 +123,11 @@ public struct Validator: Sendable {
                 }
                 let names = refs.map(\.name).filter { !$0.isEmpty }
                 let tried = names.isEmpty ? "the pod has no pull secrets" : "none of \(names.joined(separator: ", ")) has credentials for it"
-                add(.imageUncovered, "image \(text) (registry \(ref.domain)): \(tried)" + (isPrivate ? "; the registry is private" : "; the pull is anonymous"),
+                let candidates = hints.candidates(ref, w.namespace).filter { !names.contains($0.secret) }
+                let hint = candidates.isEmpty ? "" : "; " + candidates.map {
+                    "pull secret \($0.secret) (key \($0.configKey)) would cover it: add imagePullSecrets: [\($0.imagePullSecretsEntry)] to the pod or its ServiceAccount"
+                }.joined(separator: "; ")
+                add(.imageUncovered, "image \(text) (registry \(ref.domain)): \(tried)" + (isPrivate ? "; the registry is private" : "; the pull is anonymous") + hint,
                     field: image.field, severity: isPrivate ? .error : .note)
             }
         }
@@ -202,11 +206,35 @@ public struct ValidationRun: Sendable {
     /// Checks image coverage across everything added and returns the report.
     public func finish() -> ValidationReport {
         var report = report
+        let hints = CoverageHints(secrets)
         for w in workloads {
             report.podSpecs += 1
             report.images += w.spec.images.count
-            validator.checkCoverage(w, secrets: secrets, serviceAccounts: serviceAccounts, into: &report.findings, pulls: &report.imagePulls)
+            validator.checkCoverage(w, secrets: secrets, serviceAccounts: serviceAccounts, hints: hints, into: &report.findings, pulls: &report.imagePulls)
         }
         return report
+    }
+}
+
+/// The pull secrets of each namespace that would cover an image the pod does not cover, found once per
+/// (namespace, repository): most uncovered images are public ones, repeated across many pods.
+final class CoverageHints {
+    private var byNamespace: [String: [String: [(key: String, credential: RegistryCredential)]]] = [:]
+    private var cache: [String: [PullSecretCandidate]] = [:]
+
+    init(_ secrets: [String: SecretCheck]) {
+        for (k, check) in secrets {
+            guard let slash = k.firstIndex(of: "/"), let entries = check.pullEntries, check.pullError == nil else { continue }
+            byNamespace[String(k[..<slash]), default: [:]][String(k[k.index(after: slash)...])] = entries
+        }
+    }
+
+    func candidates(_ image: ImageReference, _ namespace: String) -> [PullSecretCandidate] {
+        guard let secrets = byNamespace[namespace] else { return [] }
+        let key = namespace + "\u{0}" + image.name
+        if let hit = cache[key] { return hit }
+        let found = PullSecretCandidate.find(image: image, among: secrets, namespace: namespace)
+        cache[key] = found
+        return found
     }
 }
