@@ -35,8 +35,10 @@ enum ClusterReader {
     /// Pull secrets (listed with a field selector on `type`) as manifest documents, in namespace/name order.
     static func pullSecretDocuments(_ client: KubeClient, namespace: String?) async throws(CLIError) -> [ManifestDocument] {
         let secrets: [Secret]
+        let progress = Progress("reading pull secrets", total: 0)
+        defer { progress.finish() }
         do {
-            secrets = try await client.pullSecrets(namespace: namespace)
+            secrets = try await client.pullSecrets(namespace: namespace) { progress.advance() }
         } catch {
             throw error.cli("listing pull secrets")
         }

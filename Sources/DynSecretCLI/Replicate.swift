@@ -91,7 +91,9 @@ struct Replicate: AsyncParsableCommand {
             return
         }
         let writer = KubeReplicationWriter(client: client, serviceAccounts: state.serviceAccounts)
-        let result = await KubeReplicationApplier.apply(plan, writer: writer, concurrency: concurrency)
+        let progress = Progress("replicate: writes", total: plan.actions.filter(\.isWrite).count)
+        let result = await KubeReplicationApplier.apply(plan, writer: writer, concurrency: concurrency) { progress.advance($0) }
+        progress.finish()
         for a in plan.actions where a.kind == .report {
             CommandIO.current.warn("\(a.namespace)/\(a.name): \(a.reason)")
         }

@@ -114,14 +114,18 @@ struct StoreCommand: ParsableCommand {
             do { locations = try s.records() } catch { throw CLIError(error.message) }
             var changed = 0
             var failed = 0
+            let progress = Progress("store rewrap: records", total: locations.count)
             for loc in locations {
                 do {
                     if try s.rewrap(loc, keyring: ring) { changed += 1 }
                 } catch {
+                    progress.finish()
                     failed += 1
                     CommandIO.current.writeStderr("error: \(error.message)\n")
                 }
+                progress.advance()
             }
+            progress.finish()
             let text = "rewrapped \(changed) of \(locations.count) record(s) to key \(ring.primary!.id); \(locations.count - changed - failed) already there\n"
             CommandIO.current.writeStdout(Array(text.utf8))
             if failed > 0 { throw CLIError("\(failed) record(s) could not be rewrapped", exitCode: ExitStatus.findings) }

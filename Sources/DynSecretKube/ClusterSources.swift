@@ -21,11 +21,16 @@ public enum ApplyResult: Sendable, Equatable {
 extension KubeClient {
     /// The pull secrets (`kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg`) in `namespace`, or in
     /// every namespace when nil, listed server-side with a field selector on `type`, in namespace/name order.
-    public func pullSecrets(namespace: String?) async throws(KubeError) -> [Secret] {
+    /// `onSecret` is called as each one arrives (for progress).
+    public func pullSecrets(namespace: String?, onSecret: (@Sendable () -> Void)? = nil) async throws(KubeError) -> [Secret] {
         var all: [Secret] = []
         for type in [SecretType.dockerConfigJSON, SecretType.dockercfg] {
-            let page = try await listAll(.secrets, namespace: namespace, options: ListOptions(fieldSelector: "type=\(type)"))
-            for item in page.items { all.append(try Secret(kubeJSON: item)) }
+            var items: [JSONValue] = []
+            _ = try await listEach(.secrets, namespace: namespace, options: ListOptions(fieldSelector: "type=\(type)")) {
+                items.append($0)
+                onSecret?()
+            }
+            for item in items { all.append(try Secret(kubeJSON: item)) }
         }
         return all.sorted { ($0.metadata.namespace ?? "", $0.metadata.name ?? "") < ($1.metadata.namespace ?? "", $1.metadata.name ?? "") }
     }

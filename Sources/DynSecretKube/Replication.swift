@@ -180,7 +180,9 @@ extension KubeClient {
 public enum KubeReplicationApplier {
     /// Applies `plan`'s writes through `writer`: each namespace's writes in plan order (so a replacement's delete
     /// precedes its create), at most `concurrency` namespaces at once. A failure never stops the other targets.
-    public static func apply(_ plan: ReplicationPlan, writer: KubeReplicationWriter, concurrency: Int = 8) async -> ReplicationApplyResult {
+    /// `onWrites` is called with the number of writes of each namespace once they are done (for progress).
+    public static func apply(_ plan: ReplicationPlan, writer: KubeReplicationWriter, concurrency: Int = 8,
+                             onWrites: (@Sendable (Int) -> Void)? = nil) async -> ReplicationApplyResult {
         var groups: [[ReplicationAction]] = []
         var index: [String: Int] = [:]
         for a in plan.actions where a.isWrite {
@@ -194,7 +196,9 @@ public enum KubeReplicationApplier {
         let results = (try? await boundedMap(groups, width: concurrency) { (actions: [ReplicationAction]) async throws(KubeError) -> ReplicationApplyResult in
             var w = writer
             let part = ReplicationPlan(policy: plan.policy, actions: actions, replicas: [], serviceAccounts: [])
-            return await ReplicationApplier.apply(part, to: &w)
+            let result = await ReplicationApplier.apply(part, to: &w)
+            onWrites?(actions.count)
+            return result
         }) ?? []
         var total = ReplicationApplyResult()
         for r in results {

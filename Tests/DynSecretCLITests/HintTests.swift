@@ -1,5 +1,7 @@
 import DynSecretCore
 import Foundation
+import KubeEmulator
+import DynSecretKube
 import Testing
 
 /// When nothing the pod lists covers an image, `which` and `validate` name the namespace's pull secrets that
@@ -54,5 +56,33 @@ import Testing
         let r = await dynsecret(["index", "-f", f])
         #expect(r.code == 0)
         #expect(r.stderr.contains("no pull secrets in the input: the kubelet uses only Secrets of type kubernetes.io/dockerconfigjson and kubernetes.io/dockercfg"), "\(r.stderr)")
+    }
+}
+
+/// Progress of long CLI work shows on a terminal only (a pseudo-terminal from util-linux `script` here), as counts,
+/// never a name or a value; piped, the output is exactly what it was without progress.
+@Suite struct ProgressTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script") && dynsecretBinary != nil, "needs util-linux script"))
+    func progressOnATerminalOnly() async throws {
+        let e = try await KubeEmulator.start()
+        defer { Task { await e.stop() } }
+        let c = KubeClient(config: KubeConfig(server: e.url))
+        for i in 0..<30 {
+            var s = Secret(metadata: ObjectMeta(name: "pull-\(i)", namespace: "default"), type: SecretType.dockerConfigJSON)
+            s.data[".dockerconfigjson"] = Array(#"{"auths":{"r\#(i).example":{"auth":"\#(Base64.encode(Array("u:\(HintTests.secret)".utf8)))"}}}"#.utf8)
+            _ = try await c.create(s)
+        }
+        let dir = try TempDir()
+        let kc = try dir.file("kubeconfig", e.kubeconfig())
+        let bin = try #require(dynsecretBinary)
+        let piped = try runProcess(bin, ["index", "--cluster", "-A", "--kubeconfig", kc])
+        #expect(piped.code == 0 && !piped.stderr.contains("reading pull secrets"), "\(piped.stderr)")
+        let tty = try runProcess("/usr/bin/env", ["-u", "NO_COLOR", "TERM=xterm", "/usr/bin/script", "-qec", "\(bin) index --cluster -A --kubeconfig \(kc)", "/dev/null"])
+        #expect(tty.code == 0, "\(tty.stdout)")
+        #expect(tty.stdout.contains("\r\u{1B}[2Kreading pull secrets: "), "\(tty.stdout.debugDescription)")
+        #expect(tty.stdout.contains("r29.example"))
+        #expect(!tty.stdout.contains(HintTests.secret))
+        let plain = try runProcess("/usr/bin/env", ["NO_COLOR=1", "TERM=xterm", "/usr/bin/script", "-qec", "\(bin) index --cluster -A --kubeconfig \(kc)", "/dev/null"])
+        #expect(plain.stdout.contains("reading pull secrets: ") && !plain.stdout.contains("\u{1B}["), "\(plain.stdout.debugDescription)")
     }
 }
