@@ -98,8 +98,8 @@ import Glibc
         #expect { try AtomicFile.read(link) } throws: { ($0 as? FileError)?.message.contains("symbolic link") == true }
         let fifo = dir.path + "/fifo"
         #expect(mkfifo(fifo, 0o600) == 0)
-        #expect { try AtomicFile.read(fifo) } throws: { ($0 as? FileError)?.message == "not a regular file" }
-        #expect { try AtomicFile.read(dir.path) } throws: { ($0 as? FileError)?.message == "not a regular file" }
+        #expect { try AtomicFile.read(fifo) } throws: { ($0 as? FileError)?.message == "is a FIFO, not a regular file" }
+        #expect { try AtomicFile.read(dir.path) } throws: { ($0 as? FileError)?.message == "is a directory" }
         #expect { try AtomicFile.read(file, maxBytes: 4) } throws: { ($0 as? FileError)?.message.contains("limit is 4") == true }
     }
 
