@@ -310,7 +310,10 @@ final class Transfer: @unchecked Sendable {
     /// Ends the transfer that ran on `easy` with libcurl's result `code` and calls `completion`.
     func complete(_ code: CURLcode, on easy: EasyHandle) {
         releaseHeaders()
-        guard let h = easy.handle else { return }
+        guard let h = easy.handle else {
+            finish(.failure(TransportError(message: "curl_easy_init failed", notSent: true, cancelled: false)))
+            return
+        }
         var connects = 0
         if cdynsecret_curl_getinfo_long(h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK { connectionsOpened = connects }
 
