@@ -6,17 +6,18 @@ internal import DynSecretKube
 /// `dynsecret replicate`: plan, render or apply the replicas a ReplicationPolicy asks for.
 struct Replicate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Replicate Secrets as a ReplicationPolicy says: print the plan, render manifests, or apply it once.",
+        abstract: "Replicate Secrets and ConfigMaps as a ReplicationPolicy says: print the plan, render manifests, or apply it once.",
         discussion: """
-            The cluster state (Namespaces, Secrets, ServiceAccounts) is read from manifests with --from-manifests \
-            (other kinds are ignored; namespaces that appear only in an object's metadata exist without labels), or \
-            from the cluster (kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): all Namespaces, the source \
-            Secrets, the replicas (label dynsecret.io/replica=true), the exact target names without a replica, and \
-            the named ServiceAccounts; never every Secret of the cluster.
+            The cluster state (Namespaces, Secrets, ConfigMaps, ServiceAccounts) is read from manifests with \
+            --from-manifests (other kinds are ignored; namespaces that appear only in an object's metadata exist \
+            without labels), or from the cluster (kubeconfig, KUBECONFIG, ~/.kube/config or in-cluster): all \
+            Namespaces, the sources, the replicas (label dynsecret.io/replica=true), the exact target names without \
+            a replica, and the named ServiceAccounts; never every Secret or ConfigMap of the cluster.
 
             --dry-run prints the ordered plan (create, update, delete, patch-serviceaccount, report) with reasons; \
             no secret value is ever printed. --out DIR (with --from-manifests) writes every replica the policy \
-            manages as DIR/NAMESPACE/secret-NAME.yaml (mode 0600, atomically) and every ServiceAccount it patches as \
+            manages as DIR/NAMESPACE/secret-NAME.yaml (mode 0600, atomically) or configmap-NAME.yaml (0644), and \
+            every ServiceAccount it patches as \
             DIR/NAMESPACE/serviceaccount-NAME.yaml. --once applies the plan to the cluster, --concurrency \
             namespaces at a time; a failed write does not stop the other targets. Exit codes: 0 done, 1 a write or \
             a cluster read failed, 2 usage, policy or configuration error (nothing is written for an invalid policy).
@@ -119,7 +120,7 @@ enum ReplicateApplySummary {
     }
 }
 
-/// Reads Namespaces, Secrets and ServiceAccounts from manifests.
+/// Reads Namespaces, Secrets, ConfigMaps and ServiceAccounts from manifests.
 enum ReplicateInputs {
     static func read(_ path: String) throws(CLIError) -> ReplicationState {
         var state = ReplicationState()
@@ -144,7 +145,8 @@ enum ReplicateInputs {
         }
         if let firstError { throw CLIError(firstError.description) }
         for ns in state.namespaces { seen.insert(ns.name) }
-        let implicit = (state.secrets.map { $0.metadata.namespace ?? "default" } + state.serviceAccounts.map { $0.metadata.namespace ?? "default" })
+        let implicit = state.secrets.map { $0.metadata.namespace ?? "default" } + state.configMaps.map { $0.metadata.namespace ?? "default" }
+            + state.serviceAccounts.map { $0.metadata.namespace ?? "default" }
         for ns in implicit where seen.insert(ns).inserted { state.namespaces.append(ReplicationNamespace(name: ns, labels: ["kubernetes.io/metadata.name": ns])) }
         return state
     }
@@ -155,6 +157,10 @@ enum ReplicateInputs {
             var s = try Secret.decode(value).secret
             if s.metadata.namespace == nil { s.metadata.namespace = "default" }
             state.secrets.append(s)
+        case "ConfigMap":
+            var c = try ConfigMap.decode(value).configMap
+            if c.metadata.namespace == nil { c.metadata.namespace = "default" }
+            state.configMaps.append(c)
         case "ServiceAccount":
             var sa = try ServiceAccount.decode(value).serviceAccount
             if sa.metadata.namespace == nil { sa.metadata.namespace = "default" }
@@ -184,9 +190,10 @@ enum ReplicatePlanOutput {
     }
 
     static func text(_ plan: ReplicationPlan) -> String {
-        var rows: [[String]] = [["ACTION", "OBJECT", "RULE", "REASON"]]
+        var rows: [[String]] = [["ACTION", "KIND", "OBJECT", "RULE", "REASON"]]
         for a in plan.actions {
-            rows.append([a.kind.rawValue, "\(a.namespace)/\(a.name)", a.rules.joined(separator: ","), a.reason])
+            let kind = a.kind == .patchServiceAccount ? "ServiceAccount" : a.objectKind.rawValue
+            rows.append([a.kind.rawValue, kind, "\(a.namespace)/\(a.name)", a.rules.joined(separator: ","), a.reason])
         }
         let body = plan.actions.isEmpty ? "" : Table.render(rows)
         return "policy \(plan.policy): \(summary(plan))\n" + body
@@ -196,7 +203,8 @@ enum ReplicatePlanOutput {
         let counts = JSONObject(ReplicationAction.Kind.allCases.map { ($0.rawValue, JSONValue.number(String(plan.count($0)))) })
         let actions: [JSONValue] = plan.actions.map { a in
             var o: [(String, JSONValue)] = [
-                ("action", .string(a.kind.rawValue)), ("namespace", .string(a.namespace)), ("name", .string(a.name)),
+                ("action", .string(a.kind.rawValue)), ("kind", .string(a.kind == .patchServiceAccount ? "ServiceAccount" : a.objectKind.rawValue)),
+                ("namespace", .string(a.namespace)), ("name", .string(a.name)),
                 ("rules", .array(a.rules.map(JSONValue.string))), ("reason", .string(a.reason)),
             ]
             if let s = a.secret {
@@ -222,9 +230,10 @@ enum ReplicateRender {
     static func write(_ plan: ReplicationPlan, to dir: String) throws(CLIError) {
         // Render everything first, so a rendering problem writes nothing.
         var files: [(path: String, bytes: [UInt8], mode: UInt32)] = []
-        for var s in plan.replicas {
-            s.metadata = clean(s.metadata)
-            files.append(("\(dir)/\(s.metadata.namespace ?? "default")/secret-\(s.metadata.name ?? "").yaml", Array(s.yamlText.utf8), 0o600))
+        for var o in plan.replicas {
+            o.metadata = clean(o.metadata)
+            // Secrets owner-only; ConfigMaps hold no secrets.
+            files.append(("\(dir)/\(o.namespace)/\(o.kind.rawValue.lowercased())-\(o.name).yaml", Array(o.yamlText.utf8), o.kind == .secret ? 0o600 : 0o644))
         }
         for var sa in plan.serviceAccounts {
             sa.metadata = clean(sa.metadata)
@@ -244,7 +253,9 @@ enum ReplicateRender {
             let note = a.kind == .delete ? "remove \(a.namespace)/\(a.name): \(a.reason)" : "\(a.namespace)/\(a.name): \(a.reason)"
             CommandIO.current.warn(note)
         }
-        CommandIO.current.writeStdout(Array("wrote \(plan.replicas.count) Secret(s) and \(plan.serviceAccounts.count) ServiceAccount(s) under \(dir)\n".utf8))
+        let secrets = plan.replicas.filter { $0.kind == .secret }.count
+        let configMaps = plan.replicas.count - secrets
+        CommandIO.current.writeStdout(Array("wrote \(secrets) Secret(s)\(configMaps > 0 ? ", \(configMaps) ConfigMap(s)" : "") and \(plan.serviceAccounts.count) ServiceAccount(s) under \(dir)\n".utf8))
     }
 
     /// Metadata a GitOps manifest may carry: no uid, resourceVersion, timestamps or managed fields.

@@ -21,10 +21,10 @@ public struct ReplicationKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// What the controller knows of one cluster, kept as compactly as the planner allows (design §11): informers on what
-/// the policy manages only — all Namespaces (name, labels, terminating), Secrets labelled `dynsecret.io/replica=true`
-/// (`TargetObject`: metadata, markers and the hash of the stored content, never the data), the ServiceAccounts the
-/// policy patches (by name), and, where the sources live, the source Secrets (whole, as `SourceObject`, hashed once
-/// per version). Repeated strings and label and annotation maps share storage (`ReplicationInterner`).
+/// the policy manages only — all Namespaces (name, labels, terminating), objects of each kind the policy replicates
+/// (Secrets, and ConfigMaps only when a rule replicates them) labelled `dynsecret.io/replica=true` (`TargetObject`:
+/// metadata, markers and the hash of the stored content, never the data), the ServiceAccounts the policy patches (by
+/// name), and, where the sources live, the source objects (whole, as `SourceObject`, hashed once per version). Repeated strings and label and annotation maps share storage (`ReplicationInterner`).
 ///
 /// Every change is handed to `onChange` after the cache holds it. Thread-safe; the informers' caches are the store.
 final class ClusterCache: Sendable {
@@ -39,7 +39,8 @@ final class ClusterCache: Sendable {
 
     let name: String
     private let namespaces: Informer<ReplicationNamespace>
-    private let replicas: Informer<TargetObject>
+    /// Replicas by kind, in `ReplicationPolicy.kinds` order.
+    private let replicas: [(kind: ReplicatedKind, informer: Informer<TargetObject>)]
     private let sources: [Informer<SourceObject>]
     private let serviceAccounts: [Informer<ServiceAccount>]
     private let interner: SharedInterner
@@ -56,11 +57,16 @@ final class ClusterCache: Sendable {
         namespaces = Informer(client: client, resource: .namespaces, clock: clock) { o in
             interner.lock.withLock { ReplicationNamespace(apiObject: o, interner: &$0) }
         }
-        replicas = Informer(client: client, resource: .secrets, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true"), clock: clock) { o in
-            if let target = interner.lock.withLock({ TargetObject(apiObject: o, interner: &$0) }) { return target }
-            // Not what the API server sends: the strict decoder says why (and logs it); it is not cached.
-            guard let secret = ClusterCache.decode(o, logger: logger) else { return nil }
-            return interner.lock.withLock { TargetObject(secret, interner: &$0) }
+        replicas = policy.kinds.map { kind in
+            (kind, Informer(client: client, resource: .of(kind), options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true"), clock: clock) { o in
+                if let target = interner.lock.withLock({ TargetObject(apiObject: o, kind: kind, interner: &$0) }) { return target }
+                // Not what the API server sends: the strict decoder says why (and logs it); it is not cached.
+                switch ClusterCache.decode(o, kind, logger: logger) {
+                case .secret(let s)?: return interner.lock.withLock { TargetObject(s, interner: &$0) }
+                case .configMap(let c)?: return interner.lock.withLock { TargetObject(c, interner: &$0) }
+                case nil: return nil
+                }
+            })
         }
         var sources: [Informer<SourceObject>] = []
         var seen: Set<String> = []
@@ -71,10 +77,15 @@ final class ClusterCache: Sendable {
             } else if let selector = rule.source.selector, !selector.queryString.isEmpty {
                 opts.labelSelector = selector.queryString
             }
-            let id = "\(rule.source.namespace)|\(opts.fieldSelector ?? "")|\(opts.labelSelector ?? "")"
+            let kind = rule.source.kind
+            let id = "\(kind.rawValue)|\(rule.source.namespace)|\(opts.fieldSelector ?? "")|\(opts.labelSelector ?? "")"
             if seen.insert(id).inserted {
-                sources.append(Informer(client: client, resource: .secrets, namespace: rule.source.namespace, options: opts, clock: clock) { o in
-                    ClusterCache.decode(o, logger: logger).map(SourceObject.init)
+                sources.append(Informer(client: client, resource: .of(kind), namespace: rule.source.namespace, options: opts, clock: clock) { o in
+                    switch ClusterCache.decode(o, kind, logger: logger) {
+                    case .secret(let s)?: SourceObject(s)
+                    case .configMap(let c)?: SourceObject(c)
+                    case nil: nil
+                    }
                 })
             }
         }
@@ -86,22 +97,30 @@ final class ClusterCache: Sendable {
         }
     }
 
-    private static func decode(_ o: JSONValue, logger: Logger) -> Secret? {
-        do { return try Secret(kubeJSON: o) } catch {
+    private static func decode(_ o: JSONValue, _ kind: ReplicatedKind, logger: Logger) -> ReplicaObject? {
+        do {
+            switch kind {
+            case .secret: return .secret(try Secret(kubeJSON: o))
+            case .configMap: return .configMap(try ConfigMap(kubeJSON: o))
+            }
+        } catch {
             let m = o["metadata"]
-            logger.warning("ignoring a Secret that does not decode",
-                           metadata: ["secret": "\(m?["namespace"]?.stringValue ?? "")/\(m?["name"]?.stringValue ?? "")", "error": "\(error.message)"])
+            logger.warning("ignoring an object that does not decode",
+                           metadata: ["kind": "\(kind.rawValue)", "object": "\(m?["namespace"]?.stringValue ?? "")/\(m?["name"]?.stringValue ?? "")",
+                                      "error": "\(error.message)"])
             return nil
         }
     }
 
-    private var informerCount: Int { 2 + sources.count + serviceAccounts.count }
+    private var informerCount: Int { 1 + replicas.count + sources.count + serviceAccounts.count }
 
     /// True once every informer has completed a list.
     var hasSynced: Bool { allSynced.load(ordering: .acquiring) }
 
     /// Objects held (for memory checks and logs).
-    var count: Int { namespaces.count + replicas.count + sources.reduce(0) { $0 + $1.count } + serviceAccounts.reduce(0) { $0 + $1.count } }
+    var count: Int {
+        namespaces.count + replicas.reduce(0) { $0 + $1.informer.count } + sources.reduce(0) { $0 + $1.count } + serviceAccounts.reduce(0) { $0 + $1.count }
+    }
 
     /// The names of the cluster's namespaces.
     var namespaceNames: [String] { Array(namespaces.objects(in: "").keys) }
@@ -110,13 +129,16 @@ final class ClusterCache: Sendable {
     func run(_ onChange: @escaping @Sendable (Change) -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.consume(0, self.namespaces, onChange) { o, deleted in .namespace(name: o.name, deleted: deleted) } }
-            group.addTask { await self.consume(1, self.replicas, onChange) { o, deleted in .replica(o, deleted: deleted) } }
+            let r = replicas.count
+            for (i, entry) in replicas.enumerated() {
+                group.addTask { await self.consume(1 + i, entry.informer, onChange) { o, deleted in .replica(o, deleted: deleted) } }
+            }
             for (i, informer) in sources.enumerated() {
-                group.addTask { await self.consume(2 + i, informer, onChange) { o, deleted in .source(o, deleted: deleted) } }
+                group.addTask { await self.consume(1 + r + i, informer, onChange) { o, deleted in .source(o, deleted: deleted) } }
             }
             for (i, informer) in serviceAccounts.enumerated() {
                 group.addTask {
-                    await self.consume(2 + self.sources.count + i, informer, onChange) { o, deleted in
+                    await self.consume(1 + r + self.sources.count + i, informer, onChange) { o, deleted in
                         .serviceAccount(namespace: o.metadata.namespace ?? "", name: o.metadata.name ?? "", resourceVersion: o.metadata.resourceVersion, deleted: deleted)
                     }
                 }
@@ -146,20 +168,21 @@ final class ClusterCache: Sendable {
     /// patched ServiceAccounts there. Nil when the namespace is not known.
     func state(of namespace: String) -> ReplicationState? {
         guard let ns = namespaces.object(namespace: "", name: namespace)?.object else { return nil }
-        var seen: Set<String> = []
+        var seen: Set<ReplicaRef> = []
         var sources: [SourceObject] = []
         for informer in self.sources {
-            for (_, s) in informer.objects.sorted(by: { $0.key < $1.key }) where seen.insert(s.key).inserted { sources.append(s) }
+            for (_, s) in informer.objects.sorted(by: { $0.key < $1.key }) where seen.insert(s.ref).inserted { sources.append(s) }
         }
-        let targets = replicas.objects(in: namespace).values.sorted { utf8Less($0.name, $1.name) }
+        var targets: [TargetObject] = []
+        for entry in replicas { targets += entry.informer.objects(in: namespace).values.sorted { utf8Less($0.name, $1.name) } }
         var accounts: [ServiceAccount] = []
         for informer in serviceAccounts { accounts += informer.objects(in: namespace).values }
         return ReplicationState(namespaces: [ns], sources: sources, targets: targets, serviceAccounts: accounts)
     }
 
-    /// The cached replica `namespace/name` and its resourceVersion.
-    func replica(_ namespace: String, _ name: String) -> TargetObject? {
-        replicas.object(namespace: namespace, name: name)?.object
+    /// The cached replica of `kind` at `namespace/name`.
+    func replica(_ kind: ReplicatedKind, _ namespace: String, _ name: String) -> TargetObject? {
+        replicas.first { $0.kind == kind }?.informer.object(namespace: namespace, name: name)?.object
     }
 
     /// The resourceVersion of the cached ServiceAccount `namespace/name`, or nil when it is not cached.
@@ -170,11 +193,13 @@ final class ClusterCache: Sendable {
         return .none
     }
 
-    /// The uid of the cached source `namespace/name`.
-    func sourceUID(_ key: String) -> String? {
+    /// The uid of the cached source of `kind` at `namespace/name`.
+    func sourceUID(_ kind: ReplicatedKind, _ key: String) -> String? {
         let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { return nil }
-        for informer in sources { if let s = informer.object(namespace: parts[0], name: parts[1]) { return s.object.metadata.uid } }
+        for informer in sources {
+            if let s = informer.object(namespace: parts[0], name: parts[1]), s.object.kind == kind { return s.object.metadata.uid }
+        }
         return nil
     }
 

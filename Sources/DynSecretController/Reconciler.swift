@@ -23,13 +23,13 @@ struct Reconciler: Sendable {
     let events: EventRecorder
     let logger: Logger
     let canWrite: @Sendable () -> Bool
-    /// The source Secret an action's Event is attached to (sources live in the hub).
-    let sourceUID: @Sendable (String) -> String?
+    /// The uid of the source (kind, `namespace/name`) an action's Event is attached to (sources live in the hub).
+    let sourceUID: @Sendable (ReplicatedKind, String) -> String?
     /// Names at which a create met an object the cache does not hold, by key: read before each plan.
     let unwatched = UnwatchedNames()
 
     init(policy: ReplicationPolicy, client: KubeClient, cache: ClusterCache, expectations: WriteExpectations, metrics: ControllerMetrics,
-         events: EventRecorder, logger: Logger, canWrite: @escaping @Sendable () -> Bool, sourceUID: @escaping @Sendable (String) -> String?) {
+         events: EventRecorder, logger: Logger, canWrite: @escaping @Sendable () -> Bool, sourceUID: @escaping @Sendable (ReplicatedKind, String) -> String?) {
         self.policy = policy
         listedTargets = policy.rules.map { Set($0.targets.namespaces) }
         self.client = client
@@ -46,7 +46,7 @@ struct Reconciler: Sendable {
     func awaitsOwnWrites(_ key: ReplicationKey) -> Bool {
         let (waiting, expired) = expectations.awaiting(key) { x in
             switch x.kind {
-            case .replica: WriteExpectations.observed(x, cachedVersion: cache.replica(key.namespace, x.name).map { $0.resourceVersion })
+            case .replica(let kind): WriteExpectations.observed(x, cachedVersion: cache.replica(kind, key.namespace, x.name).map { $0.resourceVersion })
             case .serviceAccount: WriteExpectations.observed(x, cachedVersion: cache.serviceAccountVersion(key.namespace, x.name))
             }
         }
@@ -72,19 +72,21 @@ struct Reconciler: Sendable {
             metrics.setReplicaStates(namespace: ns, nil)
             return .done
         }
-        let cached = Set(state.targets.map(\.name))
+        let cached = Set(state.targets.map(\.ref))
         var plan = self.plan(ns, state)
         // Names where a create met an object before: read them, and plan again with what is there.
         var found = false
-        for a in plan.actions where a.kind == .create && !cached.contains(a.name) && unwatched.contains(a.name, in: key) {
+        for a in plan.actions where a.kind == .create && !cached.contains(a.ref) && unwatched.contains(a.ref, in: key) {
             do {
-                let existing = try await client.get(Secret.self, namespace: ns, name: a.name)
-                state.targets.append(TargetObject(existing))
+                switch try await client.replicaObject(a.objectKind, namespace: ns, name: a.name) {
+                case .secret(let s): state.targets.append(TargetObject(s))
+                case .configMap(let c): state.targets.append(TargetObject(c))
+                }
                 found = true
             } catch where error.httpStatus == 404 {
-                unwatched.remove(a.name, in: key)
+                unwatched.remove(a.ref, in: key)
             } catch {
-                logger.warning("reading a target failed", metadata: ["namespace": "\(key)", "secret": "\(a.name)", "error": "\(error.message)"])
+                logger.warning("reading a target failed", metadata: ["namespace": "\(key)", "object": "\(a.ref)", "error": "\(error.message)"])
                 return .failed
             }
         }
@@ -92,24 +94,24 @@ struct Reconciler: Sendable {
         var writer = FencedWriter(inner: KubeReplicationWriter(client: client, serviceAccounts: state.serviceAccounts), canWrite: canWrite)
         // Each write is recorded as soon as it returns, so its watch event (which can arrive at the same moment) is
         // recognised, and the next reconcile of `key` waits for it.
-        writer.afterWrite = { [expectations] kind, w in Self.expect(kind, w, in: key, expectations) }
+        writer.afterWrite = { [expectations] kind, objectKind, w in Self.expect(kind, objectKind, w, in: key, expectations) }
         var result = await ReplicationApplier.apply(plan, to: &writer)
         // A create that met an existing object wrote nothing: not a failure, but a reason to look at that name.
         let exists = result.failures.filter { f in
             f.action.kind == .create && writer.errors[FencedWriter.key(f.action)].map { $0.code == 409 && $0.reason == "AlreadyExists" } == true
         }
         for f in exists {
-            unwatched.insert(f.action.name, in: key)
-            logger.debug("a create met an object the cache does not hold; reading it and planning again", metadata: ["namespace": "\(key)", "secret": "\(f.action.name)"])
+            unwatched.insert(f.action.ref, in: key)
+            logger.debug("a create met an object the cache does not hold; reading it and planning again", metadata: ["namespace": "\(key)", "object": "\(f.action.ref)"])
         }
         result.failures.removeAll { f in exists.contains { $0.action == f.action } }
-        await report(key, plan, result, writer, pending: Set(exists.map(\.action.name)))
+        await report(key, plan, result, writer, pending: Set(exists.map(\.action.ref)))
         if !result.failures.isEmpty { return .failed }
         return exists.isEmpty ? .done : .again
     }
 
     private func report(_ key: ReplicationKey, _ plan: ReplicationPlan, _ result: ReplicationApplyResult, _ writer: FencedWriter,
-                        pending: Set<String>) async {
+                        pending: Set<ReplicaRef>) async {
         let ns = key.namespace
         for a in plan.actions where writer.done.contains(FencedWriter.key(a)) { metrics.wrote(a.kind, count: 1) }
         var failedSecrets = 0
@@ -121,23 +123,24 @@ struct Reconciler: Sendable {
             // could quote the object's data. Failures with no HTTP status (transport, leadership, a refused action)
             // carry this process's own message.
             let http = "HTTP \(status.code)\(status.reason.isEmpty ? "" : " " + status.reason)"
-            logger.warning("write failed", metadata: ["namespace": "\(key)", "action": "\(f.action.kind.rawValue)", "name": "\(f.action.name)",
+            logger.warning("write failed", metadata: ["namespace": "\(key)", "action": "\(f.action.kind.rawValue)", "kind": "\(f.action.objectKind.rawValue)", "name": "\(f.action.name)",
                                                       "code": "\(status.code)", "error": "\(status.code > 0 ? http : String(f.message.prefix(512)))"])
             if !Self.isStale(status) {
                 let why = status.code == 0 ? "no answer from the API server" : http
-                notices.append((source(for: f.action), "ReplicationFailed", "\(f.action.kind.rawValue) \(ns)/\(f.action.name) failed: \(why)"))
+                let what = f.action.kind == .patchServiceAccount ? "" : f.action.objectKind.rawValue.lowercased() + " "
+                notices.append((source(for: f.action), "ReplicationFailed", "\(f.action.kind.rawValue) \(what)\(ns)/\(f.action.name) failed: \(why)"))
             }
         }
         // Writes the applier skipped (a replacement whose delete failed) are neither failed nor done.
         for a in plan.actions where writer.done.contains(FencedWriter.key(a)) {
-            logger.info("replicated", metadata: ["namespace": "\(key)", "action": "\(a.kind.rawValue)", "name": "\(a.name)", "reason": "\(a.reason)"])
+            logger.info("replicated", metadata: ["namespace": "\(key)", "action": "\(a.kind.rawValue)", "kind": "\(a.objectKind.rawValue)", "name": "\(a.name)", "reason": "\(a.reason)"])
         }
         var conflicts = 0
         for a in plan.actions where a.kind == .report && a.reason.hasPrefix("conflict") {
             conflicts += 1
             notices.append((source(for: a), "ReplicaConflict", "\(ns)/\(a.name): \(a.reason)"))
         }
-        let desired = plan.replicas.filter { $0.metadata.namespace == ns && !pending.contains($0.metadata.name ?? "") }.count
+        let desired = plan.replicas.filter { $0.namespace == ns && !pending.contains(ReplicaRef($0.kind, $0.namespace, $0.name)) }.count
         metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
         // Events, in order after the writes, only while this process may write.
         for (object, reason, message) in notices where canWrite() {
@@ -146,14 +149,15 @@ struct Reconciler: Sendable {
     }
 
     /// Records a write that succeeded (the last of its kind in `w`).
-    private static func expect(_ kind: ReplicationAction.Kind, _ w: KubeReplicationWriter, in key: ReplicationKey, _ expectations: WriteExpectations) {
+    private static func expect(_ kind: ReplicationAction.Kind, _ objectKind: ReplicatedKind, _ w: KubeReplicationWriter, in key: ReplicationKey,
+                               _ expectations: WriteExpectations) {
         switch kind {
         case .create, .update:
             guard let s = w.writtenSecrets.last else { return }
-            expectations.expect(.replica, s.name ?? "", resourceVersion: s.resourceVersion, deleted: false, in: key)
+            expectations.expect(.replica(objectKind), s.name ?? "", resourceVersion: s.resourceVersion, deleted: false, in: key)
         case .delete:
             guard let d = w.deletedSecrets.last else { return }
-            expectations.expect(.replica, d.name ?? "", resourceVersion: d.resourceVersion, deleted: true, in: key)
+            expectations.expect(.replica(objectKind), d.name ?? "", resourceVersion: d.resourceVersion, deleted: true, in: key)
         case .patchServiceAccount:
             guard let sa = w.patchedServiceAccounts.last else { return }
             expectations.expect(.serviceAccount, sa.metadata.name ?? "", resourceVersion: sa.metadata.resourceVersion, deleted: false, in: key)
@@ -182,23 +186,23 @@ struct Reconciler: Sendable {
                                replicas: full.replicas, serviceAccounts: full.serviceAccounts)
     }
 
-    /// The source Secret an action's Event is attached to: the rule's named source, or (selector rules) the source
-    /// of the same name.
+    /// The source an action's Event is attached to: the rule's named source, or (selector rules) the source of the
+    /// same name.
     private func source(for action: ReplicationAction) -> EventRecorder.Object? {
         guard let ruleName = action.rules.first, let rule = policy.rules.first(where: { $0.name == ruleName }) else { return nil }
         let name = rule.source.name ?? action.name
-        return EventRecorder.Object(kind: "Secret", apiVersion: "v1", namespace: rule.source.namespace, name: name,
-                                    uid: sourceUID(rule.source.namespace + "/" + name))
+        return EventRecorder.Object(kind: rule.source.kind.rawValue, apiVersion: "v1", namespace: rule.source.namespace, name: name,
+                                    uid: sourceUID(rule.source.kind, rule.source.namespace + "/" + name))
     }
 }
 
-/// Names in a key at which an object exists that the cache does not hold (a foreign Secret: not watched).
+/// Objects in a key at which something exists that the cache does not hold (a foreign object: not watched).
 final class UnwatchedNames: Sendable {
-    private let names = Mutex<[ReplicationKey: Set<String>]>([:])
+    private let names = Mutex<[ReplicationKey: Set<ReplicaRef>]>([:])
 
-    func contains(_ name: String, in key: ReplicationKey) -> Bool { names.withLock { $0[key]?.contains(name) == true } }
-    func insert(_ name: String, in key: ReplicationKey) { names.withLock { _ = $0[key, default: []].insert(name) } }
-    func remove(_ name: String, in key: ReplicationKey) {
+    func contains(_ name: ReplicaRef, in key: ReplicationKey) -> Bool { names.withLock { $0[key]?.contains(name) == true } }
+    func insert(_ name: ReplicaRef, in key: ReplicationKey) { names.withLock { _ = $0[key, default: []].insert(name) } }
+    func remove(_ name: ReplicaRef, in key: ReplicationKey) {
         names.withLock { n in
             n[key]?.remove(name)
             if n[key]?.isEmpty == true { n[key] = nil }

@@ -45,7 +45,7 @@ public final class Replicator: Sendable {
         let cache = ClusterCache(name: ReplicationKey.localCluster, policy: policy, client: client, readsSources: true, clock: clock, logger: logger)
         self.cache = cache
         reconciler = Reconciler(policy: policy, client: client, cache: cache, expectations: expectations, metrics: metrics, events: events,
-                                logger: logger, canWrite: canWrite, sourceUID: { cache.sourceUID($0) })
+                                logger: logger, canWrite: canWrite, sourceUID: { cache.sourceUID($0, $1) })
     }
 
     /// True once every informer has completed a list.
@@ -89,10 +89,11 @@ public final class Replicator: Sendable {
         case .replica(let r, let deleted):
             // The watch event of this process's own create or update needs no reconcile (the write came from one),
             // which halves the work of a source change.
-            let own = expectations.settle(key(r.namespace), .replica, r.name, r.resourceVersion, deleted: deleted)
+            let own = expectations.settle(key(r.namespace), .replica(r.kind), r.name, r.resourceVersion, deleted: deleted)
             if synced && !own { queue.add(key(r.namespace)) }
         case .source(let s, let deleted):
-            if !deleted, policy.rules.contains(where: { ReplicationPlanner.isSource(s, of: $0) }) {
+            // ConfigMaps are not secret: only Secret sources go to the at-rest store.
+            if !deleted, s.kind == .secret, policy.rules.contains(where: { ReplicationPlanner.isSource(s, of: $0) }) {
                 onSource(Secret(metadata: s.metadata, type: s.type, data: s.data, immutable: s.immutable))
             }
             if synced { enqueueAll() }

@@ -1,3 +1,4 @@
+internal import DynSecretCore
 internal import Synchronization
 
 /// This process's writes not yet seen in the caches, by work key (client-go's "expectations"). A reconcile of a key
@@ -5,7 +6,7 @@ internal import Synchronization
 /// yet, which would repeat a write and meet a 409 Conflict. The watch event of an own write is recognised by its
 /// resourceVersion, and needs no reconcile of its own.
 final class WriteExpectations: Sendable {
-    enum Kind: Sendable { case replica, serviceAccount }
+    enum Kind: Sendable, Equatable { case replica(ReplicatedKind), serviceAccount }
 
     struct Expectation: Sendable {
         var kind: Kind

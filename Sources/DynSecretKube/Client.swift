@@ -78,10 +78,19 @@ public struct KubeResource: Sendable, Hashable {
     }
 
     public static let secrets = KubeResource(group: "", version: "v1", plural: "secrets", kind: "Secret", namespaced: true)
+    public static let configMaps = KubeResource(group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true)
     public static let namespaces = KubeResource(group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false)
     public static let serviceAccounts = KubeResource(group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true)
     public static let events = KubeResource(group: "", version: "v1", plural: "events", kind: "Event", namespaced: true)
     public static let leases = KubeResource(group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true)
+
+    /// Where objects of a replicated kind live.
+    public static func of(_ kind: ReplicatedKind) -> KubeResource {
+        switch kind {
+        case .secret: .secrets
+        case .configMap: .configMaps
+        }
+    }
 
     /// `apiVersion` of objects of this kind.
     public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }

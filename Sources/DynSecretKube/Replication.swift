@@ -2,9 +2,10 @@ public import DynSecretCore
 
 /// `ReplicationWriter` over the Kubernetes API.
 ///
-/// Creates POST the replica. An update with the object it was planned from (`previous`) is a JSON merge patch of only
-/// what changes (labels and annotations set or removed, the whole `data` when the content differs, with removed keys
-/// as null, `immutable`) guarded by `metadata.resourceVersion`, so fields the replica gained elsewhere (owner
+/// Creates POST the replica (a Secret or a ConfigMap). An update with the object it was planned from (`previous`) is a
+/// JSON merge patch of only what changes (labels and annotations set or removed, the whole `data` — and a ConfigMap's
+/// `binaryData` — when the content differs, with removed keys as null, `immutable`) guarded by
+/// `metadata.resourceVersion`, so fields the replica gained elsewhere (owner
 /// references, finalizers) are kept; without `previous` it is a PUT of the object. Either way a stale
 /// `resourceVersion` is a 409 Conflict;
 /// deletes carry `uid` + `resourceVersion` preconditions; a ServiceAccount patch is a JSON merge patch of the whole
@@ -15,11 +16,11 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
     public let client: KubeClient
     /// The ServiceAccounts as read for planning, by `namespace/name`; patches append to their `imagePullSecrets`.
     public var serviceAccounts: [String: ServiceAccount]
-    /// Namespace, name, uid and `resourceVersion` of each Secret as the API server returned it from a create or update
-    /// (a controller records the version to recognise the watch events of its own writes). The answers' data is
-    /// neither decoded nor kept.
+    /// Namespace, name, uid and `resourceVersion` of each object as the API server returned it from a create or
+    /// update (a controller records the version to recognise the watch events of its own writes). The answers' data
+    /// is neither decoded nor kept.
     public private(set) var writtenSecrets: [ObjectMeta] = []
-    /// Each Secret deleted: namespace, name, and the `resourceVersion` it was deleted at (the precondition's).
+    /// Each object deleted: namespace, name, and the `resourceVersion` it was deleted at (the precondition's).
     public private(set) var deletedSecrets: [ObjectMeta] = []
     /// The ServiceAccounts as the API server returned them from each patch.
     public private(set) var patchedServiceAccounts: [ServiceAccount] = []
@@ -45,35 +46,37 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
         ReplicationWriteError("\(verb) \(what): \(error.message)", code: error.httpStatus, reason: error.reason)
     }
 
-    public mutating func create(_ secret: Secret) async throws(ReplicationWriteError) {
-        var s = secret
-        s.metadata.uid = nil
-        s.metadata.resourceVersion = nil
+    public mutating func create(_ object: ReplicaObject) async throws(ReplicationWriteError) {
+        var o = object
+        o.metadata.uid = nil
+        o.metadata.resourceVersion = nil
+        let what = "\(object.kind.rawValue.lowercased()) \(Self.key(o.metadata))"
         do {
-            writtenSecrets.append(Self.identity(try await client.create(.secrets, namespace: s.metadata.namespace, s.kubeJSON)))
+            writtenSecrets.append(Self.identity(try await client.create(.of(object.kind), namespace: o.metadata.namespace, o.json)))
         } catch {
-            throw Self.failure("create", "secret \(Self.key(s.metadata))", error)
+            throw Self.failure("create", what, error)
         }
     }
 
-    public mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
-        var s = secret
-        s.metadata.resourceVersion = precondition.resourceVersion
-        if let uid = precondition.uid { s.metadata.uid = uid }
+    public mutating func update(_ object: ReplicaObject, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        var o = object
+        o.metadata.resourceVersion = precondition.resourceVersion
+        if let uid = precondition.uid { o.metadata.uid = uid }
+        let what = "\(object.kind.rawValue.lowercased()) \(Self.key(o.metadata))"
         do {
             if let previous, let rv = precondition.resourceVersion {
-                let patch = Self.updatePatch(s, from: previous, resourceVersion: rv)
-                writtenSecrets.append(Self.identity(try await client.mergePatch(.secrets, namespace: previous.namespace, name: previous.name, patch)))
+                let patch = Self.updatePatch(o, from: previous, resourceVersion: rv)
+                writtenSecrets.append(Self.identity(try await client.mergePatch(.of(object.kind), namespace: previous.namespace, name: previous.name, patch)))
             } else {
-                writtenSecrets.append(Self.identity(try await client.update(.secrets, namespace: s.metadata.namespace, s.kubeJSON)))
+                writtenSecrets.append(Self.identity(try await client.update(.of(object.kind), namespace: o.metadata.namespace, o.json)))
             }
         } catch {
-            throw Self.failure("update", "secret \(Self.key(s.metadata))", error)
+            throw Self.failure("update", what, error)
         }
     }
 
-    /// The JSON merge patch (RFC 7386) taking `previous` to `secret`'s labels, annotations, data and immutability.
-    static func updatePatch(_ secret: Secret, from previous: TargetObject, resourceVersion: String) -> JSONValue {
+    /// The JSON merge patch (RFC 7386) taking `previous` to `object`'s labels, annotations, data and immutability.
+    static func updatePatch(_ object: ReplicaObject, from previous: TargetObject, resourceVersion: String) -> JSONValue {
         func mapPatch(_ new: [String: String], _ old: [String: String]) -> JSONValue? {
             var members: [(String, JSONValue)] = []
             for (k, v) in new where old[k] != v { members.append((k, .string(v))) }
@@ -81,29 +84,45 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
             guard !members.isEmpty else { return nil }
             return .object(JSONObject(members.sorted { utf8Less($0.0, $1.0) }))
         }
-        var meta: [(String, JSONValue)] = [("resourceVersion", .string(resourceVersion))]
-        if let l = mapPatch(secret.metadata.labels, previous.labels) { meta.append(("labels", l)) }
-        if let a = mapPatch(secret.metadata.annotations, previous.annotations) { meta.append(("annotations", a)) }
-        var o: [(String, JSONValue)] = [("metadata", .object(JSONObject(meta)))]
-        let data = secret.mergedData
-        if ReplicaContentHash.of(type: previous.type, data: data) != previous.contentHash || previous.hasStringData {
-            var members = data.keys.sorted(by: utf8Less).map { ($0, JSONValue.string(Base64.encode(data[$0]!))) }
-            members += previous.dataKeys.filter { data[$0] == nil }.map { ($0, JSONValue.null) }
-            o.append(("data", .object(JSONObject(members))))
+        /// `values` (encoded), and each key of `old` no longer present as null.
+        func contentPatch(_ values: [String: JSONValue], removing old: [String]) -> JSONValue {
+            var members = values.keys.sorted(by: utf8Less).map { ($0, values[$0]!) }
+            members += old.filter { values[$0] == nil }.map { ($0, JSONValue.null) }
+            return .object(JSONObject(members))
         }
-        if (secret.immutable ?? false) != (previous.immutable ?? false) { o.append(("immutable", secret.immutable.map(JSONValue.bool) ?? .null)) }
+        let meta = object.metadata
+        var metaPatch: [(String, JSONValue)] = [("resourceVersion", .string(resourceVersion))]
+        if let l = mapPatch(meta.labels, previous.labels) { metaPatch.append(("labels", l)) }
+        if let a = mapPatch(meta.annotations, previous.annotations) { metaPatch.append(("annotations", a)) }
+        var o: [(String, JSONValue)] = [("metadata", .object(JSONObject(metaPatch)))]
+        let immutable: Bool?
+        switch object {
+        case .secret(let secret):
+            let data = secret.mergedData
+            if ReplicaContentHash.of(type: previous.type, data: data) != previous.contentHash || previous.hasStringData {
+                o.append(("data", contentPatch(data.mapValues { .string(Base64.encode($0)) }, removing: previous.dataKeys)))
+            }
+            immutable = secret.immutable
+        case .configMap(let configMap):
+            if ReplicaContentHash.of(configMap) != previous.contentHash {
+                o.append(("data", contentPatch(configMap.data.mapValues { .string($0) }, removing: previous.dataKeys)))
+                o.append(("binaryData", contentPatch(configMap.binaryData.mapValues { .string(Base64.encode($0)) }, removing: previous.binaryDataKeys)))
+            }
+            immutable = configMap.immutable
+        }
+        if (immutable ?? false) != (previous.immutable ?? false) { o.append(("immutable", immutable.map(JSONValue.bool) ?? .null)) }
         return .object(JSONObject(o))
     }
 
-    public mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+    public mutating func delete(_ kind: ReplicatedKind, namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
         do {
-            try await client.delete(Secret.self, namespace: namespace, name: name,
-                                    preconditions: DeletePreconditions(uid: precondition.uid, resourceVersion: precondition.resourceVersion))
+            _ = try await client.delete(.of(kind), namespace: namespace, name: name,
+                                        preconditions: DeletePreconditions(uid: precondition.uid, resourceVersion: precondition.resourceVersion))
             var deleted = ObjectMeta(name: name, namespace: namespace)
             deleted.resourceVersion = precondition.resourceVersion
             deletedSecrets.append(deleted)
         } catch {
-            throw Self.failure("delete", "secret \(namespace)/\(name)", error)
+            throw Self.failure("delete", "\(kind.rawValue.lowercased()) \(namespace)/\(name)", error)
         }
     }
 
@@ -131,48 +150,70 @@ public struct KubeReplicationWriter: ReplicationWriter, Sendable {
 }
 
 extension KubeClient {
-    /// Reads the cluster state the planner needs for `policy`, without listing every Secret of the cluster:
-    /// all Namespaces (name, labels, terminating); each rule's source Secrets (get by name, or list of the source
-    /// namespace by label selector); the replicas (list with `dynsecret.io/replica=true`); the targeted
-    /// ServiceAccounts (list by `metadata.name` field selector, one per name the policy uses); and, for each target
-    /// where no replica exists yet, a get of the exact target name so a foreign same-name Secret is seen.
-    /// At most `concurrency` of those gets run at once.
+    /// Reads the cluster state the planner needs for `policy`, without listing every Secret or ConfigMap of the
+    /// cluster: all Namespaces (name, labels, terminating); each rule's sources (get by name, or list of the source
+    /// namespace by label selector); the replicas of each kind the policy replicates (list with
+    /// `dynsecret.io/replica=true`); the targeted ServiceAccounts (list by `metadata.name` field selector, one per
+    /// name the policy uses); and, for each target where no replica exists yet, a get of the exact target name so a
+    /// foreign same-name object is seen. At most `concurrency` of those gets run at once.
     public func replicationState(for policy: ReplicationPolicy, concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
         var state = ReplicationState()
         state.namespaces = try await listAll(.namespaces).items.compactMap { ReplicationNamespace(apiObject: $0) }
-        var seen: Set<String> = []
-        func add(_ s: Secret) {
-            if seen.insert(KubeReplicationWriter.key(s.metadata)).inserted { state.secrets.append(s) }
+        var seen: Set<ReplicaRef> = []
+        func add(_ o: ReplicaObject) {
+            guard seen.insert(ReplicaRef(o.kind, o.namespace, o.name)).inserted else { return }
+            switch o {
+            case .secret(let s): state.secrets.append(s)
+            case .configMap(let c): state.configMaps.append(c)
+            }
         }
         for rule in policy.rules {
+            let kind = rule.source.kind
             if let name = rule.source.name {
                 do {
-                    add(try await get(Secret.self, namespace: rule.source.namespace, name: name))
+                    add(try await replicaObject(kind, namespace: rule.source.namespace, name: name))
                 } catch where error.httpStatus == 404 {
                     // a missing source: the planner reports it (or prunes by onSourceDelete)
                 }
             } else if let selector = rule.source.selector {
                 let opts = ListOptions(labelSelector: selector.queryString.isEmpty ? nil : selector.queryString)
-                for s in try await list(Secret.self, namespace: rule.source.namespace, options: opts).items { add(s) }
+                for o in try await replicaObjects(kind, namespace: rule.source.namespace, options: opts) { add(o) }
             }
         }
-        for s in try await list(Secret.self, namespace: nil, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")).items { add(s) }
+        for kind in policy.kinds {
+            for o in try await replicaObjects(kind, namespace: nil, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")) { add(o) }
+        }
         for n in policy.serviceAccountNames {
             state.serviceAccounts += try await list(ServiceAccount.self, namespace: nil, options: ListOptions(fieldSelector: "metadata.name=\(n)")).items
         }
-        // Targets without a replica: look for a foreign Secret at the exact name.
+        // Targets without a replica: look for a foreign object at the exact name.
         let draft = ReplicationPlanner.plan(policy, state)
-        let missing = draft.actions.filter { $0.kind == .create && !seen.contains($0.namespace + "/" + $0.name) }
-            .map { ($0.namespace, $0.name) }
-        let found = try await boundedMap(missing, width: concurrency) { (target: (String, String)) async throws(KubeError) -> Secret? in
+        let missing = draft.actions.filter { $0.kind == .create && !seen.contains($0.ref) }.map(\.ref)
+        let found = try await boundedMap(missing, width: concurrency) { (target: ReplicaRef) async throws(KubeError) -> ReplicaObject? in
             do throws(KubeError) {
-                return try await self.get(Secret.self, namespace: target.0, name: target.1)
+                return try await self.replicaObject(target.kind, namespace: target.namespace, name: target.name)
             } catch where error.httpStatus == 404 {
                 return nil
             }
         }
-        for case let s? in found { add(s) }
+        for case let o? in found { add(o) }
         return state
+    }
+
+    /// Reads one Secret or ConfigMap.
+    public func replicaObject(_ kind: ReplicatedKind, namespace: String, name: String) async throws(KubeError) -> ReplicaObject {
+        switch kind {
+        case .secret: .secret(try await get(Secret.self, namespace: namespace, name: name))
+        case .configMap: .configMap(try await get(ConfigMap.self, namespace: namespace, name: name))
+        }
+    }
+
+    /// Lists Secrets or ConfigMaps (every page).
+    func replicaObjects(_ kind: ReplicatedKind, namespace: String?, options: ListOptions) async throws(KubeError) -> [ReplicaObject] {
+        switch kind {
+        case .secret: try await list(Secret.self, namespace: namespace, options: options).items.map(ReplicaObject.secret)
+        case .configMap: try await list(ConfigMap.self, namespace: namespace, options: options).items.map(ReplicaObject.configMap)
+        }
     }
 }
 

@@ -26,6 +26,14 @@ extension Secret: KubeObject {
     public var kubeName: String? { metadata.name }
 }
 
+extension ConfigMap: KubeObject {
+    public static var resource: KubeResource { .configMaps }
+    public init(kubeJSON: JSONValue) throws(KubeError) { self = try decoded("ConfigMap") { () throws(ManifestError) in try ConfigMap.decode(kubeJSON).configMap } }
+    public var kubeJSON: JSONValue { json }
+    public var kubeNamespace: String? { metadata.namespace }
+    public var kubeName: String? { metadata.name }
+}
+
 extension ServiceAccount: KubeObject {
     public static var resource: KubeResource { .serviceAccounts }
     public init(kubeJSON: JSONValue) throws(KubeError) { self = try decoded("ServiceAccount") { () throws(ManifestError) in try ServiceAccount.decode(kubeJSON).serviceAccount } }

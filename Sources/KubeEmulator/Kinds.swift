@@ -20,6 +20,8 @@ struct Kind: Sendable {
     static let secret = Kind(group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true, shortNames: [],
                              fields: ["apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"],
                              extraFieldLabels: ["type": { $0["type"]?.stringValue ?? "" }])
+    static let configMap = Kind(group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true, shortNames: ["cm"],
+                                fields: ["apiVersion", "kind", "metadata", "data", "binaryData", "immutable"], extraFieldLabels: [:])
     static let namespace = Kind(group: "", version: "v1", plural: "namespaces", singular: "namespace", kind: "Namespace", namespaced: false, shortNames: ["ns"],
                                 fields: ["apiVersion", "kind", "metadata", "spec", "status"],
                                 extraFieldLabels: ["status.phase": { $0["status"]?["phase"]?.stringValue ?? "" }])
@@ -39,7 +41,7 @@ struct Kind: Sendable {
     static let lease = Kind(group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true, shortNames: [],
                             fields: ["apiVersion", "kind", "metadata", "spec"], extraFieldLabels: [:])
 
-    static let all: [Kind] = [.namespace, .secret, .serviceAccount, .event, .lease]
+    static let all: [Kind] = [.namespace, .secret, .configMap, .serviceAccount, .event, .lease]
 
     static let objectMetaFields: Set<String> = [
         "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
@@ -101,6 +103,12 @@ struct Kind: Sendable {
         errors += Self.metadataErrors(o)
         switch kind {
         case "Secret": errors += SecretRules.validate(o, old: old)
+        case "ConfigMap":
+            // Type errors and invalid base64 were rejected while decoding the request (400), before validation.
+            if let c = try? ConfigMap.decode(.object(o)).configMap {
+                let previous = old.flatMap { try? ConfigMap.decode(.object($0)).configMap }
+                errors += ConfigMapAPIRules.violations(c, old: previous).map(\.text)
+            }
         default: break
         }
         return errors
@@ -124,8 +132,28 @@ struct Kind: Sendable {
     }
 
     /// Decoding problems the API server reports as 400 before validation: MicroTime fields must carry exactly
-    /// six fractional digits (Go parses them with the layout `2006-01-02T15:04:05.000000Z07:00`).
+    /// six fractional digits (Go parses them with the layout `2006-01-02T15:04:05.000000Z07:00`); byte fields
+    /// (a Secret's `data`, a ConfigMap's `binaryData`) must be base64 strings, a ConfigMap's `data` strings.
     func decodeError(_ o: JSONObject) -> APIError? {
+        let prefix = "\(kind) in version \(KubeNames.goQuote(version)) cannot be handled as a \(kind): "
+        let maps: [(field: String, bytes: Bool)] = switch kind {
+        case "Secret": [("data", true)]
+        case "ConfigMap": [("data", false), ("binaryData", true)]
+        default: []
+        }
+        for (field, bytes) in maps {
+            guard let members = o[field]?.objectValue?.members else { continue }
+            for m in members {
+                switch m.value {
+                case .null: continue
+                case .string(let v):
+                    if bytes, let at = Self.base64ErrorOffset(v) { return APIError.badRequest(prefix + "illegal base64 data at input byte \(at)") }
+                default:
+                    let goType = bytes ? "[]uint8" : "string"
+                    return APIError.badRequest(prefix + "json: cannot unmarshal \(SecretRules.goTypeName(m.value)) into Go struct field \(kind).\(field) of type \(goType)")
+                }
+            }
+        }
         let values: [String?] = switch kind {
         case "Lease": [o["spec"]?["acquireTime"]?.stringValue, o["spec"]?["renewTime"]?.stringValue]
         case "Event": [o["eventTime"]?.stringValue]
@@ -138,6 +166,25 @@ struct Kind: Sendable {
                 return APIError.badRequest("\(kind) in version \(KubeNames.goQuote(version)) cannot be handled as a \(kind): parsing time \(KubeNames.goQuote(v)) as \"2006-01-02T15:04:05.000000Z07:00\": cannot parse \(KubeNames.goQuote(rest)) as \".000000\"")
             }
         }
+        return nil
+    }
+
+    /// Where Go's standard base64 decoder stops on `s`, or nil when it decodes: the first byte outside the alphabet
+    /// or misplaced padding, else the start of an incomplete final quantum.
+    static func base64ErrorOffset(_ s: String) -> Int? {
+        let bytes = Array(s.utf8)
+        var padding = 0
+        for (i, c) in bytes.enumerated() {
+            let alphabet = (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2B || c == 0x2F
+            if c == 0x3D {
+                // Padding only in the last two places of the final quantum.
+                guard bytes.count % 4 == 0, i >= bytes.count - 2, i % 4 >= 2 else { return i }
+                padding += 1
+            } else if !alphabet || padding > 0 {
+                return i
+            }
+        }
+        if bytes.count % 4 != 0 { return bytes.count - bytes.count % 4 }
         return nil
     }
 }

@@ -1,7 +1,7 @@
 internal import DynSecretCore
 
 /// A minimal reader for the Kubernetes protobuf encoding of the kinds kubectl sends as protobuf
-/// (`create secret`, `create namespace`, `create serviceaccount`): the `k8s\0` envelope holding a
+/// (`create secret`, `create configmap`, `create namespace`, `create serviceaccount`): the `k8s\0` envelope holding a
 /// `runtime.Unknown`, whose `raw` is the object's generated message. Field numbers follow
 /// k8s.io/api core/v1 `generated.proto` and apimachinery `meta/v1` / `runtime`.
 enum KubeProtobuf {
@@ -49,6 +49,20 @@ enum KubeProtobuf {
             }
             if !data.isEmpty { o["data"] = .object(data) }
             if !stringData.isEmpty { o["stringData"] = .object(stringData) }
+        case "ConfigMap":
+            // k8s.io/api core/v1 ConfigMap: 2 data (map<string,string>), 3 binaryData (map<string,bytes>), 4 immutable.
+            var data = JSONObject()
+            var binary = JSONObject()
+            for f in top {
+                switch f.number {
+                case 2: let (k, v) = try mapEntry(f.bytes); data[k] = .string(string(v))
+                case 3: let (k, v) = try mapEntry(f.bytes); binary[k] = .string(Base64.encode(v))
+                case 4: o["immutable"] = .bool(f.varint != 0)
+                default: break
+                }
+            }
+            if !data.isEmpty { o["data"] = .object(data) }
+            if !binary.isEmpty { o["binaryData"] = .object(binary) }
         case "Namespace":
             for f in top {
                 if f.number == 2 {

@@ -235,7 +235,7 @@ final class Store: Sendable {
     /// Field order as the API server writes it.
     static func ordered(_ oIn: JSONObject, _ kind: Kind) -> JSONObject {
         var o = oIn
-        for k in ["data", "imagePullSecrets", "secrets"] where o[k]?.objectValue?.isEmpty == true || o[k]?.arrayValue?.isEmpty == true || o[k] == .null {
+        for k in ["data", "binaryData", "imagePullSecrets", "secrets"] where o[k]?.objectValue?.isEmpty == true || o[k]?.arrayValue?.isEmpty == true || o[k] == .null {
             o[k] = nil
         }
         var out = JSONObject()

@@ -70,6 +70,11 @@ enum TablePrinter {
                     Column(name: "Data", type: "integer", format: "", description: "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4",
                            cell: { o, _ in .number(String(o["data"]?.objectValue?.count ?? 0)) }),
                     ageColumn]
+        case "ConfigMap":
+            return [nameColumn,
+                    Column(name: "Data", type: "string", format: "", description: "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.",
+                           cell: { o, _ in .number(String((o["data"]?.objectValue?.count ?? 0) + (o["binaryData"]?.objectValue?.count ?? 0))) }),
+                    ageColumn]
         case "Namespace":
             return [nameColumn,
                     Column(name: "Status", type: "string", format: "", description: "The status of the namespace",

@@ -97,11 +97,11 @@ import Testing
         _ = dir
         let r = await dynsecret(["replicate", "--policy", Self.examplePolicy, "--from-manifests", cluster, "--dry-run"])
         #expect(r.code == 0, "\(r.stderr)")
-        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).prefix(2).joined(separator: " ") }
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).prefix(3).joined(separator: " ") }
         #expect(lines == [
-            "policy inference-pull-secrets:", "ACTION OBJECT",
-            "create team-a/registry-creds", "patch-serviceaccount team-a/default",
-            "report team-b/registry-creds", "report team-c/registry-creds",
+            "policy inference-pull-secrets: 1", "ACTION KIND OBJECT",
+            "create Secret team-a/registry-creds", "patch-serviceaccount ServiceAccount team-a/default",
+            "report Secret team-b/registry-creds", "report Secret team-c/registry-creds",
         ])
         #expect(r.stdout.hasPrefix("policy inference-pull-secrets: 1 create, 0 update, 0 delete, 1 patch-serviceaccount, 2 report\n"))
         #expect(r.stdout.contains("conflict: Secret team-b/registry-creds exists and is not managed by dynsecret; left alone (onConflict: skip)"))

@@ -151,20 +151,20 @@ import Testing
         var failDeletes = false
         var creates = 0
 
-        mutating func create(_ secret: Secret) async throws(ReplicationWriteError) {
+        mutating func create(_ object: ReplicaObject) async throws(ReplicationWriteError) {
             creates += 1
             if failCreates > 0 {
                 failCreates -= 1
                 throw ReplicationWriteError("etcdserver: request timed out")
             }
-            try await inner.create(secret)
+            try await inner.create(object)
         }
-        mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
-            try await inner.update(secret, previous: previous, precondition: precondition)
+        mutating func update(_ object: ReplicaObject, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+            try await inner.update(object, previous: previous, precondition: precondition)
         }
-        mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        mutating func delete(_ kind: ReplicatedKind, namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
             if failDeletes { throw ReplicationWriteError("etcdserver: request timed out") }
-            try await inner.delete(namespace: namespace, name: name, precondition: precondition)
+            try await inner.delete(kind, namespace: namespace, name: name, precondition: precondition)
         }
         mutating func patchServiceAccount(namespace: String, name: String, addImagePullSecrets: [String], precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
             try await inner.patchServiceAccount(namespace: namespace, name: name, addImagePullSecrets: addImagePullSecrets, precondition: precondition)

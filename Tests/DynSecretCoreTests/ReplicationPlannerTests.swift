@@ -263,7 +263,7 @@ import Testing
         let plan = ReplicationPlanner.plan(policy, state)
         var cluster = InMemoryReplicationCluster(state)
         // Someone creates b/regcred between planning and applying: that create fails, the others succeed.
-        try! await cluster.create(R.secret("b", "regcred"))
+        try! await cluster.create(.secret(R.secret("b", "regcred")))
         let result = await ReplicationApplier.apply(plan, to: &cluster)
         #expect(result.applied == 2)
         #expect(result.failures.map(\.action.name) == ["regcred"] && result.failures[0].action.namespace == "b")

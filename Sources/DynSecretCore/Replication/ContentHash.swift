@@ -11,10 +11,30 @@ public enum ReplicaContentHash {
         of(type: secret.effectiveType, data: secret.mergedData)
     }
 
+    /// `sha256:HEX` of `configMap`'s data and binaryData.
+    public static func of(_ configMap: ConfigMap) -> String {
+        of(configMapData: configMap.data.mapValues { Array($0.utf8) }, binaryData: configMap.binaryData)
+    }
+
     /// `sha256:HEX` of a canonical type and data.
     public static func of(type: String, data: [String: [UInt8]]) -> String {
         var bytes = Array(type.utf8)
         bytes.append(0)
+        append(data, to: &bytes)
+        return "sha256:" + hex(SHA256Pure.digest(bytes))
+    }
+
+    /// `sha256:HEX` of a ConfigMap's content: an empty type (a 0 byte), the `data` entries (UTF-8) as a Secret's,
+    /// a 0xFF byte (never part of a key), then the `binaryData` entries.
+    public static func of(configMapData data: [String: [UInt8]], binaryData: [String: [UInt8]]) -> String {
+        var bytes: [UInt8] = [0]
+        append(data, to: &bytes)
+        bytes.append(0xFF)
+        append(binaryData, to: &bytes)
+        return "sha256:" + hex(SHA256Pure.digest(bytes))
+    }
+
+    private static func append(_ data: [String: [UInt8]], to bytes: inout [UInt8]) {
         for key in data.keys.sorted(by: utf8Less) {
             let value = data[key]!
             bytes += key.utf8
@@ -23,7 +43,6 @@ public enum ReplicaContentHash {
             for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: n >> UInt64(shift))) }
             bytes += value
         }
-        return "sha256:" + hex(SHA256Pure.digest(bytes))
     }
 
     static func hex(_ bytes: [UInt8]) -> String {

@@ -1,6 +1,91 @@
 /// The kinds of object a rule replicates.
 public enum ReplicatedKind: String, Sendable, Hashable, CaseIterable {
     case secret = "Secret"
+    case configMap = "ConfigMap"
+
+    /// The lower-case plural the API and kubectl's messages use (`secrets`, `configmaps`).
+    public var plural: String { self == .secret ? "secrets" : "configmaps" }
+}
+
+/// A whole object the engine creates or updates: a Secret or a ConfigMap.
+public enum ReplicaObject: Sendable, Equatable {
+    case secret(Secret)
+    case configMap(ConfigMap)
+
+    public var kind: ReplicatedKind {
+        switch self {
+        case .secret: .secret
+        case .configMap: .configMap
+        }
+    }
+
+    public var metadata: ObjectMeta {
+        get {
+            switch self {
+            case .secret(let s): s.metadata
+            case .configMap(let c): c.metadata
+            }
+        }
+        set {
+            switch self {
+            case .secret(var s): s.metadata = newValue; self = .secret(s)
+            case .configMap(var c): c.metadata = newValue; self = .configMap(c)
+            }
+        }
+    }
+
+    public var namespace: String { metadata.namespace ?? "default" }
+    public var name: String { metadata.name ?? "" }
+
+    /// The Secret, when this is one.
+    public var secret: Secret? { if case .secret(let s) = self { s } else { nil } }
+    /// The ConfigMap, when this is one.
+    public var configMap: ConfigMap? { if case .configMap(let c) = self { c } else { nil } }
+
+    /// The JSON form (as the API server and kubectl write it).
+    public var json: JSONValue {
+        switch self {
+        case .secret(let s): s.json
+        case .configMap(let c): c.json
+        }
+    }
+
+    /// `kubectl -o yaml` text.
+    public var yamlText: String { YAMLWriter.document(json) }
+
+    /// The content hash of the object's type and data (`ReplicaContentHash`).
+    public var contentHash: String {
+        switch self {
+        case .secret(let s): ReplicaContentHash.of(s)
+        case .configMap(let c): ReplicaContentHash.of(c)
+        }
+    }
+}
+
+/// The identity of an object the planner reads or writes: kind, namespace, name. Ordered by namespace, name, kind
+/// (UTF-8 bytes), so plans are deterministic.
+public struct ReplicaRef: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var kind: ReplicatedKind
+    public var namespace: String
+    public var name: String
+
+    public init(_ kind: ReplicatedKind, _ namespace: String, _ name: String) {
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+    }
+
+    /// `namespace/name`, the form of `dynsecret.io/source` (the kind is the replica's own).
+    public var key: String { namespace + "/" + name }
+
+    /// `Secret ns/name` or `ConfigMap ns/name`.
+    public var description: String { kind.rawValue + " " + key }
+
+    public static func < (a: ReplicaRef, b: ReplicaRef) -> Bool {
+        if a.namespace != b.namespace { return utf8Less(a.namespace, b.namespace) }
+        if a.name != b.name { return utf8Less(a.name, b.name) }
+        return utf8Less(a.kind.rawValue, b.kind.rawValue)
+    }
 }
 
 /// A source as the planner reads it: identity, metadata to copy, and the content with its hash, computed once when
@@ -8,10 +93,12 @@ public enum ReplicatedKind: String, Sendable, Hashable, CaseIterable {
 public struct SourceObject: Sendable, Equatable {
     public let kind: ReplicatedKind
     public let metadata: ObjectMeta
-    /// The type after API defaulting (`Opaque` for an empty Secret type).
+    /// The type after API defaulting (`Opaque` for an empty Secret type); empty for a ConfigMap.
     public let type: String
-    /// The content as the API server stores it (`stringData` merged in).
+    /// The content as the API server stores it (`stringData` merged in); a ConfigMap's `data` as UTF-8.
     public let data: [String: [UInt8]]
+    /// A ConfigMap's `binaryData` (empty for a Secret).
+    public let binaryData: [String: [UInt8]]
     public let immutable: Bool?
     /// `sha256:HEX` over the canonical type and data (`ReplicaContentHash`).
     public let contentHash: String
@@ -22,14 +109,27 @@ public struct SourceObject: Sendable, Equatable {
         metadata = secret.metadata
         type = secret.effectiveType
         data = secret.mergedData
+        binaryData = [:]
         immutable = secret.immutable
         contentHash = ReplicaContentHash.of(type: type, data: data)
+    }
+
+    /// The source form of a ConfigMap.
+    public init(_ configMap: ConfigMap) {
+        kind = .configMap
+        metadata = configMap.metadata
+        type = ""
+        data = configMap.data.mapValues { Array($0.utf8) }
+        binaryData = configMap.binaryData
+        immutable = configMap.immutable
+        contentHash = ReplicaContentHash.of(configMap)
     }
 
     public var namespace: String { metadata.namespace ?? "default" }
     public var name: String { metadata.name ?? "" }
     /// `namespace/name`.
     public var key: String { namespace + "/" + name }
+    public var ref: ReplicaRef { ReplicaRef(kind, namespace, name) }
 }
 
 /// An object found at a target name, as the planner needs it and no more: identity, labels, annotations, type,
@@ -53,6 +153,8 @@ public struct TargetObject: Sendable, Equatable {
     public var contentHash: String
     /// The stored data keys, sorted (a write that removes a key must name it).
     public var dataKeys: [String]
+    /// A ConfigMap's stored `binaryData` keys, sorted (empty for a Secret).
+    public var binaryDataKeys: [String] = []
     /// The object carries `stringData` (manifests only; the API server never returns it).
     public var hasStringData: Bool
     /// Total bytes of the stored data values.
@@ -78,10 +180,41 @@ public struct TargetObject: Sendable, Equatable {
         dataSize = data.values.reduce(0) { $0 + $1.count }
     }
 
-    /// The compact form of a Secret as the API server returns it (a list item or watch object), read straight from
+    /// The compact form of `configMap`.
+    public init(_ configMap: ConfigMap, interner: inout ReplicationInterner) {
+        kind = .configMap
+        namespace = interner.intern(configMap.metadata.namespace ?? "default")
+        name = interner.intern(configMap.metadata.name ?? "")
+        uid = configMap.metadata.uid
+        resourceVersion = configMap.metadata.resourceVersion
+        labels = interner.intern(configMap.metadata.labels)
+        var annotations = configMap.metadata.annotations
+        if annotations[ReplicaMarkers.lastApplied] != nil { annotations[ReplicaMarkers.lastApplied] = "" }
+        self.annotations = interner.intern(annotations)
+        type = ""
+        immutable = configMap.immutable
+        contentHash = interner.intern(ReplicaContentHash.of(configMap))
+        dataKeys = interner.intern(configMap.data.keys.sorted(by: utf8Less))
+        binaryDataKeys = interner.intern(configMap.binaryData.keys.sorted(by: utf8Less))
+        hasStringData = false
+        dataSize = configMap.data.values.reduce(0) { $0 + $1.utf8.count } + configMap.binaryData.values.reduce(0) { $0 + $1.count }
+    }
+
+    /// The compact form of `configMap`, without sharing storage.
+    public init(_ configMap: ConfigMap) {
+        var interner = ReplicationInterner(limit: 0)
+        self.init(configMap, interner: &interner)
+    }
+
+    /// The compact form of an object as the API server returns it (a list item or watch object), read straight from
     /// the JSON without building a `Secret`: the hot path of a controller's replica cache. Nil when a field the
     /// planner reads is not of the API's type or `data` is not base64 (decode it as a `Secret` for the error).
     public init?(apiObject o: JSONValue, interner: inout ReplicationInterner) {
+        self.init(apiObject: o, kind: .secret, interner: &interner)
+    }
+
+    /// As `init?(apiObject:interner:)` for an object of `kind`; a ConfigMap's `data` is text, its `binaryData` base64.
+    public init?(apiObject o: JSONValue, kind objectKind: ReplicatedKind, interner: inout ReplicationInterner) {
         guard case .object(let object) = o, let meta = object["metadata"]?.objectValue else { return nil }
         func strings(_ v: JSONValue?) -> [String: String]? {
             guard let v else { return [:] }
@@ -115,12 +248,25 @@ public struct TargetObject: Sendable, Equatable {
         }
         var data: [String: [UInt8]] = [:]
         data.reserveCapacity(encoded.count)
-        for (k, v) in encoded {
-            guard let bytes = Base64.decode(v) else { return nil }
-            data[k] = bytes
+        var binary: [String: [UInt8]] = [:]
+        let effectiveType: String
+        switch objectKind {
+        case .secret:
+            for (k, v) in encoded {
+                guard let bytes = Base64.decode(v) else { return nil }
+                data[k] = bytes
+            }
+            effectiveType = (type ?? "").isEmpty ? SecretType.opaque : type!
+        case .configMap:
+            for (k, v) in encoded { data[k] = Array(v.utf8) }
+            guard let binaryEncoded = strings(object["binaryData"]) else { return nil }
+            for (k, v) in binaryEncoded {
+                guard let bytes = Base64.decode(v) else { return nil }
+                binary[k] = bytes
+            }
+            effectiveType = ""
         }
-        let effectiveType = (type ?? "").isEmpty ? SecretType.opaque : type!
-        kind = .secret
+        kind = objectKind
         self.namespace = interner.intern(namespace ?? "default")
         self.name = interner.intern(name)
         self.uid = uid
@@ -130,10 +276,12 @@ public struct TargetObject: Sendable, Equatable {
         self.annotations = interner.intern(annotations)
         self.type = interner.intern(effectiveType)
         self.immutable = immutable
-        contentHash = interner.intern(ReplicaContentHash.of(type: effectiveType, data: data))
+        contentHash = interner.intern(objectKind == .secret ? ReplicaContentHash.of(type: effectiveType, data: data)
+                                                       : ReplicaContentHash.of(configMapData: data, binaryData: binary))
         dataKeys = interner.intern(data.keys.sorted(by: utf8Less))
+        binaryDataKeys = interner.intern(binary.keys.sorted(by: utf8Less))
         hasStringData = false
-        dataSize = data.values.reduce(0) { $0 + $1.count }
+        dataSize = data.values.reduce(0) { $0 + $1.count } + binary.values.reduce(0) { $0 + $1.count }
     }
 
     /// The compact form of `secret`, without sharing storage.
@@ -144,6 +292,7 @@ public struct TargetObject: Sendable, Equatable {
 
     /// `namespace/name`.
     public var key: String { namespace + "/" + name }
+    public var ref: ReplicaRef { ReplicaRef(kind, namespace, name) }
 
     /// Metadata as far as it is known: identity, labels and annotations.
     public var metadata: ObjectMeta {

@@ -57,24 +57,29 @@ public struct ReplicationNamespace: Sendable, Equatable {
 /// What the planner reads: namespaces, sources, the objects found at target names (and every object carrying
 /// replica markers), and ServiceAccounts.
 ///
-/// Two forms, which may be mixed: `secrets` holds whole Secrets (manifests, `replicate --once`, tests), each taken
-/// both as a possible source and as an object at its name; `sources` and `targets` are the compact form a controller
-/// caches (`SourceObject`, `TargetObject`: no replica data is kept).
+/// Two forms, which may be mixed: `secrets` and `configMaps` hold whole objects (manifests, `replicate --once`,
+/// tests), each taken both as a possible source and as an object at its name; `sources` and `targets` are the
+/// compact form a controller caches (`SourceObject`, `TargetObject`: no replica data is kept).
 public struct ReplicationState: Sendable, Equatable {
     public var namespaces: [ReplicationNamespace]
     public var secrets: [Secret]
+    public var configMaps: [ConfigMap]
     public var sources: [SourceObject]
     public var targets: [TargetObject]
     public var serviceAccounts: [ServiceAccount]
 
-    public init(namespaces: [ReplicationNamespace] = [], secrets: [Secret] = [], sources: [SourceObject] = [],
+    public init(namespaces: [ReplicationNamespace] = [], secrets: [Secret] = [], configMaps: [ConfigMap] = [], sources: [SourceObject] = [],
                 targets: [TargetObject] = [], serviceAccounts: [ServiceAccount] = []) {
         self.namespaces = namespaces
         self.secrets = secrets
+        self.configMaps = configMaps
         self.sources = sources
         self.targets = targets
         self.serviceAccounts = serviceAccounts
     }
+
+    /// The whole objects, as the engine writes them.
+    public var objects: [ReplicaObject] { secrets.map(ReplicaObject.secret) + configMaps.map(ReplicaObject.configMap) }
 }
 
 /// The precondition of an update, delete or patch: the object must still have this uid and resourceVersion.
@@ -99,8 +104,10 @@ public struct ReplicationAction: Sendable, Equatable {
     }
 
     public var kind: Kind
+    /// The kind of object written or reported on (`Secret` for a ServiceAccount patch, which names pull secrets).
+    public var objectKind: ReplicatedKind
     public var namespace: String
-    /// Secret name, or ServiceAccount name for `patch-serviceaccount`.
+    /// Object name, or ServiceAccount name for `patch-serviceaccount`.
     public var name: String
     /// The rule(s) the action comes from (two for a conflict between rules).
     public var rules: [String]
@@ -108,21 +115,23 @@ public struct ReplicationAction: Sendable, Equatable {
     public var reason: String
     /// The object to create, or the object as an update leaves it: its labels, annotations, type, data and
     /// immutability (the fields a replica update sets; the object's other fields are kept as stored).
-    public var secret: Secret?
+    public var object: ReplicaObject?
     public var precondition: ReplicationPrecondition?
     /// Names appended to a ServiceAccount's `imagePullSecrets`.
     public var addImagePullSecrets: [String]
     /// For an update: the object as the plan found it (a cluster writer sends only the difference).
     public var previous: TargetObject?
 
-    public init(_ kind: Kind, namespace: String, name: String, rules: [String], reason: String, secret: Secret? = nil,
-                precondition: ReplicationPrecondition? = nil, addImagePullSecrets: [String] = [], previous: TargetObject? = nil) {
+    public init(_ kind: Kind, _ objectKind: ReplicatedKind = .secret, namespace: String, name: String, rules: [String], reason: String,
+                object: ReplicaObject? = nil, precondition: ReplicationPrecondition? = nil, addImagePullSecrets: [String] = [],
+                previous: TargetObject? = nil) {
         self.kind = kind
+        self.objectKind = object?.kind ?? objectKind
         self.namespace = namespace
         self.name = name
         self.rules = rules
         self.reason = reason
-        self.secret = secret
+        self.object = object
         self.precondition = precondition
         self.addImagePullSecrets = addImagePullSecrets
         self.previous = previous
@@ -130,6 +139,12 @@ public struct ReplicationAction: Sendable, Equatable {
 
     /// Whether the action writes to the cluster.
     public var isWrite: Bool { kind != .report }
+
+    /// The Secret written, when the object is one.
+    public var secret: Secret? { object?.secret }
+
+    /// The object acted on.
+    public var ref: ReplicaRef { ReplicaRef(objectKind, namespace, name) }
 }
 
 /// The ordered actions of one planning pass, and the replicas the policy wants to exist.
@@ -137,12 +152,12 @@ public struct ReplicationPlan: Sendable, Equatable {
     public var policy: String
     public var actions: [ReplicationAction]
     /// Every replica the policy manages after the plan is applied (created, updated or already in sync), by key.
-    public var replicas: [Secret]
+    public var replicas: [ReplicaObject]
     /// ServiceAccounts that list replicas, as they are after the plan is applied.
     public var serviceAccounts: [ServiceAccount]
 
     /// A plan (or part of one, such as one namespace's writes).
-    public init(policy: String, actions: [ReplicationAction], replicas: [Secret] = [], serviceAccounts: [ServiceAccount] = []) {
+    public init(policy: String, actions: [ReplicationAction], replicas: [ReplicaObject] = [], serviceAccounts: [ServiceAccount] = []) {
         self.policy = policy
         self.actions = actions
         self.replicas = replicas

@@ -20,14 +20,19 @@ public enum ReplicationPlanner {
 
     /// Whether `source` is a source of `rule` (as `isSource(_:of:)` for a Secret).
     public static func isSource(_ source: SourceObject, of rule: ReplicationRule) -> Bool {
-        isSource(source.metadata, type: source.type, of: rule)
+        isSource(source.metadata, type: source.type, kind: source.kind, of: rule)
     }
 
-    static func isSource(_ meta: ObjectMeta, type: String, of rule: ReplicationRule) -> Bool {
-        guard (meta.namespace ?? "default") == rule.source.namespace else { return false }
+    /// Whether the ConfigMap `configMap` is a source of `rule`.
+    public static func isSource(_ configMap: ConfigMap, of rule: ReplicationRule) -> Bool {
+        isSource(configMap.metadata, type: "", kind: .configMap, of: rule)
+    }
+
+    static func isSource(_ meta: ObjectMeta, type: String, kind: ReplicatedKind = .secret, of rule: ReplicationRule) -> Bool {
+        guard kind == rule.source.kind, (meta.namespace ?? "default") == rule.source.namespace else { return false }
         if let name = rule.source.name { return meta.name == name }
         guard let selector = rule.source.selector else { return false }
-        return Run.isSelected(meta, type: type, namespace: rule.source.namespace, selector: selector)
+        return Run.isSelected(meta, type: type, kind: kind, namespace: rule.source.namespace, selector: selector)
     }
 
     private struct Intent {
@@ -35,19 +40,19 @@ public enum ReplicationPlanner {
         var source: SourceObject
         var namespace: String
         var name: String
-        var key: String { namespace + "/" + name }
+        var ref: ReplicaRef { ReplicaRef(source.kind, namespace, name) }
     }
 
     private struct Run {
         let policy: ReplicationPolicy
         let namespaces: [String: ReplicationNamespace]
-        let sources: [String: SourceObject]
-        let targets: [String: TargetObject]
-        /// Whole Secrets, where the state has them (`ReplicationState.secrets`).
-        let stored: [String: Secret]
+        let sources: [ReplicaRef: SourceObject]
+        let targets: [ReplicaRef: TargetObject]
+        /// Whole objects, where the state has them (`ReplicationState.secrets`, `.configMaps`).
+        let stored: [ReplicaRef: ReplicaObject]
         let serviceAccounts: [String: ServiceAccount]
         var actions: [(order: (String, Int, String, Int), action: ReplicationAction)] = []
-        var replicas: [String: Secret] = [:]
+        var replicas: [ReplicaRef: ReplicaObject] = [:]
         /// SA key → (rule order, names wanted).
         var wantedPullSecrets: [String: [String]] = [:]
         var wantedBy: [String: Set<String>] = [:]
@@ -56,13 +61,24 @@ public enum ReplicationPlanner {
             self.policy = policy
             namespaces = Dictionary(state.namespaces.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             // The first of several objects with one key wins, whichever form it came in.
-            var sources = Dictionary(state.secrets.map { (Run.key($0.metadata), SourceObject($0)) }, uniquingKeysWith: { a, _ in a })
-            for s in state.sources where sources[s.key] == nil { sources[s.key] = s }
+            let whole = state.objects
+            var sources: [ReplicaRef: SourceObject] = [:]
+            var targets: [ReplicaRef: TargetObject] = [:]
+            var stored: [ReplicaRef: ReplicaObject] = [:]
+            for o in whole {
+                let ref = ReplicaRef(o.kind, o.namespace, o.name)
+                guard stored[ref] == nil else { continue }
+                stored[ref] = o
+                switch o {
+                case .secret(let s): sources[ref] = SourceObject(s); targets[ref] = TargetObject(s)
+                case .configMap(let c): sources[ref] = SourceObject(c); targets[ref] = TargetObject(c)
+                }
+            }
+            for s in state.sources where sources[s.ref] == nil { sources[s.ref] = s }
+            for t in state.targets where targets[t.ref] == nil { targets[t.ref] = t }
             self.sources = sources
-            var targets = Dictionary(state.secrets.map { (Run.key($0.metadata), TargetObject($0)) }, uniquingKeysWith: { a, _ in a })
-            for t in state.targets where targets[t.key] == nil { targets[t.key] = t }
             self.targets = targets
-            stored = Dictionary(state.secrets.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
+            self.stored = stored
             serviceAccounts = Dictionary(state.serviceAccounts.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
         }
 
@@ -81,29 +97,29 @@ public enum ReplicationPlanner {
         func ruleID(_ rule: ReplicationRule) -> String { policy.name + "/" + rule.name }
 
         mutating func run() -> ReplicationPlan {
-            var intents: [String: [Intent]] = [:]
-            var sourceOf: [String: String] = [:]
+            var intents: [ReplicaRef: [Intent]] = [:]
+            var sourceOf: [ReplicaRef: String] = [:]
             for (i, rule) in policy.rules.enumerated() {
                 let (sources, list) = targets(of: rule, index: i)
-                for s in sources where sourceOf[s.key] == nil { sourceOf[s.key] = rule.name }
-                for intent in list { intents[intent.key, default: []].append(intent) }
+                for s in sources where sourceOf[s.ref] == nil { sourceOf[s.ref] = rule.name }
+                for intent in list { intents[intent.ref, default: []].append(intent) }
             }
-            for key in sourceOf.keys.sorted(by: utf8Less) {
-                guard let s = sources[key], ReplicaMarkers.isOwned(s.metadata) else { continue }
-                emit(.init(.report, namespace: s.namespace, name: s.name, rules: [sourceOf[key]!],
-                           reason: "source Secret \(key) carries replica markers (\(s.metadata.annotations[ReplicaMarkers.ruleAnnotation] ?? "no rule")); used as a source, never updated or pruned"))
+            for ref in sourceOf.keys.sorted() {
+                guard let s = sources[ref], ReplicaMarkers.isOwned(s.metadata) else { continue }
+                emit(.init(.report, ref.kind, namespace: s.namespace, name: s.name, rules: [sourceOf[ref]!],
+                           reason: "source \(ref) carries replica markers (\(s.metadata.annotations[ReplicaMarkers.ruleAnnotation] ?? "no rule")); used as a source, never updated or pruned"))
             }
-            for key in intents.keys.sorted(by: utf8Less) {
-                let list = intents[key]!
+            for ref in intents.keys.sorted() {
+                let list = intents[ref]!
                 let ruleNames = Array(Set(list.map { policy.rules[$0.rule].name })).sorted(by: utf8Less)
-                if let owner = sourceOf[key] {
-                    emit(.init(.report, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
-                               reason: "conflict: this Secret is the source of rule \(owner); never a target"))
+                if let owner = sourceOf[ref] {
+                    emit(.init(.report, ref.kind, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
+                               reason: "conflict: this \(ref.kind.rawValue) is the source of rule \(owner); never a target"))
                     continue
                 }
                 if ruleNames.count > 1 {
-                    emit(.init(.report, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
-                               reason: "conflict: rules \(ruleNames.joined(separator: " and ")) both write this Secret; nothing written"))
+                    emit(.init(.report, ref.kind, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
+                               reason: "conflict: rules \(ruleNames.joined(separator: " and ")) both write this \(ref.kind.rawValue); nothing written"))
                     continue
                 }
                 reconcile(list[0])
@@ -119,7 +135,7 @@ public enum ReplicationPlanner {
             let finalSAs = serviceAccountsAfter(ordered)
             return ReplicationPlan(
                 policy: policy.name, actions: ordered,
-                replicas: replicas.keys.sorted(by: utf8Less).map { replicas[$0]! },
+                replicas: replicas.keys.sorted().map { replicas[$0]! },
                 serviceAccounts: finalSAs
             )
         }
@@ -129,15 +145,16 @@ public enum ReplicationPlanner {
         mutating func targets(of rule: ReplicationRule, index: Int) -> (sources: [SourceObject], intents: [Intent]) {
             let src = rule.source
             var sources: [SourceObject] = []
+            let kind = src.kind
             if let name = src.name {
-                if let s = self.sources[src.namespace + "/" + name] {
+                if let s = self.sources[ReplicaRef(kind, src.namespace, name)] {
                     sources = [s]
                 } else {
-                    emit(.init(.report, namespace: src.namespace, name: name, rules: [rule.name], reason: "source Secret \(src.namespace)/\(name) not found"))
+                    emit(.init(.report, kind, namespace: src.namespace, name: name, rules: [rule.name], reason: "source \(kind.rawValue) \(src.namespace)/\(name) not found"))
                 }
             } else if let selector = src.selector {
                 sources = self.sources.values
-                    .filter { Run.isSelected($0.metadata, type: $0.type, namespace: src.namespace, selector: selector) }
+                    .filter { $0.kind == kind && Run.isSelected($0.metadata, type: $0.type, kind: kind, namespace: src.namespace, selector: selector) }
                     .sorted { utf8Less($0.name, $1.name) }
             }
             // No rule writes into a namespace that holds sources of the policy: replicas never feed other rules,
@@ -146,11 +163,11 @@ public enum ReplicationPlanner {
             var chosen: Set<String> = []
             for ns in rule.targets.namespaces {
                 if ns == src.namespace || (policy.rules.contains { $0.source.namespace == ns } && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns)) {
-                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
+                    emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
                 } else if excluded.contains(ns) {
-                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) is listed but excluded (excludeNamespaces); skipped"))
+                    emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) is listed but excluded (excludeNamespaces); skipped"))
                 } else if namespaces[ns] == nil {
-                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) not found"))
+                    emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) not found"))
                 }
                 chosen.insert(ns)
             }
@@ -162,7 +179,7 @@ public enum ReplicationPlanner {
             for ns in chosen.sorted(by: utf8Less) {
                 guard let namespace = namespaces[ns], !excluded.contains(ns), ns != src.namespace else { continue }
                 if namespace.terminating {
-                    emit(.init(.report, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) is terminating; skipped"))
+                    emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) is terminating; skipped"))
                     continue
                 }
                 for s in sources {
@@ -172,11 +189,11 @@ public enum ReplicationPlanner {
             return (sources, out)
         }
 
-        /// A Secret a selector source picks: in the source namespace, matching, not a dynsecret replica, and not a
-        /// ServiceAccount token or a Helm release (never copied, whatever the selector says).
-        static func isSelected(_ m: ObjectMeta, type: String, namespace: String, selector: LabelSelector) -> Bool {
+        /// An object a selector source picks: in the source namespace, matching, not a dynsecret replica, and (a
+        /// Secret) not a ServiceAccount token or a Helm release (never copied, whatever the selector says).
+        static func isSelected(_ m: ObjectMeta, type: String, kind: ReplicatedKind, namespace: String, selector: LabelSelector) -> Bool {
             (m.namespace ?? "default") == namespace && !ReplicaMarkers.isOwned(m)
-                && !ReplicationRule.neverSelectedTypes.contains(type.isEmpty ? SecretType.opaque : type) && selector.matches(m.labels)
+                && (kind != .secret || !ReplicationRule.neverSelectedTypes.contains(type.isEmpty ? SecretType.opaque : type)) && selector.matches(m.labels)
         }
 
         enum Owner: Equatable { case ours, foreign, otherPolicy(String) }
@@ -194,7 +211,7 @@ public enum ReplicationPlanner {
 
         // MARK: create / update
 
-        func desired(_ intent: Intent) -> Secret {
+        func desired(_ intent: Intent) -> ReplicaObject {
             let rule = policy.rules[intent.rule]
             let source = intent.source
             var meta = ObjectMeta(name: intent.name, namespace: intent.namespace)
@@ -206,15 +223,31 @@ public enum ReplicationPlanner {
             if let uid = source.metadata.uid { meta.annotations[ReplicaMarkers.sourceUIDAnnotation] = uid }
             meta.annotations[ReplicaMarkers.ruleAnnotation] = ruleID(rule)
             meta.annotations[ReplicaMarkers.contentHashAnnotation] = source.contentHash
-            return Secret(metadata: meta, type: source.type, data: source.data, immutable: source.immutable == true ? true : nil)
+            return Run.object(source.kind, meta, content: source)
+        }
+
+        /// An object of `kind` with `meta` and the content (type, data, immutability) of `content`.
+        static func object(_ kind: ReplicatedKind, _ meta: ObjectMeta, content: SourceObject) -> ReplicaObject {
+            let immutable = content.immutable == true ? true : nil
+            switch kind {
+            case .secret:
+                return .secret(Secret(metadata: meta, type: content.type, data: content.data, immutable: immutable))
+            case .configMap:
+                return .configMap(ConfigMap(metadata: meta, data: content.data.mapValues { String(decoding: $0, as: UTF8.self) },
+                                            binaryData: content.binaryData, immutable: immutable))
+            }
         }
 
         mutating func reconcile(_ intent: Intent) {
             let rule = policy.rules[intent.rule]
             let want = desired(intent)
+            let wantMeta = want.metadata
+            let kind = intent.source.kind
+            let what = kind.rawValue
             let ns = intent.namespace, name = intent.name
-            guard let existing = targets[intent.key] else {
-                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: "replica of \(intent.source.key) missing", secret: want))
+            let key = intent.ref.key
+            guard let existing = targets[intent.ref] else {
+                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: "replica of \(intent.source.key) missing", object: want))
                 manage(rule, want)
                 return
             }
@@ -223,8 +256,8 @@ public enum ReplicationPlanner {
             // Another policy's replica is never adopted or overwritten, whatever onConflict says: two policies would
             // otherwise take the object from each other on every pass.
             if case .otherPolicy(let other) = ownership {
-                emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
-                           reason: "conflict: Secret \(intent.key) is a replica of policy \(other); left alone (never adopted or overwritten)"))
+                emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
+                           reason: "conflict: \(what) \(key) is a replica of policy \(other); left alone (never adopted or overwritten)"))
                 return
             }
             let owned = ownership == .ours
@@ -232,67 +265,75 @@ public enum ReplicationPlanner {
             let pre = ReplicationPrecondition(uid: existing.uid, resourceVersion: existing.resourceVersion)
             if !owned && (rule.onConflict == .skip || rule.mode == .createOnly) {
                 let whose = markers ? "is not a replica of \(sourceKey) by a rule of policy \(policy.name)" : "is not managed by dynsecret"
-                emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
-                           reason: "conflict: Secret \(intent.key) exists and \(whose); left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
+                emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
+                           reason: "conflict: \(what) \(key) exists and \(whose); left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
                 return
             }
-            let typeDiffers = existing.type != want.type
+            let typeDiffers = existing.type != intent.source.type
             // The stored content's hash, computed when the object was read, against the source's.
             let dataDiffers = typeDiffers || existing.contentHash != intent.source.contentHash
             let managedLabels = ReplicaMarkers.labelKeys.union(rule.copyLabels)
             let managedAnnotations = ReplicaMarkers.annotationKeys.union(rule.copyAnnotations)
-            let metaDiffers = managedLabels.contains { existing.labels[$0] != want.metadata.labels[$0] }
-                || managedAnnotations.contains { existing.annotations[$0] != want.metadata.annotations[$0] }
-                || (rule.onConflict == .overwrite && !owned && (existing.labels != want.metadata.labels || existing.annotations != want.metadata.annotations))
-            let immutableDiffers = (existing.immutable ?? false) != (want.immutable ?? false)
+            let metaDiffers = managedLabels.contains { existing.labels[$0] != wantMeta.labels[$0] }
+                || managedAnnotations.contains { existing.annotations[$0] != wantMeta.annotations[$0] }
+                || (rule.onConflict == .overwrite && !owned && (existing.labels != wantMeta.labels || existing.annotations != wantMeta.annotations))
+            let wantImmutable = intent.source.immutable == true
+            let immutableDiffers = (existing.immutable ?? false) != wantImmutable
             if !dataDiffers && !metaDiffers && !immutableDiffers && !existing.hasStringData {
-                manage(rule, secret(existing, content: want))
+                manage(rule, object(existing, content: intent.source))
                 return
             }
             if owned && rule.mode == .createOnly {
-                emit(.init(.report, namespace: ns, name: name, rules: [rule.name], reason: "replica differs from its source; not updated (mode: create-only)"))
-                manage(rule, secret(existing, content: nil))
+                emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name], reason: "replica differs from its source; not updated (mode: create-only)"))
+                manage(rule, object(existing, content: nil))
                 return
             }
             let needsReplace = typeDiffers || (existing.immutable == true && (dataDiffers || immutableDiffers))
             let how = owned ? "" : (rule.onConflict == .adopt ? "adopt: " : "overwrite: ")
             if needsReplace {
                 guard owned || rule.onConflict == .overwrite else {
-                    emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
-                               reason: "conflict: cannot adopt Secret \(intent.key): \(typeDiffers ? "type differs" : "it is immutable") and it is not ours; left alone"))
+                    emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
+                               reason: "conflict: cannot adopt \(what) \(key): \(typeDiffers ? "type differs" : "it is immutable") and it is not ours; left alone"))
                     return
                 }
-                let why = typeDiffers ? "type changed (\(existing.type) → \(want.type))" : "replica is immutable"
-                emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; replaced by delete + create", precondition: pre))
-                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; recreated", secret: want))
+                let why = typeDiffers ? "type changed (\(existing.type) → \(intent.source.type))" : "replica is immutable"
+                emit(.init(.delete, kind, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; replaced by delete + create", precondition: pre))
+                emit(.init(.create, namespace: ns, name: name, rules: [rule.name], reason: how + why + "; recreated", object: want))
                 manage(rule, want)
                 return
             }
-            var updated = secret(existing, content: want)
+            var updated = object(existing, content: intent.source)
+            var meta = updated.metadata
             if !owned && rule.onConflict == .overwrite {
-                updated.metadata.labels = want.metadata.labels
-                updated.metadata.annotations = want.metadata.annotations
+                meta.labels = wantMeta.labels
+                meta.annotations = wantMeta.annotations
             } else {
-                for k in managedLabels { updated.metadata.labels[k] = want.metadata.labels[k] }
-                for k in managedAnnotations { updated.metadata.annotations[k] = want.metadata.annotations[k] }
+                for k in managedLabels { meta.labels[k] = wantMeta.labels[k] }
+                for k in managedAnnotations { meta.annotations[k] = wantMeta.annotations[k] }
             }
+            updated.metadata = meta
             let reason = dataDiffers ? "content differs from source" : (immutableDiffers ? "immutability differs from source" : "labels or annotations differ from source")
-            emit(.init(.update, namespace: ns, name: name, rules: [rule.name], reason: how + reason, secret: updated, precondition: pre, previous: existing))
+            emit(.init(.update, namespace: ns, name: name, rules: [rule.name], reason: how + reason, object: updated, precondition: pre, previous: existing))
             manage(rule, updated)
         }
 
-        /// `existing` as a Secret with `content`'s type, data and immutability (an object in sync, or as an update
-        /// leaves it). Without content, the object as stored: whole where the state has it, else without data.
-        func secret(_ existing: TargetObject, content: Secret?) -> Secret {
-            guard let content else { return stored[existing.key] ?? Secret(metadata: existing.metadata, type: existing.type, immutable: existing.immutable) }
-            return Secret(metadata: existing.metadata, type: content.type, data: content.data, immutable: content.immutable)
+        /// `existing` with `content`'s type, data and immutability (an object in sync, or as an update leaves it).
+        /// Without content, the object as stored: whole where the state has it, else without data.
+        func object(_ existing: TargetObject, content: SourceObject?) -> ReplicaObject {
+            if let content { return Run.object(existing.kind, existing.metadata, content: content) }
+            if let whole = stored[existing.ref] { return whole }
+            switch existing.kind {
+            case .secret: return .secret(Secret(metadata: existing.metadata, type: existing.type, immutable: existing.immutable))
+            case .configMap: return .configMap(ConfigMap(metadata: existing.metadata, immutable: existing.immutable))
+            }
         }
 
         /// Records a replica that exists (or will) and is ours, for `replicas` and ServiceAccount patching.
-        mutating func manage(_ rule: ReplicationRule, _ secret: Secret) {
-            let ns = secret.metadata.namespace ?? "default"
-            let name = secret.metadata.name ?? ""
-            replicas[ns + "/" + name] = secret
+        mutating func manage(_ rule: ReplicationRule, _ object: ReplicaObject) {
+            let ns = object.namespace
+            let name = object.name
+            replicas[ReplicaRef(object.kind, ns, name)] = object
+            guard object.kind == .secret else { return }
             for sa in rule.serviceAccounts {
                 let k = ns + "/" + sa
                 if wantedPullSecrets[k, default: []].contains(name) { continue }
@@ -303,43 +344,46 @@ public enum ReplicationPlanner {
 
         // MARK: prune
 
-        /// Deletes (or reports) replicas of this policy that no rule targets any more. Only a Secret that is provably a
-        /// replica of one of its rule's sources is deleted: both labels, `dynsecret.io/rule` naming the rule, the rule's
-        /// target name, `dynsecret.io/source` naming the rule's source (or a Secret its selector picks) and, when
-        /// present, `dynsecret.io/source-uid` equal to that source's uid (or the source is gone). Anything else with our
-        /// markers is reported and left alone; sources and Secrets in source namespaces are never touched.
-        mutating func prune(desired: Set<String>, sources: Set<String>) {
+        /// Deletes (or reports) replicas of this policy that no rule targets any more. Only an object that is provably
+        /// a replica of one of its rule's sources is deleted: its rule's kind, both labels, `dynsecret.io/rule` naming
+        /// the rule, the rule's target name, `dynsecret.io/source` naming the rule's source (or an object its selector
+        /// picks) and, when present, `dynsecret.io/source-uid` equal to that source's uid (or the source is gone).
+        /// Anything else with our markers is reported and left alone; sources and objects in source namespaces are
+        /// never touched.
+        mutating func prune(desired: Set<ReplicaRef>, sources: Set<ReplicaRef>) {
             let rulesByID = Dictionary(policy.rules.map { (ruleID($0), $0) }, uniquingKeysWith: { a, _ in a })
             let sourceNamespaces = Set(policy.rules.map(\.source.namespace))
-            for key in targets.keys.sorted(by: utf8Less) where !desired.contains(key) && !sources.contains(key) {
-                let s = targets[key]!
+            for ref in targets.keys.sorted() where !desired.contains(ref) && !sources.contains(ref) {
+                let s = targets[ref]!
                 guard ReplicaMarkers.isOwned(labels: s.labels), let id = s.annotations[ReplicaMarkers.ruleAnnotation],
                       id.hasPrefix(policy.name + "/") else { continue }
-                let ns = s.namespace, name = s.name
+                let ns = s.namespace, name = s.name, kind = s.kind
                 let ruleName = String(id.dropFirst(policy.name.count + 1))
                 if sourceNamespaces.contains(ns) {
-                    emit(.init(.report, namespace: ns, name: name, rules: [ruleName],
+                    emit(.init(.report, kind, namespace: ns, name: name, rules: [ruleName],
                                reason: "carries replica markers of rule \(id) in a source namespace of the policy; never pruned"))
                     continue
                 }
                 if namespaces[ns]?.terminating == true { continue }
                 let pre = ReplicationPrecondition(uid: s.uid, resourceVersion: s.resourceVersion)
                 guard let rule = rulesByID[id] else {
-                    emit(.init(.report, namespace: ns, name: name, rules: [ruleName],
+                    emit(.init(.report, kind, namespace: ns, name: name, rules: [ruleName],
                                reason: "replica of rule \(id), which is no longer in the policy; left alone"))
                     continue
                 }
                 let sourceKey = s.annotations[ReplicaMarkers.sourceAnnotation] ?? ""
-                let source = self.sources[sourceKey]
                 let sourceNS = String(sourceKey.prefix { $0 != "/" })
                 let sourceName = sourceKey.firstIndex(of: "/").map { String(sourceKey[sourceKey.index(after: $0)...]) } ?? ""
+                let source = self.sources[ReplicaRef(kind, sourceNS, sourceName)]
                 var mismatch: String?
-                if let n = rule.source.name {
+                if kind != rule.source.kind {
+                    mismatch = "it is a \(kind.rawValue) and the rule replicates \(rule.source.kind.rawValue)s"
+                } else if let n = rule.source.name {
                     if sourceKey != rule.source.namespace + "/" + n { mismatch = "its source \(sourceKey.isEmpty ? "(none)" : sourceKey) is not the rule's source" }
                 } else if let selector = rule.source.selector {
                     if sourceNS != rule.source.namespace || sourceName.isEmpty {
                         mismatch = "its source \(sourceKey) is not in the rule's source namespace"
-                    } else if let source, !Run.isSelected(source.metadata, type: source.type, namespace: rule.source.namespace, selector: selector) {
+                    } else if let source, !Run.isSelected(source.metadata, type: source.type, kind: kind, namespace: rule.source.namespace, selector: selector) {
                         mismatch = "its source \(sourceKey) is not selected by the rule"
                     }
                 }
@@ -350,20 +394,20 @@ public enum ReplicationPlanner {
                     mismatch = "its source-uid \(uid) is not the uid of \(sourceKey)"
                 }
                 if let mismatch {
-                    emit(.init(.report, namespace: ns, name: name, rules: [rule.name],
+                    emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
                                reason: "marked as a replica of rule \(id) but \(mismatch); not pruned, left alone"))
                     continue
                 }
                 if source != nil {
                     if rule.prune {
-                        emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: "prune: no longer targeted by the rule", precondition: pre))
+                        emit(.init(.delete, kind, namespace: ns, name: name, rules: [rule.name], reason: "prune: no longer targeted by the rule", precondition: pre))
                     } else {
-                        emit(.init(.report, namespace: ns, name: name, rules: [rule.name], reason: "no longer targeted; retained (prune: false)"))
+                        emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name], reason: "no longer targeted; retained (prune: false)"))
                     }
                 } else if rule.onSourceDelete == .delete {
-                    emit(.init(.delete, namespace: ns, name: name, rules: [rule.name], reason: "source \(sourceKey) deleted (onSourceDelete: delete)", precondition: pre))
+                    emit(.init(.delete, kind, namespace: ns, name: name, rules: [rule.name], reason: "source \(sourceKey) deleted (onSourceDelete: delete)", precondition: pre))
                 } else {
-                    emit(.init(.report, namespace: ns, name: name, rules: [rule.name], reason: "source \(sourceKey) deleted; replica retained (onSourceDelete: retain)"))
+                    emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name], reason: "source \(sourceKey) deleted; replica retained (onSourceDelete: retain)"))
                 }
             }
         }

@@ -18,6 +18,9 @@ public struct ReplicationPolicy: Sendable, Equatable {
     public var excludeNamespaces: [String]
     public var rules: [ReplicationRule]
 
+    /// The kinds the rules replicate, in `ReplicatedKind` order.
+    public var kinds: [ReplicatedKind] { ReplicatedKind.allCases.filter { k in rules.contains { $0.source.kind == k } } }
+
     /// The ServiceAccount names the rules patch, each once, in rule order.
     public var serviceAccountNames: [String] {
         var names: [String] = []
@@ -38,12 +41,15 @@ public struct ReplicationRule: Sendable, Equatable {
     public enum OnConflict: String, Sendable { case skip, adopt, overwrite }
     public enum OnSourceDelete: String, Sendable { case retain, delete }
 
-    /// The source: one Secret by name, or the Secrets of a namespace matching a label selector.
+    /// The source: one object by name, or the objects of a namespace matching a label selector; Secrets unless
+    /// `kind` says ConfigMap.
     public struct Source: Sendable, Equatable {
+        public var kind: ReplicatedKind
         public var namespace: String
         public var name: String?
         public var selector: LabelSelector?
-        public init(namespace: String, name: String? = nil, selector: LabelSelector? = nil) {
+        public init(kind: ReplicatedKind = .secret, namespace: String, name: String? = nil, selector: LabelSelector? = nil) {
+            self.kind = kind
             self.namespace = namespace
             self.name = name
             self.selector = selector
@@ -169,7 +175,14 @@ extension ReplicationRule {
 
         guard let sourceObject = try r.object("source") else { throw ManifestError("required value: a rule needs a source", field: r.child("source")) }
         let s = FieldReader(sourceObject, path: r.child("source"))
-        try ReplicationPolicy.rejectUnknown(s, ["namespace", "name", "selector"])
+        try ReplicationPolicy.rejectUnknown(s, ["kind", "namespace", "name", "selector"])
+        var kind = ReplicatedKind.secret
+        if let raw = try s.string("kind") {
+            guard let k = ReplicatedKind(rawValue: raw) else {
+                throw ManifestError("unsupported value \(KubeNames.goQuote(raw)): supported values: \(ReplicatedKind.allCases.map { KubeNames.goQuote($0.rawValue) }.joined(separator: ", "))", field: s.child("kind"))
+            }
+            kind = k
+        }
         guard let sourceNamespace = try s.string("namespace"), !sourceNamespace.isEmpty else { throw ManifestError("required value", field: s.child("namespace")) }
         try ReplicationPolicy.checkNamespace(sourceNamespace, field: s.child("namespace"))
         let sourceName = try s.string("name")
@@ -181,7 +194,7 @@ extension ReplicationRule {
         case (nil, let sel?):
             // An empty selector matches every Secret of the namespace: almost always a mistake.
             if sel.matchLabels.isEmpty && sel.matchExpressions.isEmpty {
-                throw ManifestError("an empty selector would copy every Secret of the namespace; give matchLabels or matchExpressions", field: s.child("selector"))
+                throw ManifestError("an empty selector would copy every \(kind.rawValue) of the namespace; give matchLabels or matchExpressions", field: s.child("selector"))
             }
         }
 
@@ -235,6 +248,9 @@ extension ReplicationRule {
         let onConflict: OnConflict = try choice("onConflict", [OnConflict.skip, .adopt, .overwrite], .skip)
         let onSourceDelete: OnSourceDelete = try choice("onSourceDelete", [OnSourceDelete.retain, .delete], .retain)
         let serviceAccounts = try r.stringArray("serviceAccounts")
+        if kind == .configMap && !serviceAccounts.isEmpty {
+            throw ManifestError("serviceAccounts lists pull secrets; a ConfigMap rule cannot set it", field: r.child("serviceAccounts"))
+        }
         for (i, sa) in serviceAccounts.enumerated() {
             if let p = KubeNames.dns1123SubdomainProblems(sa).first { throw ManifestError(p, field: r.child("serviceAccounts") + "[\(i)]") }
         }
@@ -251,7 +267,7 @@ extension ReplicationRule {
         }
         return ReplicationRule(
             name: name,
-            source: .init(namespace: sourceNamespace, name: sourceName, selector: selector),
+            source: .init(kind: kind, namespace: sourceNamespace, name: sourceName, selector: selector),
             targets: .init(namespaces: namespaces, namespacePatterns: patterns, namespaceSelector: nsSelector, excludeNamespaces: excludes),
             targetName: targetName, mode: mode, onConflict: onConflict, prune: try r.bool("prune") ?? true,
             onSourceDelete: onSourceDelete, serviceAccounts: serviceAccounts, copyLabels: copyLabels, copyAnnotations: copyAnnotations

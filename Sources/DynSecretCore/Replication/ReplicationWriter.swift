@@ -16,12 +16,12 @@ public struct ReplicationWriteError: Error, Sendable, Equatable, CustomStringCon
 /// Where a plan's writes go: the cluster (added with the Kubernetes client), an in-memory model, a manifest directory.
 ///
 /// Updates, deletes and patches must honour the precondition (uid and resourceVersion) and fail when it does not hold.
-/// An update sets the labels, annotations, type, data and immutability of `secret` and keeps the stored object's
+/// An update sets the labels, annotations, type, data and immutability of `object` and keeps the stored object's
 /// other fields; `previous` is the object the plan was made from, when the plan had it.
 public protocol ReplicationWriter {
-    mutating func create(_ secret: Secret) async throws(ReplicationWriteError)
-    mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
-    mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
+    mutating func create(_ object: ReplicaObject) async throws(ReplicationWriteError)
+    mutating func update(_ object: ReplicaObject, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
+    mutating func delete(_ kind: ReplicatedKind, namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
     mutating func patchServiceAccount(namespace: String, name: String, addImagePullSecrets: [String], precondition: ReplicationPrecondition) async throws(ReplicationWriteError)
 }
 
@@ -57,7 +57,7 @@ public enum ReplicationApplier {
         var failedSecrets: Set<String> = []
         var deleted: Set<String> = []
         for var a in plan.actions where a.isWrite {
-            let key = "\(a.kind == .patchServiceAccount ? "sa" : "secret")/\(a.namespace)/\(a.name)"
+            let key = "\(a.kind == .patchServiceAccount ? "sa" : a.objectKind.rawValue)/\(a.namespace)/\(a.name)"
             if failedKeys.contains(key) {
                 result.skipped += 1
                 continue
@@ -71,27 +71,27 @@ public enum ReplicationApplier {
             }
             let pre = a.precondition ?? ReplicationPrecondition(uid: nil, resourceVersion: nil)
             if (a.kind == .update || a.kind == .delete) && !pre.isComplete {
-                result.failures.append((a, "refused: \(a.kind.rawValue) of secrets \"\(a.name)\" without uid and resourceVersion precondition"))
+                result.failures.append((a, "refused: \(a.kind.rawValue) of \(a.objectKind.plural) \"\(a.name)\" without uid and resourceVersion precondition"))
                 failedKeys.insert(key)
-                failedSecrets.insert(a.namespace + "/" + a.name)
+                if a.objectKind == .secret { failedSecrets.insert(a.namespace + "/" + a.name) }
                 continue
             }
             do throws(ReplicationWriteError) {
                 switch a.kind {
                 case .create:
                     do throws(ReplicationWriteError) {
-                        try await writer.create(a.secret!)
+                        try await writer.create(a.object!)
                     } catch where deleted.contains(key) {
                         // The old object is gone: one retry, then a distinct failure.
                         do throws(ReplicationWriteError) {
-                            try await writer.create(a.secret!)
+                            try await writer.create(a.object!)
                         } catch {
                             throw ReplicationWriteError("replica missing after replace: \(error.message)")
                         }
                     }
-                case .update: try await writer.update(a.secret!, previous: a.previous, precondition: pre)
+                case .update: try await writer.update(a.object!, previous: a.previous, precondition: pre)
                 case .delete:
-                    try await writer.delete(namespace: a.namespace, name: a.name, precondition: pre)
+                    try await writer.delete(a.objectKind, namespace: a.namespace, name: a.name, precondition: pre)
                     deleted.insert(key)
                 case .patchServiceAccount: try await writer.patchServiceAccount(namespace: a.namespace, name: a.name, addImagePullSecrets: a.addImagePullSecrets, precondition: pre)
                 case .report: continue
@@ -100,7 +100,7 @@ public enum ReplicationApplier {
             } catch {
                 result.failures.append((a, error.message))
                 failedKeys.insert(key)
-                if a.kind != .patchServiceAccount { failedSecrets.insert(a.namespace + "/" + a.name) }
+                if a.kind != .patchServiceAccount && a.objectKind == .secret { failedSecrets.insert(a.namespace + "/" + a.name) }
             }
         }
         return result
@@ -120,8 +120,11 @@ public struct InMemoryReplicationCluster: ReplicationWriter, Sendable {
         nextVersion = 1000
     }
 
-    private func index(_ ns: String, _ name: String) -> Int? {
-        state.secrets.firstIndex { ($0.metadata.namespace ?? "default") == ns && $0.metadata.name == name }
+    private func index(_ kind: ReplicatedKind, _ ns: String, _ name: String) -> Int? {
+        switch kind {
+        case .secret: state.secrets.firstIndex { ($0.metadata.namespace ?? "default") == ns && $0.metadata.name == name }
+        case .configMap: state.configMaps.firstIndex { ($0.metadata.namespace ?? "default") == ns && $0.metadata.name == name }
+        }
     }
 
     private mutating func stamp(_ meta: inout ObjectMeta) {
@@ -136,53 +139,87 @@ public struct InMemoryReplicationCluster: ReplicationWriter, Sendable {
         }
     }
 
-    public mutating func create(_ secret: Secret) async throws(ReplicationWriteError) {
-        let ns = secret.metadata.namespace ?? "default", name = secret.metadata.name ?? ""
+    public mutating func create(_ object: ReplicaObject) async throws(ReplicationWriteError) {
+        let ns = object.namespace, name = object.name
+        let what = "\(object.kind.plural) \"\(name)\""
         guard state.namespaces.contains(where: { $0.name == ns && !$0.terminating }) else {
-            throw ReplicationWriteError("secrets \"\(name)\" is forbidden: unable to create new content in namespace \(ns)")
+            throw ReplicationWriteError("\(what) is forbidden: unable to create new content in namespace \(ns)")
         }
-        if index(ns, name) != nil { throw ReplicationWriteError("secrets \"\(name)\" already exists") }
-        var s = secret
-        s.data = s.mergedData
-        s.stringData = [:]
-        if s.type.isEmpty { s.type = SecretType.opaque }
+        if index(object.kind, ns, name) != nil { throw ReplicationWriteError("\(what) already exists") }
+        var meta = object.metadata
         nextVersion += 1
-        s.metadata.uid = "uid-\(nextVersion)"
-        stamp(&s.metadata)
-        state.secrets.append(s)
+        meta.uid = "uid-\(nextVersion)"
+        stamp(&meta)
+        switch object {
+        case .secret(var s):
+            s.data = s.mergedData
+            s.stringData = [:]
+            if s.type.isEmpty { s.type = SecretType.opaque }
+            s.metadata = meta
+            state.secrets.append(s)
+        case .configMap(var c):
+            c.metadata = meta
+            state.configMaps.append(c)
+        }
         writeCounts["create", default: 0] += 1
     }
 
-    public mutating func update(_ secret: Secret, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
-        let ns = secret.metadata.namespace ?? "default", name = secret.metadata.name ?? ""
-        guard let i = index(ns, name) else { throw ReplicationWriteError("secrets \"\(name)\" not found") }
-        let old = state.secrets[i]
-        try check(old.metadata, precondition, "secrets \"\(name)\"")
-        // The fields an update sets; everything else stays as stored.
-        var s = old
-        s.metadata.labels = secret.metadata.labels
-        s.metadata.annotations = secret.metadata.annotations
-        // A compact target keeps last-applied-configuration's key, not its value: the value stays as stored.
-        if secret.metadata.annotations[ReplicaMarkers.lastApplied] == "", let v = old.metadata.annotations[ReplicaMarkers.lastApplied] {
-            s.metadata.annotations[ReplicaMarkers.lastApplied] = v
+    public mutating func update(_ object: ReplicaObject, previous: TargetObject?, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        let ns = object.namespace, name = object.name
+        let what = "\(object.kind.plural) \"\(name)\""
+        guard let i = index(object.kind, ns, name) else { throw ReplicationWriteError("\(what) not found") }
+        // The fields an update sets; everything else stays as stored. A compact target keeps
+        // last-applied-configuration's key, not its value: the value stays as stored.
+        func meta(_ old: ObjectMeta) -> ObjectMeta {
+            var m = old
+            m.labels = object.metadata.labels
+            m.annotations = object.metadata.annotations
+            if object.metadata.annotations[ReplicaMarkers.lastApplied] == "", let v = old.annotations[ReplicaMarkers.lastApplied] {
+                m.annotations[ReplicaMarkers.lastApplied] = v
+            }
+            return m
         }
-        s.type = secret.type.isEmpty ? SecretType.opaque : secret.type
-        s.data = secret.mergedData
-        s.stringData = [:]
-        s.immutable = secret.immutable
-        if s.effectiveType != old.effectiveType { throw ReplicationWriteError("Secret \"\(name)\" is invalid: type: Invalid value: field is immutable") }
-        if old.immutable == true && (s.data != old.mergedData || s.immutable != true) {
-            throw ReplicationWriteError("Secret \"\(name)\" is invalid: data: Forbidden: field is immutable when `immutable` is set")
+        switch object {
+        case .secret(let secret):
+            let old = state.secrets[i]
+            try check(old.metadata, precondition, what)
+            var s = old
+            s.metadata = meta(old.metadata)
+            s.type = secret.type.isEmpty ? SecretType.opaque : secret.type
+            s.data = secret.mergedData
+            s.stringData = [:]
+            s.immutable = secret.immutable
+            if s.effectiveType != old.effectiveType { throw ReplicationWriteError("Secret \"\(name)\" is invalid: type: Invalid value: field is immutable") }
+            if old.immutable == true && (s.data != old.mergedData || s.immutable != true) {
+                throw ReplicationWriteError("Secret \"\(name)\" is invalid: data: Forbidden: field is immutable when `immutable` is set")
+            }
+            stamp(&s.metadata)
+            state.secrets[i] = s
+        case .configMap(let configMap):
+            let old = state.configMaps[i]
+            try check(old.metadata, precondition, what)
+            var c = configMap
+            c.metadata = meta(old.metadata)
+            if let v = ConfigMapAPIRules.violations(c, old: old).first {
+                throw ReplicationWriteError("ConfigMap \"\(name)\" is invalid: \(v.text)")
+            }
+            stamp(&c.metadata)
+            state.configMaps[i] = c
         }
-        stamp(&s.metadata)
-        state.secrets[i] = s
         writeCounts["update", default: 0] += 1
     }
 
-    public mutating func delete(namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
-        guard let i = index(namespace, name) else { throw ReplicationWriteError("secrets \"\(name)\" not found") }
-        try check(state.secrets[i].metadata, precondition, "secrets \"\(name)\"")
-        state.secrets.remove(at: i)
+    public mutating func delete(_ kind: ReplicatedKind, namespace: String, name: String, precondition: ReplicationPrecondition) async throws(ReplicationWriteError) {
+        let what = "\(kind.plural) \"\(name)\""
+        guard let i = index(kind, namespace, name) else { throw ReplicationWriteError("\(what) not found") }
+        switch kind {
+        case .secret:
+            try check(state.secrets[i].metadata, precondition, what)
+            state.secrets.remove(at: i)
+        case .configMap:
+            try check(state.configMaps[i].metadata, precondition, what)
+            state.configMaps.remove(at: i)
+        }
         writeCounts["delete", default: 0] += 1
     }
 

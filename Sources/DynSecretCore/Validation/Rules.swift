@@ -31,6 +31,14 @@ extension ValidationRule {
     public static let secretImmutableField = ValidationRule("secret-immutable-field", .error, "An update changes type, or data of an immutable Secret")
     public static let secretRequiredAnnotation = ValidationRule("secret-required-annotation", .error, "A service-account-token Secret lacks kubernetes.io/service-account.name")
 
+    // API server rules for ConfigMaps
+    public static let configMapInvalidField = ValidationRule("configmap-invalid-field", .error, "A ConfigMap field has the wrong type or invalid base64")
+    public static let configMapUnknownField = ValidationRule("configmap-unknown-field", .error, "A ConfigMap has a field the API does not know (strict field validation rejects it)")
+    public static let configMapName = ValidationRule("configmap-name", .error, "The ConfigMap name is missing or not a DNS-1123 subdomain")
+    public static let configMapKey = ValidationRule("configmap-key", .error, "A data or binaryData key is invalid, or in both")
+    public static let configMapSize = ValidationRule("configmap-size", .error, "The ConfigMap's data and binaryData exceed 1 MiB together")
+    public static let configMapImmutableField = ValidationRule("configmap-immutable-field", .error, "An update changes data, binaryData or immutable of an immutable ConfigMap")
+
     // Pull secrets, as the kubelet reads them
     public static let pullSecretMalformed = ValidationRule("pull-secret-malformed", .error, "The kubelet cannot decode this pull secret; every pull of a pod using it fails")
     public static let pullSecretNoCredentials = ValidationRule("pull-secret-no-credentials", .error, "The pull secret holds no registry credentials")
@@ -71,6 +79,7 @@ extension ValidationRule {
         .manifestSyntax, .manifestNotObject, .manifestNoKind, .duplicateObject,
         .secretInvalidField, .secretUnknownField, .secretName, .secretNamespace, .secretKey, .secretSize, .annotationsSize, .secretRequiredKey,
         .secretPayloadJSON, .secretRequiredAnnotation, .secretImmutableField,
+        .configMapInvalidField, .configMapUnknownField, .configMapName, .configMapKey, .configMapSize, .configMapImmutableField,
         .pullSecretMalformed, .pullSecretNoCredentials, .pullSecretAuthMismatch, .pullSecretUsernameColon, .pullSecretEmptyCredential,
         .pullSecretInvalidRegistry, .pullSecretUnmatchableKey, .pullSecretIdentityToken,
         .tlsCertInvalid, .tlsKeyInvalid, .tlsKeyMismatch, .tlsCertExpired, .tlsCertExpiring, .tlsCertNotYetValid,
