@@ -46,12 +46,31 @@ public struct TokenGrant: Sendable {
     public var user: String
     public var verbs: Set<String>?
     public var resources: Set<String>?
+    /// RBAC-style rules: when set, a request is allowed when one rule holds both its verb and its resource (and
+    /// `verbs`/`resources` are not consulted).
+    public var rules: [Rule]?
+
+    /// One RBAC rule: these verbs on these resources (plural names).
+    public struct Rule: Sendable, Hashable {
+        public var verbs: Set<String>
+        public var resources: Set<String>
+        public init(verbs: Set<String>, resources: Set<String>) {
+            self.verbs = verbs
+            self.resources = resources
+        }
+    }
 
     public init(token: String, user: String, verbs: Set<String>? = nil, resources: Set<String>? = nil) {
         self.token = token
         self.user = user
         self.verbs = verbs
         self.resources = resources
+    }
+
+    /// A grant holding exactly `rules`, as a ClusterRole and Role bound to the user would.
+    public init(token: String, user: String, rules: [Rule]) {
+        self.init(token: token, user: user)
+        self.rules = rules
     }
 
     /// Parses `TOKEN`, `USER:TOKEN`, or `USER:TOKEN=VERB,VERB[/RESOURCE,RESOURCE]`.
@@ -78,7 +97,8 @@ public struct TokenGrant: Sendable {
     }
 
     func allows(verb: String, resource: String) -> Bool {
-        (verbs?.contains(verb) ?? true) && (resources?.contains(resource) ?? true)
+        if let rules { return rules.contains { $0.verbs.contains(verb) && $0.resources.contains(resource) } }
+        return (verbs?.contains(verb) ?? true) && (resources?.contains(resource) ?? true)
     }
 }
 
@@ -272,6 +292,7 @@ final class Router: Sendable {
         count("\(client) \(verb)")
         count("\(verb) \(kind.plural)")
         if let grant = grants.withLock({ $0.values.first { $0.user == user } }), !grant.allows(verb: verb, resource: kind.plural) {
+            count("\(client) forbidden")
             throw APIError.forbidden(user: user, verb: verb, plural: kind.plural, group: kind.group, namespace: kind.namespaced ? namespace : nil, name: name)
         }
         let dryRun = r.query["dryRun"] == "All"

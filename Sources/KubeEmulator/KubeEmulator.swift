@@ -89,7 +89,8 @@ public final class KubeEmulator: Sendable {
     }
 
     /// Request counters: by verb (`create`), by client and verb (`alice create`), by verb and resource
-    /// (`create secrets`), plus `connections`, `unauthorized`, `throttled`, `dropped-watches`.
+    /// (`create secrets`), denials by client (`alice forbidden`), plus `connections`, `unauthorized`, `throttled`,
+    /// `dropped-watches`.
     public func counters() -> [String: Int] { router.counters.withLock { $0 } }
 
     /// Resets the counters.

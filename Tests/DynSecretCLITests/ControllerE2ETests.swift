@@ -355,14 +355,7 @@ import Testing
     @Test func untrustedServerCertificateAtStartIsLogged() async throws {
         let dir = try TempDir()
         func path(_ n: String) -> String { dir.url.appendingPathComponent(n).path }
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        _ = try dir.file("ext.cnf", "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-        for ca in ["ca", "other-ca"] {
-            #expect(try runProcess("/usr/bin/openssl", ["req", "-x509"] + ec + ["-keyout", path("\(ca).key"), "-out", path("\(ca).crt"), "-subj", "/CN=\(ca)", "-days", "2"]).code == 0)
-        }
-        #expect(try runProcess("/usr/bin/openssl", ["req"] + ec + ["-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=127.0.0.1"]).code == 0)
-        #expect(try runProcess("/usr/bin/openssl", ["x509", "-req", "-in", path("server.csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"), "-CAcreateserial",
-                                                    "-out", path("server.crt"), "-days", "2", "-extfile", path("ext.cnf")]).code == 0)
+        try loopbackServerCertificate(in: dir, otherCA: true)
         var options = EmulatorOptions()
         options.tlsCertificatePath = path("server.crt")
         options.tlsKeyPath = path("server.key")

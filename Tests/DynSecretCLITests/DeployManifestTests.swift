@@ -22,15 +22,30 @@ let checkovPath: String? = onPath("checkov")
 
     /// The base with the persistent-store component, through an overlay in a temporary directory (kustomize refuses
     /// absolute paths to bases, so the overlay names them relative to itself).
-    static func renderPersistent() throws -> String {
+    static func renderPersistent() throws -> String { try renderOverlay(components: ["persistent-store"]) }
+
+    /// The base with `components` (names under deploy/components), through an overlay in a temporary directory.
+    static func renderOverlay(components: [String]) throws -> String {
         let tmp = try TempDir()
         let up = String(repeating: "../", count: tmp.url.resolvingSymlinksInPath().pathComponents.count - 1)
         let rel = up + deploy.resolvingSymlinksInPath().path.dropFirst()
         _ = try tmp.file("kustomization.yaml", """
             resources: [\(rel)/base]
-            components: [\(rel)/components/persistent-store]
+            components: [\(components.map { "\(rel)/components/\($0)" }.joined(separator: ", "))]
             """, mode: 0o644)
         return try render(tmp.url)
+    }
+
+    /// The rules of the rendered ClusterRole and Role, as the emulator enforces them for one user (resource names
+    /// are not narrowed: the emulator's rules are per verb and resource).
+    static func emulatorRules(_ objects: [JSONValue]) throws -> [TokenGrant.Rule] {
+        var out: [TokenGrant.Rule] = []
+        for kind in ["ClusterRole", "Role"] {
+            for rule in try object(objects, kind: kind)["rules"]?.arrayValue ?? [] {
+                out.append(TokenGrant.Rule(verbs: Set(strings(rule["verbs"])), resources: Set(strings(rule["resources"]))))
+            }
+        }
+        return out
     }
 
     static func objects(_ text: String) throws -> [JSONValue] {
@@ -135,7 +150,7 @@ let checkovPath: String? = onPath("checkov")
         #expect(Self.grants(clusterRole) == [
             "/namespaces get (any)", "/namespaces list (any)", "/namespaces watch (any)",
             "/secrets get (any)", "/secrets list (any)", "/secrets watch (any)",
-            "/secrets create (any)", "/secrets update (any)", "/secrets delete (any)",
+            "/secrets create (any)", "/secrets patch (any)", "/secrets delete (any)",
             "/serviceaccounts get (any)", "/serviceaccounts list (any)", "/serviceaccounts watch (any)",
             "/serviceaccounts patch (any)",
             "/events create (any)", "/events patch (any)",
@@ -146,6 +161,13 @@ let checkovPath: String? = onPath("checkov")
             "coordination.k8s.io/leases create (any)",
         ])
         #expect(role["metadata"]?["namespace"]?.stringValue == Self.namespace)
+        // The ConfigMap component adds exactly the ConfigMap verbs, nothing else.
+        let withConfigMaps = try Self.object(try Self.objects(try Self.renderOverlay(components: ["configmaps"])), kind: "ClusterRole")
+        #expect(Self.grants(withConfigMaps).subtracting(Self.grants(clusterRole)) == [
+            "/configmaps get (any)", "/configmaps list (any)", "/configmaps watch (any)",
+            "/configmaps create (any)", "/configmaps patch (any)", "/configmaps delete (any)",
+        ])
+        #expect(Self.grants(clusterRole).isSubset(of: Self.grants(withConfigMaps)))
 
         // Each binding gives its role to the controller's ServiceAccount only.
         let sa = try Self.object(objects, kind: "ServiceAccount")

@@ -145,3 +145,21 @@ func dockerConfig(ofJSON text: String) throws -> JSONValue {
     let secret = try Secret.decode(try JSONParser.parse(text)).secret
     return try JSONParser.parse(try #require(secret.data[".dockerconfigjson"]))
 }
+
+/// Writes `ca.crt`/`ca.key` and a `server.crt`/`server.key` for 127.0.0.1 signed by it into `dir` (EC P-256, two
+/// days), with the openssl command line; `otherCA` adds an unrelated `other-ca.crt`/`other-ca.key`.
+func loopbackServerCertificate(in dir: TempDir, otherCA: Bool = false) throws {
+    func path(_ n: String) -> String { dir.url.appendingPathComponent(n).path }
+    func openssl(_ args: [String]) throws {
+        let r = try runProcess("/usr/bin/openssl", args)
+        guard r.code == 0 else { throw TestFailure("openssl \(args.first ?? ""): \(r.stderr)") }
+    }
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _ = try dir.file("ext.cnf", "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    for ca in otherCA ? ["ca", "other-ca"] : ["ca"] {
+        try openssl(["req", "-x509"] + ec + ["-keyout", path("\(ca).key"), "-out", path("\(ca).crt"), "-subj", "/CN=\(ca)", "-days", "2"])
+    }
+    try openssl(["req"] + ec + ["-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=127.0.0.1"])
+    try openssl(["x509", "-req", "-in", path("server.csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"), "-CAcreateserial",
+                 "-out", path("server.crt"), "-days", "2", "-extfile", path("ext.cnf")])
+}

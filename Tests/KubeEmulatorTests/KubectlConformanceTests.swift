@@ -207,4 +207,49 @@ struct KubectlConformanceTests {
         #expect(r.code == 1)
         #expect(r.stderr == "Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may not be deleted\n")
     }
+
+    @Test func configMapsAsKubectlSeesThem() async throws {
+        let f = try await KubectlFixture()
+        defer { Task { await f.emulator.stop() } }
+        // Binary file content goes to binaryData (kubectl sends it as protobuf): it must round-trip byte-exact.
+        let binary: [UInt8] = [0x00, 0xFF, 0xFE, 0x80, 0x0A, 0x7F]
+        try Data(binary).write(to: URL(fileURLWithPath: f.dir.file("trust.p12")))
+        var r = try await f.kubectl(["create", "configmap", "ca", "--from-literal=endpoint=https://api.example", "--from-file=trust.p12=\(f.dir.file("trust.p12"))"])
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == "configmap/ca created\n")
+        r = try await f.kubectl(["get", "configmap", "ca", "-o", "jsonpath={.data.endpoint} {.binaryData.trust\\.p12}"])
+        #expect(r.stdout == "https://api.example \(Base64.encode(binary))", "\(r.stderr)")
+        r = try await f.kubectl(["get", "cm"])
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).dropLast().joined(separator: " ") }
+        #expect(lines == ["NAME DATA", "ca 2"], "\(r.stdout)")
+
+        let manifest = """
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: app}
+        data: {mode: blue}
+
+        """
+        r = try await f.kubectl(["apply", "-f", "-"], stdin: manifest)
+        #expect(r.stdout == "configmap/app created\n", "\(r.stderr)")
+        r = try await f.kubectl(["apply", "-f", "-"], stdin: manifest.replacingOccurrences(of: "blue", with: "green"))
+        #expect(r.stdout == "configmap/app configured\n", "\(r.stderr)")
+        r = try await f.kubectl(["get", "configmap", "app", "-o", "jsonpath={.data.mode}"])
+        #expect(r.stdout == "green")
+
+        // The API server's ConfigMap rules, in its words.
+        r = try await f.kubectl(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dup}\ndata: {k: a}\nbinaryData: {k: YQ==}\n")
+        #expect(r.code == 1)
+        #expect(r.stderr == "The ConfigMap \"dup\" is invalid: data[k]: Invalid value: \"k\": duplicate of key present in binaryData\n", "\(r.stderr)")
+        r = try await f.kubectl(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b64}\nbinaryData: {k: \"not base64!\"}\n")
+        #expect(r.code == 1)
+        #expect(r.stderr.contains("illegal base64 data at input byte 3"), "\(r.stderr)")
+        r = try await f.kubectl(["apply", "-f", "-"], stdin: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {k: a}\n")
+        #expect(r.code == 0, "\(r.stderr)")
+        r = try await f.kubectl(["patch", "configmap", "frozen", "--type", "merge", "-p", #"{"data":{"k":"b"}}"#])
+        #expect(r.code == 1)
+        #expect(r.stderr == "The ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set\n", "\(r.stderr)")
+        r = try await f.kubectl(["delete", "configmap", "app"])
+        #expect(r.stdout == "configmap \"app\" deleted\n", "\(r.stderr)")
+    }
 }

@@ -24,6 +24,35 @@ struct Location {
 }
 
 extension Validator {
+    /// Checks one ConfigMap: the API server's rules (`ConfigMapAPIRules`), with its wording.
+    func checkConfigMap(_ object: JSONObject, namespace: String, location: Location, into findings: inout [Finding]) {
+        var ref = ObjectRef(kind: "ConfigMap", namespace: namespace, name: object["metadata"]?["name"]?.stringValue)
+        func add(_ rule: ValidationRule, _ message: String, field: String?) {
+            findings.append(location.finding(rule, message, object: ref, field: field))
+        }
+        let decoded: (configMap: ConfigMap, unknownFields: [String])
+        do {
+            decoded = try ConfigMap.decode(.object(object))
+        } catch {
+            add(.configMapInvalidField, error.message, field: error.field)
+            return
+        }
+        let c = decoded.configMap
+        ref.namespace = c.metadata.namespace ?? namespace
+        for field in decoded.unknownFields {
+            add(.configMapUnknownField, "unknown field \(KubeNames.goQuote(field.split(separator: ".").last.map(String.init) ?? field))", field: field)
+        }
+        if (c.metadata.name ?? "").isEmpty && (c.metadata.generateName ?? "").isEmpty {
+            add(.configMapName, "Required value: name or generateName is required", field: "metadata.name")
+        } else if let n = c.metadata.name, !n.isEmpty {
+            for p in KubeNames.dns1123SubdomainProblems(n) { add(.configMapName, "Invalid value: \(KubeNames.goQuote(n)): \(p)", field: "metadata.name") }
+        }
+        if let ns = c.metadata.namespace {
+            for p in KubeNames.dns1123LabelProblems(ns) { add(.secretNamespace, "Invalid value: \(KubeNames.goQuote(ns)): \(p)", field: "metadata.namespace") }
+        }
+        for v in ConfigMapAPIRules.violations(c) { add(v.rule, v.message, field: v.field == "[]" ? nil : v.field) }
+    }
+
     /// Checks one Secret object: the API server's rules first, then what the kubelet and the type's consumers need.
     func checkSecret(_ object: JSONObject, namespace: String, location: Location, into findings: inout [Finding]) -> SecretCheck {
         let name = object["metadata"]?["name"]?.stringValue

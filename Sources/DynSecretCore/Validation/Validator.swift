@@ -185,6 +185,8 @@ public struct ValidationRun: Sendable {
                 report.secrets += 1
                 let check = validator.checkSecret(o, namespace: namespace, location: location, into: &report.findings)
                 secrets["\(check.ref.namespace ?? namespace)/\(name ?? "")"] = check
+            case ("v1", "ConfigMap"):
+                validator.checkConfigMap(o, namespace: namespace, location: location, into: &report.findings)
             case ("v1", "ServiceAccount"):
                 if let sa = try? ServiceAccount.decode(.object(o)).serviceAccount {
                     serviceAccounts["\(namespace)/\(name ?? "")"] = sa
