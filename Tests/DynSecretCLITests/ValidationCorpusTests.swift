@@ -126,3 +126,40 @@ let corpusRuns: [CorpusRun] = {
         #expect(check.code == 0, "\(check.stdout)")
     }
 }
+
+/// ConfigMaps under the API server's rules, in `validate`.
+@Suite struct ConfigMapValidationTests {
+    @Test func apiServerRulesWithFileDocumentAndField() async throws {
+        let dir = try TempDir()
+        let path = try dir.file("cm.yaml", """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: good, namespace: team-a}
+            data: {endpoint: "https://api.example"}
+            binaryData: {blob: AAEC}
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: Bad_Name}
+            data: {"bad key": x, dup: "y"}
+            binaryData: {dup: AA==}
+            extra: true
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: b64}
+            binaryData: {k: "not base64"}
+            """)
+        let r = await dynsecret(["validate", "-f", path, "-o", "json"])
+        #expect(r.code == 1, "\(r.stderr)")
+        let findings = try JSONParser.parse(Array(r.stdout.utf8))["findings"]?.arrayValue ?? []
+        let got = Set(findings.map { "\($0["rule"]?.stringValue ?? "") \($0["document"].map { "\($0)" } ?? "") \($0["field"]?.stringValue ?? "")" })
+        for want in ["configmap-name", "configmap-key", "configmap-unknown-field", "configmap-invalid-field"] {
+            #expect(findings.contains { $0["rule"]?.stringValue == want }, "\(want): \(got)")
+        }
+        #expect(findings.contains { $0["rule"]?.stringValue == "configmap-key" && $0["field"]?.stringValue == "data[dup]"
+            && ($0["message"]?.stringValue ?? "").contains("duplicate of key present in binaryData") }, "\(r.stdout)")
+        #expect(findings.contains { $0["rule"]?.stringValue == "configmap-invalid-field" && $0["field"]?.stringValue == "binaryData[k]" }, "\(r.stdout)")
+        #expect(!findings.contains { ($0["object"]?.stringValue ?? "").contains("good") }, "the valid ConfigMap has no finding: \(r.stdout)")
+    }
+}
