@@ -25,7 +25,7 @@ public struct EmulatorOptions: Sendable {
     public init() {}
 }
 
-/// A Kubernetes API server emulator for the kinds dynsecret uses (Namespaces, Secrets, ServiceAccounts, Events,
+/// A Kubernetes API server emulator for the kinds dynsecret uses (Namespaces, Secrets, ConfigMaps, ServiceAccounts, Events,
 /// Leases): discovery, CRUD with resourceVersion, selectors, paging, watch with bookmarks and 410, Secret validation,
 /// bearer tokens with per-token permissions, fault injection and request counters. For tests and development only.
 public final class KubeEmulator: Sendable {

@@ -7,7 +7,7 @@ import KubeEmulator
 struct KubeEmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kube-emulator",
-        abstract: "Kubernetes API server emulator (Namespaces, Secrets, ServiceAccounts, Events, Leases) for tests; loopback only."
+        abstract: "Kubernetes API server emulator (Namespaces, Secrets, ConfigMaps, ServiceAccounts, Events, Leases) for tests; loopback only."
     )
 
     @Option(help: "Port to listen on (0 picks a free port).")
