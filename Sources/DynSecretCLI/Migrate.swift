@@ -64,7 +64,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         // --apply works on what it reads from the cluster; without it, manifests holding objects are the whole state.
-        var input = try Self.readManifests(file, offline: true)
+        var input = try Self.readManifests(file)
         let offline = !apply && !(input.objects.isEmpty && input.namespaces.isEmpty)
         var client: KubeClient?
         if !offline {
@@ -104,60 +104,24 @@ struct Migrate: AsyncParsableCommand {
         }
     }
 
-    /// Namespaces, Secrets and ConfigMaps (when `offline`), and Kyverno policies, from manifests.
-    static func readManifests(_ paths: [String], offline: Bool) throws(CLIError) -> MigrationInput {
-        var input = MigrationInput(namespaces: [], objects: [])
-        guard !paths.isEmpty else { return input }
-        var firstError: ManifestError?
-        var seenNamespaces: Set<String> = []
-        try ManifestInputs.forEachDocument(paths) { result in
-            guard firstError == nil else { return }
-            switch result {
-            case .failure(let e): firstError = e
-            case .success(let doc):
-                for (value, prefix) in doc.objects {
-                    do throws(ManifestError) {
-                        let apiVersion = value["apiVersion"]?.stringValue ?? ""
-                        switch value["kind"]?.stringValue {
-                        case "ClusterPolicy", "Policy":
-                            if apiVersion.hasPrefix("kyverno.io/") { input.kyvernoPolicies.append((value, "\(doc.source)#\(doc.index)")) }
-                        case "Secret" where offline:
-                            var s = try Secret.decode(value).secret
-                            if s.metadata.namespace == nil { s.metadata.namespace = "default" }
-                            input.objects.append(.secret(s))
-                        case "ConfigMap" where offline:
-                            var c = try ConfigMap.decode(value).configMap
-                            if c.metadata.namespace == nil { c.metadata.namespace = "default" }
-                            input.objects.append(.configMap(c))
-                        case "Namespace" where offline:
-                            guard let n = ReplicationNamespace(apiObject: value) else { throw ManifestError("required value", field: "metadata.name") }
-                            var ns = n
-                            ns.labels["kubernetes.io/metadata.name"] = ns.name
-                            if seenNamespaces.insert(ns.name).inserted { input.namespaces.append(ns) }
-                        default: break
-                        }
-                    } catch {
-                        var e = error.located(source: doc.source, document: doc.index, line: doc.line)
-                        e.field = e.field.map { prefix + $0 }
-                        firstError = e
-                        return
-                    }
-                }
+    /// Namespaces, Secrets and ConfigMaps, and Kyverno policies, from manifests (read as `replicate --from-manifests`
+    /// reads them).
+    static func readManifests(_ paths: [String]) throws(CLIError) -> MigrationInput {
+        guard !paths.isEmpty else { return MigrationInput(namespaces: [], objects: []) }
+        var kyverno: [(object: JSONValue, origin: String)] = []
+        let state = try ReplicateInputs.read(paths, flag: "-f") { value, doc in
+            let kind = value["kind"]?.stringValue
+            if kind == "ClusterPolicy" || kind == "Policy", value["apiVersion"]?.stringValue?.hasPrefix("kyverno.io/") == true {
+                kyverno.append((value, "\(doc.source)#\(doc.index)"))
             }
         }
-        if let firstError { throw CLIError(firstError.description) }
-        for o in input.objects where seenNamespaces.insert(o.namespace).inserted {
-            input.namespaces.append(ReplicationNamespace(name: o.namespace, labels: ["kubernetes.io/metadata.name": o.namespace]))
-        }
-        return input
+        return MigrationInput(namespaces: state.namespaces, objects: state.objects, kyvernoPolicies: kyverno)
     }
 
     /// Every Namespace, Secret and ConfigMap of the cluster.
     static func readCluster(_ c: KubeClient) async throws(KubeError) -> (namespaces: [ReplicationNamespace], objects: [ReplicaObject]) {
         let namespaces = try await c.listAll(.namespaces).items.compactMap { ReplicationNamespace(apiObject: $0) }
-        var objects: [ReplicaObject] = try await c.list(Secret.self).items.map(ReplicaObject.secret)
-        objects += try await c.list(ConfigMap.self).items.map(ReplicaObject.configMap)
-        return (namespaces, objects)
+        return (namespaces, try await c.replicaObjects(.secret, namespace: nil) + c.replicaObjects(.configMap, namespace: nil))
     }
 
     /// The policy as YAML with a comment header, checked by reading it back before it is written.

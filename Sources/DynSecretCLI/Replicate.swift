@@ -70,7 +70,7 @@ struct Replicate: AsyncParsableCommand {
             throw CLIError(error.description)
         }
         if let fromManifests {
-            let state = try ReplicateInputs.read(fromManifests)
+            let state = try ReplicateInputs.read([fromManifests])
             let plan = ReplicationPlanner.plan(parsed, state)
             if dryRun {
                 CommandIO.current.writeStdout(output == .json ? ReplicatePlanOutput.json(plan) : Array(ReplicatePlanOutput.text(plan).utf8))
@@ -120,20 +120,21 @@ enum ReplicateApplySummary {
     }
 }
 
-/// Reads Namespaces, Secrets, ConfigMaps and ServiceAccounts from manifests.
+/// Reads Namespaces, Secrets, ConfigMaps and ServiceAccounts from manifests; objects of other kinds go to `other`.
 enum ReplicateInputs {
-    static func read(_ path: String) throws(CLIError) -> ReplicationState {
+    static func read(_ paths: [String], flag: String = "--from-manifests",
+                     other: (JSONValue, ManifestDocument) -> Void = { _, _ in }) throws(CLIError) -> ReplicationState {
         var state = ReplicationState()
         var seen: Set<String> = []
         var firstError: ManifestError?
-        try ManifestInputs.forEachDocument([path], flag: "--from-manifests") { result in
+        try ManifestInputs.forEachDocument(paths, flag: flag) { result in
             guard firstError == nil else { return }
             switch result {
             case .failure(let e): firstError = e
             case .success(let doc):
                 for (value, prefix) in doc.objects {
                     do throws(ManifestError) {
-                        try add(value, to: &state)
+                        if try !add(value, to: &state) { other(value, doc) }
                     } catch {
                         var e = error.located(source: doc.source, document: doc.index, line: doc.line)
                         e.field = e.field.map { prefix + $0 }
@@ -151,7 +152,8 @@ enum ReplicateInputs {
         return state
     }
 
-    private static func add(_ value: JSONValue, to state: inout ReplicationState) throws(ManifestError) {
+    /// Adds `value` when it is of a kind the planner reads; false for any other kind.
+    private static func add(_ value: JSONValue, to state: inout ReplicationState) throws(ManifestError) -> Bool {
         switch value["kind"]?.stringValue {
         case "Secret":
             var s = try Secret.decode(value).secret
@@ -178,8 +180,9 @@ enum ReplicateInputs {
             let terminating = value["status"]?["phase"]?.stringValue == "Terminating" || value["metadata"]?["deletionTimestamp"]?.stringValue != nil
             state.namespaces.append(ReplicationNamespace(name: name, labels: labels, terminating: terminating))
         default:
-            break
+            return false
         }
+        return true
     }
 }
 

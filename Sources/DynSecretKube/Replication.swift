@@ -209,7 +209,7 @@ extension KubeClient {
     }
 
     /// Lists Secrets or ConfigMaps (every page).
-    func replicaObjects(_ kind: ReplicatedKind, namespace: String?, options: ListOptions) async throws(KubeError) -> [ReplicaObject] {
+    public func replicaObjects(_ kind: ReplicatedKind, namespace: String?, options: ListOptions = ListOptions()) async throws(KubeError) -> [ReplicaObject] {
         switch kind {
         case .secret: try await list(Secret.self, namespace: namespace, options: options).items.map(ReplicaObject.secret)
         case .configMap: try await list(ConfigMap.self, namespace: namespace, options: options).items.map(ReplicaObject.configMap)

@@ -65,9 +65,6 @@ public struct ConfigMap: Sendable, Equatable {
         }
         return .object(o)
     }
-
-    /// `kubectl -o yaml` text.
-    public var yamlText: String { YAMLWriter.document(json) }
 }
 
 /// The API server's ConfigMap rules (`ValidateConfigMap`, and `ValidateConfigMapUpdate` when the stored object is

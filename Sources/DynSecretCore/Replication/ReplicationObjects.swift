@@ -52,14 +52,6 @@ public enum ReplicaObject: Sendable, Equatable {
 
     /// `kubectl -o yaml` text.
     public var yamlText: String { YAMLWriter.document(json) }
-
-    /// The content hash of the object's type and data (`ReplicaContentHash`).
-    public var contentHash: String {
-        switch self {
-        case .secret(let s): ReplicaContentHash.of(s)
-        case .configMap(let c): ReplicaContentHash.of(c)
-        }
-    }
 }
 
 /// The identity of an object the planner reads or writes: kind, namespace, name. Ordered by namespace, name, kind
@@ -162,42 +154,42 @@ public struct TargetObject: Sendable, Equatable {
 
     /// The compact form of `secret`. With an `interner`, repeated strings and label and annotation maps share storage.
     public init(_ secret: Secret, interner: inout ReplicationInterner) {
-        let data = secret.mergedData
-        kind = .secret
-        namespace = interner.intern(secret.metadata.namespace ?? "default")
-        name = interner.intern(secret.metadata.name ?? "")
-        uid = secret.metadata.uid
-        resourceVersion = secret.metadata.resourceVersion
-        labels = interner.intern(secret.metadata.labels)
-        var annotations = secret.metadata.annotations
-        if annotations[ReplicaMarkers.lastApplied] != nil { annotations[ReplicaMarkers.lastApplied] = "" }
-        self.annotations = interner.intern(annotations)
-        type = interner.intern(secret.effectiveType)
-        immutable = secret.immutable
-        contentHash = interner.intern(ReplicaContentHash.of(type: secret.effectiveType, data: data))
-        dataKeys = interner.intern(data.keys.sorted(by: utf8Less))
-        hasStringData = !secret.stringData.isEmpty
-        dataSize = data.values.reduce(0) { $0 + $1.count }
+        let m = secret.metadata
+        self.init(kind: .secret, namespace: m.namespace, name: m.name ?? "", uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels,
+                  annotations: m.annotations, type: secret.effectiveType, immutable: secret.immutable, data: secret.mergedData, binaryData: [:],
+                  hasStringData: !secret.stringData.isEmpty, interner: &interner)
     }
 
     /// The compact form of `configMap`.
     public init(_ configMap: ConfigMap, interner: inout ReplicationInterner) {
-        kind = .configMap
-        namespace = interner.intern(configMap.metadata.namespace ?? "default")
-        name = interner.intern(configMap.metadata.name ?? "")
-        uid = configMap.metadata.uid
-        resourceVersion = configMap.metadata.resourceVersion
-        labels = interner.intern(configMap.metadata.labels)
-        var annotations = configMap.metadata.annotations
+        let m = configMap.metadata
+        self.init(kind: .configMap, namespace: m.namespace, name: m.name ?? "", uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels,
+                  annotations: m.annotations, type: "", immutable: configMap.immutable, data: configMap.data.mapValues { Array($0.utf8) },
+                  binaryData: configMap.binaryData, hasStringData: false, interner: &interner)
+    }
+
+    /// Every form ends here: identity interned, last-applied-configuration reduced to its key, the content hashed
+    /// as its kind's (`ReplicaContentHash`), only keys and size kept of the content.
+    private init(kind: ReplicatedKind, namespace: String?, name: String, uid: String?, resourceVersion: String?, labels: [String: String],
+                 annotations: [String: String], type: String, immutable: Bool?, data: [String: [UInt8]], binaryData: [String: [UInt8]],
+                 hasStringData: Bool, interner: inout ReplicationInterner) {
+        self.kind = kind
+        self.namespace = interner.intern(namespace ?? "default")
+        self.name = interner.intern(name)
+        self.uid = uid
+        self.resourceVersion = resourceVersion
+        self.labels = interner.intern(labels)
+        var annotations = annotations
         if annotations[ReplicaMarkers.lastApplied] != nil { annotations[ReplicaMarkers.lastApplied] = "" }
         self.annotations = interner.intern(annotations)
-        type = ""
-        immutable = configMap.immutable
-        contentHash = interner.intern(ReplicaContentHash.of(configMap))
-        dataKeys = interner.intern(configMap.data.keys.sorted(by: utf8Less))
-        binaryDataKeys = interner.intern(configMap.binaryData.keys.sorted(by: utf8Less))
-        hasStringData = false
-        dataSize = configMap.data.values.reduce(0) { $0 + $1.utf8.count } + configMap.binaryData.values.reduce(0) { $0 + $1.count }
+        self.type = interner.intern(type)
+        self.immutable = immutable
+        contentHash = interner.intern(kind == .secret ? ReplicaContentHash.of(type: type, data: data)
+                                                      : ReplicaContentHash.of(configMapData: data, binaryData: binaryData))
+        dataKeys = interner.intern(data.keys.sorted(by: utf8Less))
+        binaryDataKeys = interner.intern(binaryData.keys.sorted(by: utf8Less))
+        self.hasStringData = hasStringData
+        dataSize = data.values.reduce(0) { $0 + $1.count } + binaryData.values.reduce(0) { $0 + $1.count }
     }
 
     /// The compact form of `configMap`, without sharing storage.
@@ -238,7 +230,7 @@ public struct TargetObject: Sendable, Equatable {
         guard let name = meta["name"]?.stringValue, case .some(let namespace) = optionalString(meta["namespace"]),
               case .some(let uid) = optionalString(meta["uid"]), case .some(let rv) = optionalString(meta["resourceVersion"]),
               case .some(let type) = optionalString(object["type"]),
-              let labels = strings(meta["labels"]), var annotations = strings(meta["annotations"]),
+              let labels = strings(meta["labels"]), let annotations = strings(meta["annotations"]),
               let encoded = strings(object["data"]) else { return nil }
         var immutable: Bool?
         switch object["immutable"] {
@@ -266,22 +258,8 @@ public struct TargetObject: Sendable, Equatable {
             }
             effectiveType = ""
         }
-        kind = objectKind
-        self.namespace = interner.intern(namespace ?? "default")
-        self.name = interner.intern(name)
-        self.uid = uid
-        resourceVersion = rv
-        self.labels = interner.intern(labels)
-        if annotations[ReplicaMarkers.lastApplied] != nil { annotations[ReplicaMarkers.lastApplied] = "" }
-        self.annotations = interner.intern(annotations)
-        self.type = interner.intern(effectiveType)
-        self.immutable = immutable
-        contentHash = interner.intern(objectKind == .secret ? ReplicaContentHash.of(type: effectiveType, data: data)
-                                                       : ReplicaContentHash.of(configMapData: data, binaryData: binary))
-        dataKeys = interner.intern(data.keys.sorted(by: utf8Less))
-        binaryDataKeys = interner.intern(binary.keys.sorted(by: utf8Less))
-        hasStringData = false
-        dataSize = data.values.reduce(0) { $0 + $1.count } + binary.values.reduce(0) { $0 + $1.count }
+        self.init(kind: objectKind, namespace: namespace, name: name, uid: uid, resourceVersion: rv, labels: labels, annotations: annotations,
+                  type: effectiveType, immutable: immutable, data: data, binaryData: binary, hasStringData: false, interner: &interner)
     }
 
     /// The compact form of `secret`, without sharing storage.

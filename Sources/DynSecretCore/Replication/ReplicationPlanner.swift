@@ -23,11 +23,6 @@ public enum ReplicationPlanner {
         isSource(source.metadata, type: source.type, kind: source.kind, of: rule)
     }
 
-    /// Whether the ConfigMap `configMap` is a source of `rule`.
-    public static func isSource(_ configMap: ConfigMap, of rule: ReplicationRule) -> Bool {
-        isSource(configMap.metadata, type: "", kind: .configMap, of: rule)
-    }
-
     static func isSource(_ meta: ObjectMeta, type: String, kind: ReplicatedKind = .secret, of rule: ReplicationRule) -> Bool {
         guard kind == rule.source.kind, (meta.namespace ?? "default") == rule.source.namespace else { return false }
         if let name = rule.source.name { return meta.name == name }

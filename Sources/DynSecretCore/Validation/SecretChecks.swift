@@ -39,18 +39,24 @@ extension Validator {
         }
         let c = decoded.configMap
         ref.namespace = c.metadata.namespace ?? namespace
-        for field in decoded.unknownFields {
-            add(.configMapUnknownField, "unknown field \(KubeNames.goQuote(field.split(separator: ".").last.map(String.init) ?? field))", field: field)
-        }
-        if (c.metadata.name ?? "").isEmpty && (c.metadata.generateName ?? "").isEmpty {
-            add(.configMapName, "Required value: name or generateName is required", field: "metadata.name")
-        } else if let n = c.metadata.name, !n.isEmpty {
-            for p in KubeNames.dns1123SubdomainProblems(n) { add(.configMapName, "Invalid value: \(KubeNames.goQuote(n)): \(p)", field: "metadata.name") }
-        }
-        if let ns = c.metadata.namespace {
-            for p in KubeNames.dns1123LabelProblems(ns) { add(.secretNamespace, "Invalid value: \(KubeNames.goQuote(ns)): \(p)", field: "metadata.namespace") }
-        }
+        Self.checkIdentity(c.metadata, unknownFields: decoded.unknownFields, unknownRule: .configMapUnknownField, nameRule: .configMapName) { add($0, $1, field: $2) }
         for v in ConfigMapAPIRules.violations(c) { add(v.rule, v.message, field: v.field == "[]" ? nil : v.field) }
+    }
+
+    /// Unknown fields, then name and namespace, with the API server's wording (Secrets and ConfigMaps alike).
+    static func checkIdentity(_ meta: ObjectMeta, unknownFields: [String], unknownRule: ValidationRule, nameRule: ValidationRule,
+                              add: (ValidationRule, String, String?) -> Void) {
+        for field in unknownFields {
+            add(unknownRule, "unknown field \(KubeNames.goQuote(field.split(separator: ".").last.map(String.init) ?? field))", field)
+        }
+        if (meta.name ?? "").isEmpty && (meta.generateName ?? "").isEmpty {
+            add(nameRule, "Required value: name or generateName is required", "metadata.name")
+        } else if let n = meta.name, !n.isEmpty {
+            for p in KubeNames.dns1123SubdomainProblems(n) { add(nameRule, "Invalid value: \(KubeNames.goQuote(n)): \(p)", "metadata.name") }
+        }
+        if let ns = meta.namespace {
+            for p in KubeNames.dns1123LabelProblems(ns) { add(.secretNamespace, "Invalid value: \(KubeNames.goQuote(ns)): \(p)", "metadata.namespace") }
+        }
     }
 
     /// Checks one Secret object: the API server's rules first, then what the kubelet and the type's consumers need.
@@ -74,19 +80,7 @@ extension Validator {
         ref.namespace = secret.metadata.namespace
         check.ref = ref
         check.secret = secret
-        for field in decoded.unknownFields {
-            add(.secretUnknownField, "unknown field \(KubeNames.goQuote(field.split(separator: ".").last.map(String.init) ?? field))", field: field)
-        }
-
-        // Name and namespace, with the API server's wording.
-        if (secret.metadata.name ?? "").isEmpty && (secret.metadata.generateName ?? "").isEmpty {
-            add(.secretName, "Required value: name or generateName is required", field: "metadata.name")
-        } else if let n = secret.metadata.name, !n.isEmpty {
-            for p in KubeNames.dns1123SubdomainProblems(n) { add(.secretName, "Invalid value: \(KubeNames.goQuote(n)): \(p)", field: "metadata.name") }
-        }
-        if let ns = secret.metadata.namespace {
-            for p in KubeNames.dns1123LabelProblems(ns) { add(.secretNamespace, "Invalid value: \(KubeNames.goQuote(ns)): \(p)", field: "metadata.namespace") }
-        }
+        Self.checkIdentity(secret.metadata, unknownFields: decoded.unknownFields, unknownRule: .secretUnknownField, nameRule: .secretName) { add($0, $1, field: $2) }
 
         // The API server's own rules, then what consumers of each type need.
         for v in SecretAPIRules.violations(secret) { add(v.rule, v.message, field: v.field) }
