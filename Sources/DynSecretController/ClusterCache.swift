@@ -57,16 +57,9 @@ final class ClusterCache: Sendable {
         namespaces = Informer(client: client, resource: .namespaces, clock: clock) { o in
             interner.lock.withLock { ReplicationNamespace(apiObject: o, interner: &$0) }
         }
+        let requestedKinds = policy.requestedKinds
         replicas = policy.kinds.map { kind in
-            (kind, Informer(client: client, resource: .of(kind), options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true"), clock: clock) { o in
-                if let target = interner.lock.withLock({ TargetObject(apiObject: o, kind: kind, interner: &$0) }) { return target }
-                // Not what the API server sends: the strict decoder says why (and logs it); it is not cached.
-                switch ClusterCache.decode(o, kind, logger: logger) {
-                case .secret(let s)?: return interner.lock.withLock { TargetObject(s, interner: &$0) }
-                case .configMap(let c)?: return interner.lock.withLock { TargetObject(c, interner: &$0) }
-                case nil: return nil
-                }
-            })
+            (kind, ClusterCache.replicaInformer(kind, requests: requestedKinds.contains(kind), client: client, clock: clock, interner: interner, logger: logger))
         }
         var sources: [Informer<SourceObject>] = []
         var seen: Set<String> = []
@@ -97,12 +90,28 @@ final class ClusterCache: Sendable {
         }
     }
 
+    /// The replicas of `kind` (labelled `dynsecret.io/replica=true`), compact. When the kind takes requests (pull
+    /// mode), every object of it is watched and replicas and requests are kept: a request carries only an
+    /// annotation, which no selector can ask for.
+    private static func replicaInformer(_ kind: ReplicatedKind, requests: Bool, client: KubeClient, clock: any Clock<Duration>,
+                                        interner: SharedInterner, logger: Logger) -> Informer<TargetObject> {
+        let options = requests ? ListOptions() : ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")
+        var include: (@Sendable (JSONValue) -> Bool)?
+        if requests { include = { @Sendable o in ReplicaMarkers.isTargetCandidate(apiObject: o, requests: true) } }
+        return Informer(client: client, resource: .of(kind), options: options, clock: clock, include: include) { o in
+            if let target = interner.lock.withLock({ TargetObject(apiObject: o, kind: kind, interner: &$0) }) { return target }
+            // Not what the API server sends: the strict decoder says why (and logs it); it is not cached.
+            switch ClusterCache.decode(o, kind, logger: logger) {
+            case .secret(let s)?: return interner.lock.withLock { TargetObject(s, interner: &$0) }
+            case .configMap(let c)?: return interner.lock.withLock { TargetObject(c, interner: &$0) }
+            case nil: return nil
+            }
+        }
+    }
+
     private static func decode(_ o: JSONValue, _ kind: ReplicatedKind, logger: Logger) -> ReplicaObject? {
         do {
-            switch kind {
-            case .secret: return .secret(try Secret(kubeJSON: o))
-            case .configMap: return .configMap(try ConfigMap(kubeJSON: o))
-            }
+            return try ReplicaObject(kind, kubeJSON: o)
         } catch {
             let m = o["metadata"]
             logger.warning("ignoring an object that does not decode",

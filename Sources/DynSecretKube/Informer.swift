@@ -31,6 +31,9 @@ public struct InformerStatistics: Sendable {
 /// and name, so a consumer keeps only what it needs and can read one namespace's objects directly. An object that
 /// `transform` refuses is not cached (an earlier version stays); its deletion still removes it. Lists are
 /// transformed page by page: a full list of the API objects is never held.
+///
+/// `include` narrows what the server's selectors send (for what no selector can say, an annotation): an object it
+/// refuses is treated as not there, so one that stops matching leaves the cache with a `deleted` event.
 public final class Informer<Object: Sendable>: Sendable {
     private struct Entry: Sendable {
         var resourceVersion: String
@@ -43,6 +46,7 @@ public final class Informer<Object: Sendable>: Sendable {
     private let options: ListOptions
     private let clock: any Clock<Duration>
     private let transform: @Sendable (JSONValue) -> Object?
+    private let include: (@Sendable (JSONValue) -> Bool)?
     /// namespace ("" for cluster-scoped kinds) → name → entry.
     private let cache = Mutex<[String: [String: Entry]]>([:])
     private let stats = Mutex(InformerStatistics())
@@ -53,7 +57,8 @@ public final class Informer<Object: Sendable>: Sendable {
     /// what `transform` makes of each object.
     public init(client: KubeClient, resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(),
                 clock: any Clock<Duration> = ContinuousClock(), pageSize: Int = 500, maxBackoff: Duration = .seconds(30),
-                transform: @escaping @Sendable (JSONValue) -> Object?) {
+                include: (@Sendable (JSONValue) -> Bool)? = nil, transform: @escaping @Sendable (JSONValue) -> Object?) {
+        self.include = include
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -121,7 +126,9 @@ public final class Informer<Object: Sendable>: Sendable {
                 opts.timeoutSeconds = 300
                 for try await event in client.watch(resource, namespace: namespace, options: opts) {
                     let id = Self.identity(event.object)
-                    switch event.type {
+                    var type = event.type
+                    if let include, type == "ADDED" || type == "MODIFIED", !include(event.object) { type = "DELETED" }
+                    switch type {
                     case "ADDED", "MODIFIED":
                         guard let object = transform(event.object) else { break }
                         let existed = cache.withLock { c in
@@ -134,7 +141,12 @@ public final class Informer<Object: Sendable>: Sendable {
                             if c[id.namespace]?.isEmpty == true { c[id.namespace] = nil }
                             return e
                         }
-                        if let object = transform(event.object) ?? cached?.object { out.yield(.deleted(object)) }
+                        // An object `include` refuses is reported as last cached (and not at all when it never was).
+                        if event.type != "DELETED" {
+                            if let cached { out.yield(.deleted(cached.object)) }
+                        } else if let object = transform(event.object) ?? cached?.object {
+                            out.yield(.deleted(object))
+                        }
                     case "BOOKMARK":
                         break
                     case "ERROR":
@@ -167,6 +179,7 @@ public final class Informer<Object: Sendable>: Sendable {
         var changes: [InformerEvent<Object>] = []
         let old = cache.withLock { $0 }
         let version = try await client.listEach(resource, namespace: namespace, options: options, pageSize: pageSize) { item in
+            if let include, !include(item) { return }
             let id = Self.identity(item)
             let prev = old[id.namespace]?[id.name]
             if let prev, prev.resourceVersion == id.resourceVersion {

@@ -153,7 +153,8 @@ extension KubeClient {
     /// Reads the cluster state the planner needs for `policy`, without listing every Secret or ConfigMap of the
     /// cluster: all Namespaces (name, labels, terminating); each rule's sources (get by name, or list of the source
     /// namespace by label selector); the replicas of each kind the policy replicates (list with
-    /// `dynsecret.io/replica=true`); the targeted ServiceAccounts (list by `metadata.name` field selector, one per
+    /// `dynsecret.io/replica=true`; for a kind some rule takes requests for, every object of the kind, keeping replicas
+    /// and objects carrying `dynsecret.io/replicate-from`); the targeted ServiceAccounts (list by `metadata.name` field selector, one per
     /// name the policy uses); and, for each target where no replica exists yet, a get of the exact target name so a
     /// foreign same-name object is seen. At most `concurrency` of those gets run at once.
     public func replicationState(for policy: ReplicationPolicy, concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
@@ -180,8 +181,20 @@ extension KubeClient {
                 for o in try await replicaObjects(kind, namespace: rule.source.namespace, options: opts) { add(o) }
             }
         }
+        let requestedKinds = policy.requestedKinds
         for kind in policy.kinds {
-            for o in try await replicaObjects(kind, namespace: nil, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")) { add(o) }
+            guard requestedKinds.contains(kind) else {
+                for o in try await replicaObjects(kind, namespace: nil, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")) { add(o) }
+                continue
+            }
+            // Requests carry only an annotation, which no selector can ask for: every object of the kind, page by
+            // page, keeping replicas and requests (nothing else is decoded).
+            var failure: KubeError?
+            _ = try await listEach(.of(kind)) { item in
+                guard failure == nil, ReplicaMarkers.isTargetCandidate(apiObject: item, requests: true) else { return }
+                do throws(KubeError) { add(try ReplicaObject(kind, kubeJSON: item)) } catch { failure = error }
+            }
+            if let failure { throw failure }
         }
         for n in policy.serviceAccountNames {
             state.serviceAccounts += try await list(ServiceAccount.self, namespace: nil, options: ListOptions(fieldSelector: "metadata.name=\(n)")).items
@@ -202,10 +215,7 @@ extension KubeClient {
 
     /// Reads one Secret or ConfigMap.
     public func replicaObject(_ kind: ReplicatedKind, namespace: String, name: String) async throws(KubeError) -> ReplicaObject {
-        switch kind {
-        case .secret: .secret(try await get(Secret.self, namespace: namespace, name: name))
-        case .configMap: .configMap(try await get(ConfigMap.self, namespace: namespace, name: name))
-        }
+        try ReplicaObject(kind, kubeJSON: try await get(.of(kind), namespace: namespace, name: name))
     }
 
     /// Lists Secrets or ConfigMaps (every page).

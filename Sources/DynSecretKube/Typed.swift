@@ -26,6 +26,16 @@ extension Secret: KubeObject {
     public var kubeName: String? { metadata.name }
 }
 
+extension ReplicaObject {
+    /// Decodes a Secret or ConfigMap as the API server returns it.
+    public init(_ kind: ReplicatedKind, kubeJSON: JSONValue) throws(KubeError) {
+        switch kind {
+        case .secret: self = .secret(try Secret(kubeJSON: kubeJSON))
+        case .configMap: self = .configMap(try ConfigMap(kubeJSON: kubeJSON))
+        }
+    }
+}
+
 extension ConfigMap: KubeObject {
     public static var resource: KubeResource { .configMaps }
     public init(kubeJSON: JSONValue) throws(KubeError) { self = try decoded("ConfigMap") { () throws(ManifestError) in try ConfigMap.decode(kubeJSON).configMap } }

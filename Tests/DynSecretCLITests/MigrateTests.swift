@@ -146,12 +146,31 @@ import Testing
         // Pull mode: the ConfigMap allows team-*, and team-c's stub asks for it.
         _ = try await c.create(Self.configMap("platform", "pem", annotations: [k + "replication-allowed": "true", k + "replication-allowed-namespaces": "team-.*"]))
         _ = try await c.create(Self.configMap("team-c", "pem", annotations: [k + "replicate-from": "platform/ca", k + "replicated-from-version": "3"]))
+        // A stub under another name, and one in a namespace the source does not allow.
+        var trust = Self.configMap("team-b", "pem", annotations: [k + "replicate-from": "platform/ca", k + "replicated-from-version": "3"])
+        trust.metadata.name = "trust"
+        _ = try await c.create(trust)
+        var outside = trust
+        outside.metadata.namespace = "platform-ops"
+        _ = try await c.create(.namespaces, Fixtures.namespace("platform-ops"))
+        _ = try await c.create(outside)
         try await Self.migrateAndCheck(cl, tool: "replicator",
-                                       copies: [.init(.secret, "team-a", "regcred"), .init(.secret, "team-b", "regcred"), .init(.configMap, "team-c", "ca")],
+                                       copies: [.init(.secret, "team-a", "regcred"), .init(.secret, "team-b", "regcred"), .init(.configMap, "team-c", "ca"),
+                                                .init(.configMap, "team-b", "trust")],
                                        created: [], toolPrefix: k, sources: [.init(.secret, "platform", "regcred"), .init(.configMap, "platform", "ca")])
         // strip-labels: true → no label copied; annotations are copied (strip-annotations unset), the tool's never.
         let copy = try await c.get(Secret.self, namespace: "team-a", name: "regcred")
         #expect(copy.metadata.labels["tier"] == nil)
+        // Pull stubs became dynsecret requests of a `targets.requested` rule; the push copies did not.
+        for (ns, name) in [("team-c", "ca"), ("team-b", "trust")] {
+            #expect(try await c.get(ConfigMap.self, namespace: ns, name: name).metadata.annotations[ReplicaMarkers.requestAnnotation] == "platform/ca")
+        }
+        #expect(copy.metadata.annotations[ReplicaMarkers.requestAnnotation] == nil)
+        let policy = try ReplicationPolicy.load(Array(try Data(contentsOf: cl.dir.url.appendingPathComponent("policy.yaml"))), source: "policy.yaml")
+        #expect(policy.rules.map(\.targets.requested) == [false, true], "\(policy.rules)")
+        #expect(policy.rules[1].targets.namespacePatterns == ["team-*"])
+        let left = try await c.get(ConfigMap.self, namespace: "platform-ops", name: "trust")
+        #expect(left.data["ca.crt"] == "pem" && left.metadata.annotations[k + "replicate-from"] == "platform/ca", "a stub the source does not allow is left alone")
     }
 
     @Test func kubed() async throws {

@@ -46,6 +46,9 @@ public struct Migration: Sendable {
     public var errors: [String] = []
     /// The tool's copies, as found: adopted in place by the plan.
     public var copies: Set<ReplicaRef> = []
+    /// Copies the tool made on request (replicator's pull stubs), by the source key requested: adopted as
+    /// dynsecret requests (`dynsecret.io/replicate-from` added) for the policy's `targets.requested` rules.
+    public var requests: [ReplicaRef: String] = [:]
 
     /// Translates `tool`'s annotations (or Kyverno policies) in `input` into a policy named `policyName`.
     public static func translate(_ tool: MigrationTool, _ input: MigrationInput, policyName: String) -> Migration {
@@ -55,6 +58,7 @@ public struct Migration: Sendable {
         m.errors = t.errors
         m.comments = t.comments
         m.copies = t.copies
+        m.requests = t.requests
         if t.errors.isEmpty && !t.rules.isEmpty {
             // Namespaces excluded by default where the tool keeps copies today stay targets.
             let kept = Set(t.rules.flatMap(\.targets.namespaces))
@@ -74,13 +78,30 @@ public struct Migration: Sendable {
     public func adoptionPlan(_ state: ReplicationState) -> ReplicationPlan? {
         guard var adopting = policy else { return nil }
         for i in adopting.rules.indices { adopting.rules[i].onConflict = .adopt }
-        let plan = ReplicationPlanner.plan(adopting, state)
+        // The tool's pull stubs are planned as the requests they become; each update is then a patch from the
+        // object as stored (so it adds the request annotation).
+        var planned = state
+        var stored: [ReplicaRef: TargetObject] = [:]
+        func request(_ m: inout ObjectMeta, _ kind: ReplicatedKind) {
+            guard let key = requests[ReplicaRef(kind, m.namespace ?? "default", m.name ?? "")] else { return }
+            m.annotations[ReplicaMarkers.requestAnnotation] = key
+        }
+        for i in planned.secrets.indices where requests[ReplicaRef(.secret, planned.secrets[i].metadata.namespace ?? "default", planned.secrets[i].metadata.name ?? "")] != nil {
+            stored[ReplicaRef(.secret, planned.secrets[i].metadata.namespace ?? "default", planned.secrets[i].metadata.name ?? "")] = TargetObject(planned.secrets[i])
+            request(&planned.secrets[i].metadata, .secret)
+        }
+        for i in planned.configMaps.indices where requests[ReplicaRef(.configMap, planned.configMaps[i].metadata.namespace ?? "default", planned.configMaps[i].metadata.name ?? "")] != nil {
+            stored[ReplicaRef(.configMap, planned.configMaps[i].metadata.namespace ?? "default", planned.configMaps[i].metadata.name ?? "")] = TargetObject(planned.configMaps[i])
+            request(&planned.configMaps[i].metadata, .configMap)
+        }
+        let plan = ReplicationPlanner.plan(adopting, planned)
         var actions: [ReplicationAction] = []
         var blocked: Set<ReplicaRef> = []
-        for a in plan.actions where a.kind == .delete && a.reason.hasPrefix("adopt: ") { blocked.insert(a.ref) }
+        for a in plan.actions where a.kind == .delete && a.reason.hasPrefix("adopt") { blocked.insert(a.ref) }
         for var a in plan.actions {
+            if let original = stored[a.ref], a.previous != nil { a.previous = original }
             switch a.kind {
-            case .update where a.reason.hasPrefix("adopt: "):
+            case .update where a.reason.hasPrefix("adopt"):
                 guard copies.contains(a.ref), var object = a.object else {
                     actions.append(.init(.report, a.objectKind, namespace: a.namespace, name: a.name, rules: a.rules,
                                          reason: "conflict: \(a.objectKind.rawValue) \(a.ref.key) exists and is not a copy made by \(tool.rawValue); left alone"))
@@ -98,7 +119,7 @@ public struct Migration: Sendable {
                 continue
             case .delete where blocked.contains(a.ref):
                 actions.append(.init(.report, a.objectKind, namespace: a.namespace, name: a.name, rules: a.rules,
-                                     reason: "cannot adopt in place (\(a.reason.dropFirst(7).prefix { $0 != ";" })); left alone, never deleted"))
+                                     reason: "cannot adopt in place (\(a.reason.drop { $0 != ":" }.dropFirst(2).prefix { $0 != ";" })); left alone, never deleted"))
             case .delete:
                 actions.append(.init(.report, a.objectKind, namespace: a.namespace, name: a.name, rules: a.rules, reason: "migration never deletes: \(a.reason)"))
             default:
@@ -124,6 +145,7 @@ private struct Translator {
     var comments: [String] = []
     var errors: [String] = []
     var copies: Set<ReplicaRef> = []
+    var requests: [ReplicaRef: String] = [:]
     var ruleNames: Set<String> = []
     let namespaceNames: [String]
 
@@ -244,9 +266,15 @@ private struct Translator {
         String(s.drop { $0 == c }.reversed().drop { $0 == c }.reversed())
     }
 
+    /// Whether push `targets` write into namespace `ns` (as the planner chooses them, exclusions aside).
+    func covers(_ targets: ReplicationRule.Targets, _ ns: String) -> Bool {
+        targets.namespaces.contains(ns) || targets.namespacePatterns.contains { NamespaceGlob.matches($0, ns) }
+            || (targets.namespaceSelector.map { sel in input.namespaces.first { $0.name == ns }.map { sel.matches($0.labels) } ?? false } ?? false)
+    }
+
     /// Adds a rule replicating `source` by name into `targets` (nothing when the targets are empty).
     mutating func addRule(_ source: ReplicaObject, targets: ReplicationRule.Targets, mode: ReplicationRule.Mode = .sync,
-                          copyLabels: [String] = [], copyAnnotations: [String] = []) {
+                          copyLabels: [String] = [], copyAnnotations: [String] = [], nameSuffix: String = "") {
         guard !targets.namespaces.isEmpty || !targets.namespacePatterns.isEmpty || targets.namespaceSelector != nil else {
             comments.append("\(Self.describe(source)): configured for \(tool.rawValue) but targets no namespace; no rule")
             return
@@ -255,7 +283,7 @@ private struct Translator {
         t.namespaces = Array(Set(t.namespaces).subtracting([source.namespace])).sorted(by: utf8Less)
         t.namespacePatterns = Array(Set(t.namespacePatterns)).sorted(by: utf8Less)
         rules.append(ReplicationRule(
-            name: ruleName("\(source.namespace)-\(source.name)\(source.kind == .configMap ? "-cm" : "")"),
+            name: ruleName("\(source.namespace)-\(source.name)\(source.kind == .configMap ? "-cm" : "")\(nameSuffix)"),
             source: .init(kind: source.kind, namespace: source.namespace, name: source.name), targets: t, mode: mode,
             copyLabels: copyLabels, copyAnnotations: copyAnnotations))
     }
@@ -358,18 +386,21 @@ private struct Translator {
                 targets.namespaceSelector = sel
             }
             let sourceKey = "\(source.namespace)/\(source.name)"
-            // Pull mode: stubs carrying replicate-from in namespaces the source allows become listed targets.
+            // Pull mode: a rule taking requests from the namespaces the source allows; the stubs there become
+            // requests (a stub where a push form already writes the same name is that rule's copy).
+            var requestTargets: ReplicationRule.Targets?
             if pull {
                 guard let allowed = namespaceList(a[k + "replication-allowed-namespaces"] ?? "", what: what("replication-allowed-namespaces")) else { continue }
                 let all = allowed.names.isEmpty && allowed.patterns.isEmpty
-                for stub in input.objects where stub.kind == source.kind && stub.metadata.annotations[k + "replicate-from"] == sourceKey {
-                    let ok = all || allowed.names.contains(stub.namespace) || allowed.patterns.contains { NamespaceGlob.matches($0, stub.namespace) }
-                    if ok {
-                        if stub.name == source.name {
-                            targets.namespaces.append(stub.namespace)
-                        } else {
-                            comments.append("\(Self.describe(stub)) pulls \(sourceKey) under another name; not expressible by a named-source rule, left alone")
-                        }
+                var allow = ReplicationRule.Targets(requested: true)
+                if all { allow.namespacePatterns = ["*"] } else { (allow.namespaces, allow.namespacePatterns) = (allowed.names, allowed.patterns) }
+                requestTargets = allow
+                for stub in input.objects where stub.kind == source.kind && stub.namespace != source.namespace
+                    && stub.metadata.annotations[k + "replicate-from"] == sourceKey {
+                    if stub.name == source.name && (push != nil || matching != nil) && covers(targets, stub.namespace) { continue }
+                    if all || allowed.names.contains(stub.namespace) || allowed.patterns.contains(where: { NamespaceGlob.matches($0, stub.namespace) }) {
+                        requests[ReplicaRef(stub.kind, stub.namespace, stub.name)] = sourceKey
+                        copies.insert(ReplicaRef(stub.kind, stub.namespace, stub.name))
                     } else {
                         comments.append("\(Self.describe(stub)) pulls \(sourceKey) from a namespace the source does not allow; left alone")
                     }
@@ -383,8 +414,12 @@ private struct Translator {
             let own = { (key: String) in key.hasPrefix(k) || key == ReplicaMarkers.lastApplied || ReplicaMarkers.reservedKeys.contains(key) }
             if !isTrue(a[k + "strip-labels"]) { copyLabels = source.metadata.labels.keys.filter { !own($0) }.sorted(by: utf8Less) }
             if !isTrue(a[k + "strip-annotations"]) { copyAnnotations = a.keys.filter { !own($0) }.sorted(by: utf8Less) }
-            addRule(source, targets: targets, copyLabels: copyLabels, copyAnnotations: copyAnnotations)
-            for o in input.objects where o.kind == source.kind && o.name == source.name && o.namespace != source.namespace {
+            if push != nil || matching != nil { addRule(source, targets: targets, copyLabels: copyLabels, copyAnnotations: copyAnnotations) }
+            if let requestTargets {
+                addRule(source, targets: requestTargets, copyLabels: copyLabels, copyAnnotations: copyAnnotations, nameSuffix: "-requested")
+            }
+            for o in input.objects where o.kind == source.kind && o.name == source.name && o.namespace != source.namespace
+                && (push != nil || matching != nil) && covers(targets, o.namespace) {
                 let oa = o.metadata.annotations
                 if oa[k + "replicated-from-version"] != nil || oa[k + "replicated-at"] != nil || oa[k + "replicate-from"] == sourceKey {
                     copies.insert(ReplicaRef(o.kind, o.namespace, o.name))
@@ -571,6 +606,7 @@ extension ReplicationPolicy {
             if !r.targets.namespacePatterns.isEmpty { targets["namespacePatterns"] = strings(r.targets.namespacePatterns) }
             if let s = r.targets.namespaceSelector { targets["namespaceSelector"] = selector(s) }
             if !r.targets.excludeNamespaces.isEmpty { targets["excludeNamespaces"] = strings(r.targets.excludeNamespaces) }
+            if r.targets.requested { targets["requested"] = .bool(true) }
             var o = JSONObject([("name", .string(r.name)), ("source", .object(source)), ("targets", .object(targets))])
             if let t = r.targetName { o["targetName"] = .string(t) }
             if r.mode != .sync { o["mode"] = .string(r.mode.rawValue) }

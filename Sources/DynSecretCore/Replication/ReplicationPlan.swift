@@ -7,12 +7,37 @@ public enum ReplicaMarkers {
     public static let sourceUIDAnnotation = "dynsecret.io/source-uid"
     public static let ruleAnnotation = "dynsecret.io/rule"
     public static let contentHashAnnotation = "dynsecret.io/content-hash"
+    /// On a Secret or ConfigMap in a target namespace: `NAMESPACE/NAME` of a source whose copy its namespace owner
+    /// requests (pull mode, `targets.requested`). Kept on the copy (it is the request); never copied from a source.
+    public static let requestAnnotation = "dynsecret.io/replicate-from"
     /// Never copied to a replica.
     public static let lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
     static let labelKeys: Set<String> = [managedByLabel, replicaLabel]
     static let annotationKeys: Set<String> = [sourceAnnotation, sourceUIDAnnotation, ruleAnnotation, contentHashAnnotation]
     static let reservedKeys = labelKeys.union(annotationKeys)
+
+    /// The source key a pull-mode request names: `NAMESPACE/NAME` with a namespace name and an object name. Nil when
+    /// the value is not of that form.
+    public static func requestedSource(_ value: String) -> String? {
+        guard let slash = value.firstIndex(of: "/") else { return nil }
+        let ns = String(value[..<slash]), name = String(value[value.index(after: slash)...])
+        guard KubeNames.dns1123LabelProblems(ns).isEmpty, KubeNames.dns1123SubdomainProblems(name).isEmpty else { return nil }
+        return value
+    }
+
+    /// Whether an object with these labels and annotations is one the engine reads at a target: a replica (the
+    /// `dynsecret.io/replica` label) or, when pull mode is on, a request. A controller's replica cache keeps exactly
+    /// these.
+    public static func isTargetCandidate(labels: [String: String], annotations: [String: String], requests: Bool) -> Bool {
+        labels[replicaLabel] == "true" || (requests && annotations[requestAnnotation] != nil)
+    }
+
+    /// `isTargetCandidate` of an object as the API server returns it, read from its JSON without decoding it.
+    public static func isTargetCandidate(apiObject o: JSONValue, requests: Bool) -> Bool {
+        let m = o["metadata"]
+        return m?["labels"]?[replicaLabel]?.stringValue == "true" || (requests && m?["annotations"]?[requestAnnotation]?.stringValue != nil)
+    }
 
     /// Whether `meta` carries both replica labels. Necessary, not sufficient, for ownership: the planner also requires
     /// `dynsecret.io/rule` naming a rule of its policy and `dynsecret.io/source` naming the target's source.

@@ -35,7 +35,15 @@ public enum ReplicationPlanner {
         var source: SourceObject
         var namespace: String
         var name: String
+        /// A copy a namespace owner asked for (pull mode): the object at the target carries the request.
+        var requested = false
         var ref: ReplicaRef { ReplicaRef(source.kind, namespace, name) }
+    }
+
+    /// An object carrying `dynsecret.io/replicate-from`, and the source key it names (nil: not `NAMESPACE/NAME`).
+    private struct Request {
+        var target: TargetObject
+        var source: String?
     }
 
     private struct Run {
@@ -51,6 +59,11 @@ public enum ReplicationPlanner {
         /// SA key → (rule order, names wanted).
         var wantedPullSecrets: [String: [String]] = [:]
         var wantedBy: [String: Set<String>] = [:]
+        /// Requests of the kinds some rule takes requests for, in ref order.
+        let requests: [Request]
+        /// Requests a requested rule serves, and those refused, with each refusing rule and why.
+        var served: Set<ReplicaRef> = []
+        var refused: [ReplicaRef: [(rule: String, why: String)]] = [:]
 
         init(policy: ReplicationPolicy, state: ReplicationState) {
             self.policy = policy
@@ -74,6 +87,11 @@ public enum ReplicationPlanner {
             self.sources = sources
             self.targets = targets
             self.stored = stored
+            let requestedKinds = policy.requestedKinds
+            requests = requestedKinds.isEmpty ? [] : targets.keys.sorted().compactMap { ref in
+                guard requestedKinds.contains(ref.kind), let t = targets[ref], let value = t.annotations[ReplicaMarkers.requestAnnotation] else { return nil }
+                return Request(target: t, source: ReplicaMarkers.requestedSource(value))
+            }
             serviceAccounts = Dictionary(state.serviceAccounts.map { (Run.key($0.metadata), $0) }, uniquingKeysWith: { a, _ in a })
         }
 
@@ -99,6 +117,7 @@ public enum ReplicationPlanner {
                 for s in sources where sourceOf[s.ref] == nil { sourceOf[s.ref] = rule.name }
                 for intent in list { intents[intent.ref, default: []].append(intent) }
             }
+            reportRequests(intents: intents)
             for ref in sourceOf.keys.sorted() {
                 guard let s = sources[ref], ReplicaMarkers.isOwned(s.metadata) else { continue }
                 emit(.init(.report, ref.kind, namespace: s.namespace, name: s.name, rules: [sourceOf[ref]!],
@@ -155,8 +174,9 @@ public enum ReplicationPlanner {
             // No rule writes into a namespace that holds sources of the policy: replicas never feed other rules,
             // so one pass reaches the fixed point.
             let excluded = Set(policy.excludeNamespaces).union(rule.targets.excludeNamespaces).union(policy.rules.map(\.source.namespace))
+            let requested = rule.targets.requested
             var chosen: Set<String> = []
-            for ns in rule.targets.namespaces {
+            for ns in rule.targets.namespaces where !requested {
                 if ns == src.namespace || (policy.rules.contains { $0.source.namespace == ns } && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns)) {
                     emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
                 } else if excluded.contains(ns) {
@@ -166,6 +186,7 @@ public enum ReplicationPlanner {
                 }
                 chosen.insert(ns)
             }
+            if requested { return (sources, requestedTargets(of: rule, index: index, sources: sources, excluded: excluded)) }
             for ns in namespaces.values {
                 if rule.targets.namespacePatterns.contains(where: { NamespaceGlob.matches($0, ns.name) }) { chosen.insert(ns.name) }
                 if let sel = rule.targets.namespaceSelector, sel.matches(ns.labels) { chosen.insert(ns.name) }
@@ -182,6 +203,65 @@ public enum ReplicationPlanner {
                 }
             }
             return (sources, out)
+        }
+
+        /// Pull mode: a copy for each request naming one of `sources` in a namespace the rule allows (its
+        /// namespaces, patterns and selector, minus exclusions and source namespaces; not terminating), at the
+        /// requesting object's name. A request the rule does not allow is remembered with why, for `reportRequests`.
+        mutating func requestedTargets(of rule: ReplicationRule, index: Int, sources: [SourceObject], excluded: Set<String>) -> [Intent] {
+            let byKey = Dictionary(sources.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+            var out: [Intent] = []
+            for request in requests where request.target.kind == rule.source.kind {
+                guard let key = request.source, let source = byKey[key] else { continue }
+                let t = request.target, ns = t.namespace
+                var why: String?
+                if ns == rule.source.namespace || policy.rules.contains(where: { $0.source.namespace == ns }) {
+                    why = "namespace \(ns) holds sources of the policy"
+                } else if excluded.contains(ns) {
+                    why = "namespace \(ns) is excluded (excludeNamespaces)"
+                } else if !(rule.targets.namespaces.contains(ns) || rule.targets.namespacePatterns.contains { NamespaceGlob.matches($0, ns) }
+                            || (rule.targets.namespaceSelector.map { sel in namespaces[ns].map { sel.matches($0.labels) } ?? false } ?? false)) {
+                    why = "the rule does not allow namespace \(ns)"
+                } else if namespaces[ns]?.terminating ?? true {
+                    why = "namespace \(ns) is \(namespaces[ns] == nil ? "not found" : "terminating")"
+                }
+                if let why {
+                    refused[t.ref, default: []].append((rule.name, why))
+                } else {
+                    served.insert(t.ref)
+                    out.append(Intent(rule: index, source: source, namespace: ns, name: t.name, requested: true))
+                }
+            }
+            return out
+        }
+
+        /// Reports each request no rule serves: a value that is not `NAMESPACE/NAME`, a source whose requested rules
+        /// all refuse the namespace (each named, with why), or a source only rules without `targets.requested`
+        /// replicate. A request naming nothing this policy replicates is another policy's business: not reported.
+        mutating func reportRequests(intents: [ReplicaRef: [Intent]]) {
+            for request in requests where !served.contains(request.target.ref) && intents[request.target.ref] == nil {
+                let t = request.target
+                let value = t.annotations[ReplicaMarkers.requestAnnotation] ?? ""
+                let what = "\(t.kind.rawValue) \(t.key) requests \(value) (\(ReplicaMarkers.requestAnnotation))"
+                guard let key = request.source else {
+                    emit(.init(.report, t.kind, namespace: t.namespace, name: t.name, rules: [],
+                               reason: "\(ReplicaMarkers.requestAnnotation): \(KubeNames.goQuote(value)) on \(t.kind.rawValue) \(t.key) is not NAMESPACE/NAME; nothing copied"))
+                    continue
+                }
+                if let refusals = refused[t.ref] {
+                    let rules = Array(Set(refusals.map(\.rule))).sorted(by: utf8Less)
+                    emit(.init(.report, t.kind, namespace: t.namespace, name: t.name, rules: rules,
+                               reason: "\(what), refused: " + refusals.map { "rule \($0.rule): \($0.why)" }.joined(separator: "; ")))
+                    continue
+                }
+                let pushing = policy.rules.filter { r in
+                    r.source.kind == t.kind && !r.targets.requested && sources.values.contains { $0.key == key && ReplicationPlanner.isSource($0, of: r) }
+                }.map(\.name)
+                if !pushing.isEmpty {
+                    emit(.init(.report, t.kind, namespace: t.namespace, name: t.name, rules: pushing,
+                               reason: "\(what), but rule \(pushing.joined(separator: ", ")) does not take requests (targets.requested); nothing copied"))
+                }
+            }
         }
 
         /// An object a selector source picks: in the source namespace, matching, not a dynsecret replica, and (a
@@ -210,6 +290,13 @@ public enum ReplicationPlanner {
             let rule = policy.rules[intent.rule]
             let source = intent.source
             var meta = ObjectMeta(name: intent.name, namespace: intent.namespace)
+            // A requested copy keeps what the requesting object carries (the request above all), also when it is
+            // replaced.
+            if intent.requested, let request = targets[intent.ref] {
+                meta.labels = request.labels
+                meta.annotations = request.annotations
+                meta.annotations[ReplicaMarkers.lastApplied] = nil
+            }
             for k in rule.copyLabels { if let v = source.metadata.labels[k] { meta.labels[k] = v } }
             for k in rule.copyAnnotations where k != ReplicaMarkers.lastApplied { if let v = source.metadata.annotations[k] { meta.annotations[k] = v } }
             meta.labels[ReplicaMarkers.managedByLabel] = ReplicaMarkers.managedByValue
@@ -258,7 +345,10 @@ public enum ReplicationPlanner {
             let owned = ownership == .ours
             let markers = ReplicaMarkers.isOwned(labels: existing.labels)
             let pre = ReplicationPrecondition(uid: existing.uid, resourceVersion: existing.resourceVersion)
-            if !owned && (rule.onConflict == .skip || rule.mode == .createOnly) {
+            // A request is its owner's consent to adopt the object (keeping its own labels and annotations), in any
+            // mode; it never allows more (overwrite, or replacing an object that is not ours).
+            let onConflict = intent.requested ? .adopt : rule.onConflict
+            if !owned && !intent.requested && (onConflict == .skip || rule.mode == .createOnly) {
                 let whose = markers ? "is not a replica of \(sourceKey) by a rule of policy \(policy.name)" : "is not managed by dynsecret"
                 emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
                            reason: "conflict: \(what) \(key) exists and \(whose); left alone (onConflict: \(rule.mode == .createOnly ? "create-only" : "skip"))"))
@@ -271,7 +361,7 @@ public enum ReplicationPlanner {
             let managedAnnotations = ReplicaMarkers.annotationKeys.union(rule.copyAnnotations)
             let metaDiffers = managedLabels.contains { existing.labels[$0] != wantMeta.labels[$0] }
                 || managedAnnotations.contains { existing.annotations[$0] != wantMeta.annotations[$0] }
-                || (rule.onConflict == .overwrite && !owned && (existing.labels != wantMeta.labels || existing.annotations != wantMeta.annotations))
+                || (onConflict == .overwrite && !owned && (existing.labels != wantMeta.labels || existing.annotations != wantMeta.annotations))
             let wantImmutable = intent.source.immutable == true
             let immutableDiffers = (existing.immutable ?? false) != wantImmutable
             if !dataDiffers && !metaDiffers && !immutableDiffers && !existing.hasStringData {
@@ -284,11 +374,13 @@ public enum ReplicationPlanner {
                 return
             }
             let needsReplace = typeDiffers || (existing.immutable == true && (dataDiffers || immutableDiffers))
-            let how = owned ? "" : (rule.onConflict == .adopt ? "adopt: " : "overwrite: ")
+            let how = owned ? "" : (intent.requested ? "adopt (requested): " : (onConflict == .adopt ? "adopt: " : "overwrite: "))
             if needsReplace {
-                guard owned || rule.onConflict == .overwrite else {
+                guard owned || onConflict == .overwrite else {
+                    let problem = typeDiffers ? "type differs" : "it is immutable"
+                    let fix = !intent.requested ? "" : typeDiffers ? " (request with a \(what) of type \(intent.source.type))" : " (request with an object that is not immutable)"
                     emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
-                               reason: "conflict: cannot adopt \(what) \(key): \(typeDiffers ? "type differs" : "it is immutable") and it is not ours; left alone"))
+                               reason: "conflict: cannot adopt \(what) \(key): \(problem) and it is not ours; left alone\(fix)"))
                     return
                 }
                 let why = typeDiffers ? "type changed (\(existing.type) → \(intent.source.type))" : "replica is immutable"
@@ -299,7 +391,7 @@ public enum ReplicationPlanner {
             }
             var updated = object(existing, content: intent.source)
             var meta = updated.metadata
-            if !owned && rule.onConflict == .overwrite {
+            if !owned && onConflict == .overwrite {
                 meta.labels = wantMeta.labels
                 meta.annotations = wantMeta.annotations
             } else {
@@ -382,7 +474,8 @@ public enum ReplicationPlanner {
                         mismatch = "its source \(sourceKey) is not selected by the rule"
                     }
                 }
-                if mismatch == nil, name != (rule.targetName ?? sourceName) {
+                // A requested copy has the name its requester chose.
+                if mismatch == nil, !rule.targets.requested, name != (rule.targetName ?? sourceName) {
                     mismatch = "its name is not the rule's target name \(rule.targetName ?? sourceName)"
                 }
                 if mismatch == nil, let uid = s.annotations[ReplicaMarkers.sourceUIDAnnotation], let source, source.metadata.uid != uid {

@@ -21,6 +21,10 @@ public struct ReplicationPolicy: Sendable, Equatable {
     /// The kinds the rules replicate, in `ReplicatedKind` order.
     public var kinds: [ReplicatedKind] { ReplicatedKind.allCases.filter { k in rules.contains { $0.source.kind == k } } }
 
+    /// The kinds some rule takes requests for (`targets.requested`): their readers must see every object carrying
+    /// `dynsecret.io/replicate-from`, not only labelled replicas.
+    public var requestedKinds: Set<ReplicatedKind> { Set(rules.filter(\.targets.requested).map(\.source.kind)) }
+
     /// The ServiceAccount names the rules patch, each once, in rule order.
     public var serviceAccountNames: [String] {
         var names: [String] = []
@@ -56,17 +60,22 @@ public struct ReplicationRule: Sendable, Equatable {
         }
     }
 
-    /// The target namespaces: the union of the three forms, minus exclusions.
+    /// The target namespaces: the union of the three forms, minus exclusions. With `requested`, the rule writes only
+    /// where a namespace owner asks (pull mode): objects of the rule's kind carrying `dynsecret.io/replicate-from`
+    /// naming one of its sources, in a namespace the three forms allow.
     public struct Targets: Sendable, Equatable {
         public var namespaces: [String]
         public var namespacePatterns: [String]
         public var namespaceSelector: LabelSelector?
         public var excludeNamespaces: [String]
-        public init(namespaces: [String] = [], namespacePatterns: [String] = [], namespaceSelector: LabelSelector? = nil, excludeNamespaces: [String] = []) {
+        public var requested: Bool
+        public init(namespaces: [String] = [], namespacePatterns: [String] = [], namespaceSelector: LabelSelector? = nil, excludeNamespaces: [String] = [],
+                    requested: Bool = false) {
             self.namespaces = namespaces
             self.namespacePatterns = namespacePatterns
             self.namespaceSelector = namespaceSelector
             self.excludeNamespaces = excludeNamespaces
+            self.requested = requested
         }
     }
 
@@ -200,7 +209,7 @@ extension ReplicationRule {
 
         guard let targetsObject = try r.object("targets") else { throw ManifestError("required value", field: r.child("targets")) }
         let t = FieldReader(targetsObject, path: r.child("targets"))
-        try ReplicationPolicy.rejectUnknown(t, ["namespaces", "namespacePatterns", "namespaceSelector", "excludeNamespaces"])
+        try ReplicationPolicy.rejectUnknown(t, ["namespaces", "namespacePatterns", "namespaceSelector", "excludeNamespaces", "requested"])
         let namespaces = try t.stringArray("namespaces")
         for (i, ns) in namespaces.enumerated() { try ReplicationPolicy.checkNamespace(ns, field: t.child("namespaces") + "[\(i)]") }
         if namespaces.count > ReplicationPolicy.maxListEntries {
@@ -228,12 +237,17 @@ extension ReplicationRule {
             throw ManifestError("too many entries: \(excludes.count), at most \(ReplicationPolicy.maxListEntries)", field: t.child("excludeNamespaces"))
         }
         for (i, ns) in excludes.enumerated() { try ReplicationPolicy.checkNamespace(ns, field: t.child("excludeNamespaces") + "[\(i)]") }
+        let requested = try t.bool("requested") ?? false
         if namespaces.isEmpty && patterns.isEmpty && nsSelector == nil {
+            if requested {
+                throw ManifestError("required value: targets.requested takes requests only from the namespaces the rule allows; give namespaces, namespacePatterns (\"*\" for every namespace) or namespaceSelector", field: t.child("namespaces"))
+            }
             throw ManifestError("required value: give namespaces, namespacePatterns or namespaceSelector", field: t.child("namespaces"))
         }
 
         let targetName = try r.string("targetName")
         if let targetName {
+            if requested { throw ManifestError("a requested copy takes the name of the object that requests it; targetName cannot be set with targets.requested", field: r.child("targetName")) }
             if selector != nil { throw ManifestError("targetName needs a single-source rule (source.name), not a selector", field: r.child("targetName")) }
             if let p = KubeNames.dns1123SubdomainProblems(targetName).first { throw ManifestError(p, field: r.child("targetName")) }
         }
@@ -260,7 +274,7 @@ extension ReplicationRule {
             for (i, k) in list.enumerated() {
                 let field = r.child(key) + "[\(i)]"
                 if let p = LabelSelector.labelKeyProblem(k) { throw ManifestError("invalid key \(KubeNames.goQuote(k)): \(p)", field: field) }
-                if ReplicaMarkers.reservedKeys.contains(k) || k == ReplicaMarkers.lastApplied {
+                if ReplicaMarkers.reservedKeys.contains(k) || k == ReplicaMarkers.lastApplied || k == ReplicaMarkers.requestAnnotation {
                     throw ManifestError("\(KubeNames.goQuote(k)) is never copied", field: field)
                 }
             }
@@ -268,7 +282,7 @@ extension ReplicationRule {
         return ReplicationRule(
             name: name,
             source: .init(kind: kind, namespace: sourceNamespace, name: sourceName, selector: selector),
-            targets: .init(namespaces: namespaces, namespacePatterns: patterns, namespaceSelector: nsSelector, excludeNamespaces: excludes),
+            targets: .init(namespaces: namespaces, namespacePatterns: patterns, namespaceSelector: nsSelector, excludeNamespaces: excludes, requested: requested),
             targetName: targetName, mode: mode, onConflict: onConflict, prune: try r.bool("prune") ?? true,
             onSourceDelete: onSourceDelete, serviceAccounts: serviceAccounts, copyLabels: copyLabels, copyAnnotations: copyAnnotations
         )
