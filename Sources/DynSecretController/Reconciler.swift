@@ -140,6 +140,12 @@ struct Reconciler: Sendable {
             conflicts += 1
             notices.append((source(for: a), "ReplicaConflict", "\(ns)/\(a.name): \(a.reason)"))
         }
+        // A request that is not served is told to its namespace owner, on the requesting object.
+        for a in plan.actions where a.kind == .report && a.refusesRequest {
+            let requester = EventRecorder.Object(kind: a.objectKind.rawValue, apiVersion: "v1", namespace: ns, name: a.name,
+                                                 uid: cache.replica(a.objectKind, ns, a.name)?.uid)
+            notices.append((requester, "RequestRefused", a.reason))
+        }
         let desired = plan.replicas.filter { $0.namespace == ns && !pending.contains(ReplicaRef($0.kind, $0.namespace, $0.name)) }.count
         metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
         // Events, in order after the writes, only while this process may write.

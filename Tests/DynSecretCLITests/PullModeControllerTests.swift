@@ -123,6 +123,11 @@ import Testing
         #expect(try await value("team-0", "gpu-pull") == Self.config(Self.canary + "-v2"))
         #expect(try await value("other", "gpu-pull") == "{}\n")
 
+        // The refused request is told to its namespace owner, on the stub.
+        r = try kubectl(["get", "events", "-n", "other", "--field-selector", "reason=RequestRefused",
+                         "-o", "jsonpath={.items[*].involvedObject.name}|{.items[*].message}"])
+        #expect(r.stdout.hasPrefix("gpu-pull|") && r.stdout.contains("the rule does not allow namespace other"), "\(r.stdout) \(r.stderr)")
+
         let counters = e.counters()
         #expect(counters["controller forbidden"] == nil, "the rendered RBAC covers pull mode: \(counters.filter { $0.key.hasPrefix("controller") })")
         let log = ctl.log

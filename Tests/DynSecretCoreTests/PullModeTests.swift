@@ -73,6 +73,7 @@ import Testing
         #expect(reports.contains("team-b/y: Secret team-b/y \(q)namespace team-b is excluded (excludeNamespaces)"))
         #expect(reports.contains("dying/z: Secret dying/z \(q)namespace dying is terminating"))
         #expect(reports.contains("platform/w: Secret platform/w \(q)namespace platform holds sources of the policy"))
+        #expect(plan.actions.filter(\.refusesRequest).map(\.name).sorted() == ["w", "x", "y", "z"], "each is told to its requester")
     }
 
     @Test func oneOfTwoRulesServingTheSourceAllowsTheNamespace() {

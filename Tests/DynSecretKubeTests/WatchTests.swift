@@ -173,6 +173,42 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         #expect(summary == ["deleted remove", "added new", "synced"])
     }
 
+    @Test func clientSideFilterTreatsAnObjectThatStopsMatchingAsDeleted() async throws {
+        // `include` (pull mode's requests: an annotation no selector can ask for): refused objects are never cached,
+        // one that stops matching leaves the cache with a deleted event, on a watch and on a relist alike.
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        func annotate(_ n: String, _ v: JSONValue) async throws {
+            _ = try await c.mergePatch(.secrets, namespace: "default", name: n,
+                                       .object(JSONObject([("metadata", .object(JSONObject([("annotations", .object(JSONObject([("ask", v)])))])))])))
+        }
+        _ = try await c.create(.secrets, secret("asks"))
+        _ = try await c.create(.secrets, secret("quiet"))
+        try await annotate("asks", .string("yes"))
+        let informer = Informer(client: c, resource: .secrets, namespace: "default", include: { $0["metadata"]?["annotations"]?["ask"] != nil }) { $0 }
+        let collector = Collector(informer.events())
+        #expect(await collector.wait { Collector.syncs($0) == 1 })
+        #expect(informer.objects.keys.sorted() == ["default/asks"])
+        try await annotate("quiet", .string("now"))
+        #expect(await collector.wait { _ in informer.objects.count == 2 })
+        try await annotate("asks", .null)
+        #expect(await collector.wait { $0.contains { if case .deleted(let o) = $0 { name(o) == "asks" } else { false } } })
+        #expect(informer.objects.keys.sorted() == ["default/quiet"])
+        // A change to an object that never matched is no event at all.
+        let before = collector.events.withLock { $0.count }
+        _ = try await c.mergePatch(.secrets, namespace: "default", name: "asks", .object(JSONObject([("data", .object(JSONObject([("k", .string("djI="))])))])))
+        try await annotate("quiet", .string("again"))
+        #expect(await collector.wait { $0.count == before + 1 })
+        let last = collector.events.withLock { $0.last }
+        if case .modified(let o)? = last { #expect(name(o) == "quiet") } else { Issue.record("expected modified quiet, got \(String(describing: last))") }
+        // After a relist (410), the cache holds exactly what matches.
+        e.dropWatches(abrupt: true)
+        e.compact()
+        try await annotate("quiet", .null)
+        #expect(await collector.wait { _ in informer.objects.isEmpty })
+    }
+
     @Test func selectorWatchSeesObjectsEnterAndLeaveTheSelection() async throws {
         // As the API server's cache watcher: an update that makes an object match is ADDED, one that makes it stop
         // matching is DELETED (with the previous content and the new resourceVersion), both matching is MODIFIED.

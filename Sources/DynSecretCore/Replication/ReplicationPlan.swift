@@ -146,6 +146,9 @@ public struct ReplicationAction: Sendable, Equatable {
     public var addImagePullSecrets: [String]
     /// For an update: the object as the plan found it (a cluster writer sends only the difference).
     public var previous: TargetObject?
+    /// A report that a request (`dynsecret.io/replicate-from` on the object named) is not served: what its
+    /// namespace owner needs to hear (a controller records it as an Event on that object).
+    public var refusesRequest = false
 
     public init(_ kind: Kind, _ objectKind: ReplicatedKind = .secret, namespace: String, name: String, rules: [String], reason: String,
                 object: ReplicaObject? = nil, precondition: ReplicationPrecondition? = nil, addImagePullSecrets: [String] = [],

@@ -97,6 +97,13 @@ public enum ReplicationPlanner {
 
         static func key(_ m: ObjectMeta) -> String { (m.namespace ?? "default") + "/" + (m.name ?? "") }
 
+        /// Emits a report that the request on `namespace/name` is not served.
+        mutating func refuse(_ kind: ReplicatedKind, namespace: String, name: String, rules: [String], reason: String) {
+            var a = ReplicationAction(.report, kind, namespace: namespace, name: name, rules: rules, reason: reason)
+            a.refusesRequest = true
+            emit(a)
+        }
+
         mutating func emit(_ a: ReplicationAction) {
             let cls: Int
             switch a.kind {
@@ -244,22 +251,22 @@ public enum ReplicationPlanner {
                 let value = t.annotations[ReplicaMarkers.requestAnnotation] ?? ""
                 let what = "\(t.kind.rawValue) \(t.key) requests \(value) (\(ReplicaMarkers.requestAnnotation))"
                 guard let key = request.source else {
-                    emit(.init(.report, t.kind, namespace: t.namespace, name: t.name, rules: [],
-                               reason: "\(ReplicaMarkers.requestAnnotation): \(KubeNames.goQuote(value)) on \(t.kind.rawValue) \(t.key) is not NAMESPACE/NAME; nothing copied"))
+                    refuse(t.kind, namespace: t.namespace, name: t.name, rules: [],
+                               reason: "\(ReplicaMarkers.requestAnnotation): \(KubeNames.goQuote(value)) on \(t.kind.rawValue) \(t.key) is not NAMESPACE/NAME; nothing copied")
                     continue
                 }
                 if let refusals = refused[t.ref] {
                     let rules = Array(Set(refusals.map(\.rule))).sorted(by: utf8Less)
-                    emit(.init(.report, t.kind, namespace: t.namespace, name: t.name, rules: rules,
-                               reason: "\(what), refused: " + refusals.map { "rule \($0.rule): \($0.why)" }.joined(separator: "; ")))
+                    refuse(t.kind, namespace: t.namespace, name: t.name, rules: rules,
+                           reason: "\(what), refused: " + refusals.map { "rule \($0.rule): \($0.why)" }.joined(separator: "; "))
                     continue
                 }
                 let pushing = policy.rules.filter { r in
                     r.source.kind == t.kind && !r.targets.requested && sources.values.contains { $0.key == key && ReplicationPlanner.isSource($0, of: r) }
                 }.map(\.name)
                 if !pushing.isEmpty {
-                    emit(.init(.report, t.kind, namespace: t.namespace, name: t.name, rules: pushing,
-                               reason: "\(what), but rule \(pushing.joined(separator: ", ")) does not take requests (targets.requested); nothing copied"))
+                    refuse(t.kind, namespace: t.namespace, name: t.name, rules: pushing,
+                           reason: "\(what), but rule \(pushing.joined(separator: ", ")) does not take requests (targets.requested); nothing copied")
                 }
             }
         }
@@ -338,8 +345,10 @@ public enum ReplicationPlanner {
             // Another policy's replica is never adopted or overwritten, whatever onConflict says: two policies would
             // otherwise take the object from each other on every pass.
             if case .otherPolicy(let other) = ownership {
-                emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
-                           reason: "conflict: \(what) \(key) is a replica of policy \(other); left alone (never adopted or overwritten)"))
+                var a = ReplicationAction(.report, kind, namespace: ns, name: name, rules: [rule.name],
+                                          reason: "conflict: \(what) \(key) is a replica of policy \(other); left alone (never adopted or overwritten)")
+                a.refusesRequest = intent.requested
+                emit(a)
                 return
             }
             let owned = ownership == .ours
@@ -379,8 +388,10 @@ public enum ReplicationPlanner {
                 guard owned || onConflict == .overwrite else {
                     let problem = typeDiffers ? "type differs" : "it is immutable"
                     let fix = !intent.requested ? "" : typeDiffers ? " (request with a \(what) of type \(intent.source.type))" : " (request with an object that is not immutable)"
-                    emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
-                               reason: "conflict: cannot adopt \(what) \(key): \(problem) and it is not ours; left alone\(fix)"))
+                    var a = ReplicationAction(.report, kind, namespace: ns, name: name, rules: [rule.name],
+                                              reason: "conflict: cannot adopt \(what) \(key): \(problem) and it is not ours; left alone\(fix)")
+                    a.refusesRequest = intent.requested
+                    emit(a)
                     return
                 }
                 let why = typeDiffers ? "type changed (\(existing.type) → \(intent.source.type))" : "replica is immutable"
