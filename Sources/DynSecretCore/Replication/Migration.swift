@@ -607,6 +607,7 @@ extension ReplicationPolicy {
             if let s = r.targets.namespaceSelector { targets["namespaceSelector"] = selector(s) }
             if !r.targets.excludeNamespaces.isEmpty { targets["excludeNamespaces"] = strings(r.targets.excludeNamespaces) }
             if r.targets.requested { targets["requested"] = .bool(true) }
+            if r.targets.clusters != [ReplicationScope.localCluster] { targets["clusters"] = strings(r.targets.clusters) }
             var o = JSONObject([("name", .string(r.name)), ("source", .object(source)), ("targets", .object(targets))])
             if let t = r.targetName { o["targetName"] = .string(t) }
             if r.mode != .sync { o["mode"] = .string(r.mode.rawValue) }
@@ -620,6 +621,19 @@ extension ReplicationPolicy {
         }
         var spec = JSONObject()
         if excludeNamespaces != ReplicationPolicy.defaultExcludedNamespaces { spec["excludeNamespaces"] = strings(excludeNamespaces) }
+        if !clusters.isEmpty {
+            spec["clusters"] = .array(clusters.map { c in
+                var o = JSONObject([("name", .string(c.name))])
+                switch c.access {
+                case .kubeconfigSecret(let ns, let n, let key):
+                    o["kubeconfigSecret"] = .object(JSONObject([("namespace", .string(ns)), ("name", .string(n)), ("key", .string(key))]))
+                case .context(let ctx): o["context"] = .string(ctx)
+                case .contextPattern(let p): o["contextPattern"] = .string(p)
+                }
+                return .object(o)
+            })
+        }
+        if onClusterRemove != .retain { spec["onClusterRemove"] = .string(onClusterRemove.rawValue) }
         spec["rules"] = .array(rules)
         return .object(JSONObject([
             ("apiVersion", .string(ReplicationPolicy.apiVersion)), ("kind", .string(ReplicationPolicy.kind)),

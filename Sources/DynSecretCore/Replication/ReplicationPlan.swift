@@ -7,6 +7,8 @@ public enum ReplicaMarkers {
     public static let sourceUIDAnnotation = "dynsecret.io/source-uid"
     public static let ruleAnnotation = "dynsecret.io/rule"
     public static let contentHashAnnotation = "dynsecret.io/content-hash"
+    /// The hub that wrote the replica (`--cluster-name`): another hub's replica is never adopted, updated or pruned.
+    public static let sourceClusterAnnotation = "dynsecret.io/source-cluster"
     /// On a Secret or ConfigMap in a target namespace: `NAMESPACE/NAME` of a source whose copy its namespace owner
     /// requests (pull mode, `targets.requested`). Kept on the copy (it is the request); never copied from a source.
     public static let requestAnnotation = "dynsecret.io/replicate-from"
@@ -14,7 +16,7 @@ public enum ReplicaMarkers {
     public static let lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
     static let labelKeys: Set<String> = [managedByLabel, replicaLabel]
-    static let annotationKeys: Set<String> = [sourceAnnotation, sourceUIDAnnotation, ruleAnnotation, contentHashAnnotation]
+    static let annotationKeys: Set<String> = [sourceAnnotation, sourceUIDAnnotation, ruleAnnotation, contentHashAnnotation, sourceClusterAnnotation]
     static let reservedKeys = labelKeys.union(annotationKeys)
 
     /// The source key a pull-mode request names: `NAMESPACE/NAME` with a namespace name and an object name. Nil when
@@ -46,6 +48,45 @@ public enum ReplicaMarkers {
     /// Whether `labels` holds both replica labels.
     public static func isOwned(labels: [String: String]) -> Bool {
         labels[managedByLabel] == managedByValue && labels[replicaLabel] == "true"
+    }
+}
+
+/// Which cluster a plan is for, and which hub makes it.
+///
+/// The hub (`local`) is where the sources live: there, every source namespace of the policy is excluded from the
+/// targets and a source is never a target. A member cluster (any other name) holds no sources: its plan reads
+/// sources only from `ReplicationState.sources` (whole objects in the state are its own objects), and its namespaces
+/// are targets like any other. Only rules whose `targets.clusters` match the cluster write there.
+public struct ReplicationScope: Sendable, Equatable {
+    /// The name of the hub cluster, where the controller runs and the sources are read.
+    public static let localCluster = "local"
+
+    /// The cluster planned: `local` or a member's name.
+    public var cluster: String
+    /// This hub's name (`--cluster-name`), written to every replica as `dynsecret.io/source-cluster`; nil writes none.
+    /// A replica naming another hub — or any hub, when this one has no name — belongs to that hub.
+    public var hub: String?
+    /// Names by which rules may target this cluster besides its own (a `contextPattern` entry's name).
+    public var aliases: [String]
+
+    public init(cluster: String = ReplicationScope.localCluster, hub: String? = nil, aliases: [String] = []) {
+        self.cluster = cluster
+        self.hub = hub
+        self.aliases = aliases
+    }
+
+    /// The hub's own cluster, unnamed: the single-cluster plan.
+    public static let local = ReplicationScope()
+
+    /// Whether this is the hub's own cluster.
+    public var isHub: Bool { cluster == Self.localCluster }
+
+    /// Whether `rule` writes into this cluster: an entry of its `targets.clusters` is the cluster's name, an alias,
+    /// or a glob matching either.
+    public func isTargeted(by rule: ReplicationRule) -> Bool {
+        rule.targets.clusters.contains { entry in
+            ([cluster] + aliases).contains { $0 == entry || NamespaceGlob.matches(entry, $0) }
+        }
     }
 }
 

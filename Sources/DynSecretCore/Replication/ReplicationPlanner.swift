@@ -7,8 +7,10 @@
 /// never versions; a type change or an immutable replica is replaced by delete + create only when the object is ours
 /// (or the rule says `overwrite`); two rules writing one target produce a report naming both and no write.
 public enum ReplicationPlanner {
-    public static func plan(_ policy: ReplicationPolicy, _ state: ReplicationState) -> ReplicationPlan {
-        var planner = Run(policy: policy, state: state)
+    /// The plan for one cluster (`scope`: the hub by default); `state` holds that cluster's objects and, for a
+    /// member, the hub's sources as `ReplicationState.sources`.
+    public static func plan(_ policy: ReplicationPolicy, _ state: ReplicationState, scope: ReplicationScope = .local) -> ReplicationPlan {
+        var planner = Run(policy: policy, state: state, scope: scope)
         return planner.run()
     }
 
@@ -48,6 +50,7 @@ public enum ReplicationPlanner {
 
     private struct Run {
         let policy: ReplicationPolicy
+        let scope: ReplicationScope
         let namespaces: [String: ReplicationNamespace]
         let sources: [ReplicaRef: SourceObject]
         let targets: [ReplicaRef: TargetObject]
@@ -65,8 +68,9 @@ public enum ReplicationPlanner {
         var served: Set<ReplicaRef> = []
         var refused: [ReplicaRef: [(rule: String, why: String)]] = [:]
 
-        init(policy: ReplicationPolicy, state: ReplicationState) {
+        init(policy: ReplicationPolicy, state: ReplicationState, scope: ReplicationScope) {
             self.policy = policy
+            self.scope = scope
             namespaces = Dictionary(state.namespaces.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             // The first of several objects with one key wins, whichever form it came in.
             let whole = state.objects
@@ -77,9 +81,14 @@ public enum ReplicationPlanner {
                 let ref = ReplicaRef(o.kind, o.namespace, o.name)
                 guard stored[ref] == nil else { continue }
                 stored[ref] = o
+                // A member's objects are never sources: those are the hub's, in `state.sources`.
                 switch o {
-                case .secret(let s): sources[ref] = SourceObject(s); targets[ref] = TargetObject(s)
-                case .configMap(let c): sources[ref] = SourceObject(c); targets[ref] = TargetObject(c)
+                case .secret(let s):
+                    if scope.isHub { sources[ref] = SourceObject(s) }
+                    targets[ref] = TargetObject(s)
+                case .configMap(let c):
+                    if scope.isHub { sources[ref] = SourceObject(c) }
+                    targets[ref] = TargetObject(c)
                 }
             }
             for s in state.sources where sources[s.ref] == nil { sources[s.ref] = s }
@@ -125,7 +134,7 @@ public enum ReplicationPlanner {
                 for intent in list { intents[intent.ref, default: []].append(intent) }
             }
             reportRequests(intents: intents)
-            for ref in sourceOf.keys.sorted() {
+            for ref in sourceOf.keys.sorted() where scope.isHub {
                 guard let s = sources[ref], ReplicaMarkers.isOwned(s.metadata) else { continue }
                 emit(.init(.report, ref.kind, namespace: s.namespace, name: s.name, rules: [sourceOf[ref]!],
                            reason: "source \(ref) carries replica markers (\(s.metadata.annotations[ReplicaMarkers.ruleAnnotation] ?? "no rule")); used as a source, never updated or pruned"))
@@ -133,7 +142,7 @@ public enum ReplicationPlanner {
             for ref in intents.keys.sorted() {
                 let list = intents[ref]!
                 let ruleNames = Array(Set(list.map { policy.rules[$0.rule].name })).sorted(by: utf8Less)
-                if let owner = sourceOf[ref] {
+                if scope.isHub, let owner = sourceOf[ref] {
                     emit(.init(.report, ref.kind, namespace: list[0].namespace, name: list[0].name, rules: ruleNames,
                                reason: "conflict: this \(ref.kind.rawValue) is the source of rule \(owner); never a target"))
                     continue
@@ -170,7 +179,7 @@ public enum ReplicationPlanner {
             if let name = src.name {
                 if let s = self.sources[ReplicaRef(kind, src.namespace, name)] {
                     sources = [s]
-                } else {
+                } else if scope.isHub {
                     emit(.init(.report, kind, namespace: src.namespace, name: name, rules: [rule.name], reason: "source \(kind.rawValue) \(src.namespace)/\(name) not found"))
                 }
             } else if let selector = src.selector {
@@ -180,11 +189,14 @@ public enum ReplicationPlanner {
             }
             // No rule writes into a namespace that holds sources of the policy: replicas never feed other rules,
             // so one pass reaches the fixed point.
-            let excluded = Set(policy.excludeNamespaces).union(rule.targets.excludeNamespaces).union(policy.rules.map(\.source.namespace))
+            guard scope.isTargeted(by: rule) else { return (sources, []) }
+            // In a member cluster the source namespaces are namespaces like any other: the sources are the hub's.
+            let sourceNamespaces = scope.isHub ? Set(policy.rules.map(\.source.namespace)) : []
+            let excluded = Set(policy.excludeNamespaces).union(rule.targets.excludeNamespaces).union(sourceNamespaces)
             let requested = rule.targets.requested
             var chosen: Set<String> = []
             for ns in rule.targets.namespaces where !requested {
-                if ns == src.namespace || (policy.rules.contains { $0.source.namespace == ns } && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns)) {
+                if sourceNamespaces.contains(ns) && !policy.excludeNamespaces.contains(ns) && !rule.targets.excludeNamespaces.contains(ns) {
                     emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) holds sources of the policy; never a target"))
                 } else if excluded.contains(ns) {
                     emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "target namespace \(ns) is listed but excluded (excludeNamespaces); skipped"))
@@ -193,14 +205,14 @@ public enum ReplicationPlanner {
                 }
                 chosen.insert(ns)
             }
-            if requested { return (sources, requestedTargets(of: rule, index: index, sources: sources, excluded: excluded)) }
+            if requested { return (sources, requestedTargets(of: rule, index: index, sources: sources, excluded: excluded, sourceNamespaces: sourceNamespaces)) }
             for ns in namespaces.values {
                 if rule.targets.namespacePatterns.contains(where: { NamespaceGlob.matches($0, ns.name) }) { chosen.insert(ns.name) }
                 if let sel = rule.targets.namespaceSelector, sel.matches(ns.labels) { chosen.insert(ns.name) }
             }
             var out: [Intent] = []
             for ns in chosen.sorted(by: utf8Less) {
-                guard let namespace = namespaces[ns], !excluded.contains(ns), ns != src.namespace else { continue }
+                guard let namespace = namespaces[ns], !excluded.contains(ns) else { continue }
                 if namespace.terminating {
                     emit(.init(.report, kind, namespace: ns, name: rule.targetName ?? src.name ?? "*", rules: [rule.name], reason: "namespace \(ns) is terminating; skipped"))
                     continue
@@ -215,14 +227,15 @@ public enum ReplicationPlanner {
         /// Pull mode: a copy for each request naming one of `sources` in a namespace the rule allows (its
         /// namespaces, patterns and selector, minus exclusions and source namespaces; not terminating), at the
         /// requesting object's name. A request the rule does not allow is remembered with why, for `reportRequests`.
-        mutating func requestedTargets(of rule: ReplicationRule, index: Int, sources: [SourceObject], excluded: Set<String>) -> [Intent] {
+        mutating func requestedTargets(of rule: ReplicationRule, index: Int, sources: [SourceObject], excluded: Set<String>,
+                                       sourceNamespaces: Set<String>) -> [Intent] {
             let byKey = Dictionary(sources.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
             var out: [Intent] = []
             for request in requests where request.target.kind == rule.source.kind {
                 guard let key = request.source, let source = byKey[key] else { continue }
                 let t = request.target, ns = t.namespace
                 var why: String?
-                if ns == rule.source.namespace || policy.rules.contains(where: { $0.source.namespace == ns }) {
+                if sourceNamespaces.contains(ns) {
                     why = "namespace \(ns) holds sources of the policy"
                 } else if excluded.contains(ns) {
                     why = "namespace \(ns) is excluded (excludeNamespaces)"
@@ -278,13 +291,14 @@ public enum ReplicationPlanner {
                 && (kind != .secret || !ReplicationRule.neverSelectedTypes.contains(type.isEmpty ? SecretType.opaque : type)) && selector.matches(m.labels)
         }
 
-        enum Owner: Equatable { case ours, foreign, otherPolicy(String) }
+        enum Owner: Equatable { case ours, foreign, otherPolicy(String), otherHub(String) }
 
         /// Ours: both replica labels, `dynsecret.io/rule` naming a rule of this policy, and `dynsecret.io/source` naming
         /// `sourceKey`. (A differing `dynsecret.io/source-uid` — the source was deleted and recreated — is still ours.)
         /// Both labels and a rule of another policy: that policy's replica, never adopted or overwritten.
         func owner(_ s: TargetObject, sourceKey: String) -> Owner {
             guard ReplicaMarkers.isOwned(labels: s.labels), let id = s.annotations[ReplicaMarkers.ruleAnnotation] else { return .foreign }
+            if let hub = s.annotations[ReplicaMarkers.sourceClusterAnnotation], hub != scope.hub { return .otherHub(hub) }
             if let slash = id.firstIndex(of: "/"), id[..<slash] != policy.name { return .otherPolicy(String(id[..<slash])) }
             guard policy.rules.contains(where: { ruleID($0) == id }),
                   s.annotations[ReplicaMarkers.sourceAnnotation] == sourceKey else { return .foreign }
@@ -312,6 +326,7 @@ public enum ReplicationPlanner {
             if let uid = source.metadata.uid { meta.annotations[ReplicaMarkers.sourceUIDAnnotation] = uid }
             meta.annotations[ReplicaMarkers.ruleAnnotation] = ruleID(rule)
             meta.annotations[ReplicaMarkers.contentHashAnnotation] = source.contentHash
+            if let hub = scope.hub { meta.annotations[ReplicaMarkers.sourceClusterAnnotation] = hub }
             return Run.object(source.kind, meta, content: source)
         }
 
@@ -344,6 +359,13 @@ public enum ReplicationPlanner {
             let ownership = owner(existing, sourceKey: sourceKey)
             // Another policy's replica is never adopted or overwritten, whatever onConflict says: two policies would
             // otherwise take the object from each other on every pass.
+            if case .otherHub(let other) = ownership {
+                var a = ReplicationAction(.report, kind, namespace: ns, name: name, rules: [rule.name],
+                                          reason: "conflict: \(what) \(key) is a replica written by hub \(other); left alone (never adopted or overwritten)")
+                a.refusesRequest = intent.requested
+                emit(a)
+                return
+            }
             if case .otherPolicy(let other) = ownership {
                 var a = ReplicationAction(.report, kind, namespace: ns, name: name, rules: [rule.name],
                                           reason: "conflict: \(what) \(key) is a replica of policy \(other); left alone (never adopted or overwritten)")
@@ -450,11 +472,14 @@ public enum ReplicationPlanner {
         /// never touched.
         mutating func prune(desired: Set<ReplicaRef>, sources: Set<ReplicaRef>) {
             let rulesByID = Dictionary(policy.rules.map { (ruleID($0), $0) }, uniquingKeysWith: { a, _ in a })
-            let sourceNamespaces = Set(policy.rules.map(\.source.namespace))
-            for ref in targets.keys.sorted() where !desired.contains(ref) && !sources.contains(ref) {
+            let sourceNamespaces = scope.isHub ? Set(policy.rules.map(\.source.namespace)) : []
+            // A declared cluster no rule targets any more keeps its replicas unless the policy says otherwise.
+            let clusterDropped = !scope.isHub && !policy.rules.contains { scope.isTargeted(by: $0) }
+            for ref in targets.keys.sorted() where !desired.contains(ref) && (!scope.isHub || !sources.contains(ref)) {
                 let s = targets[ref]!
+                // Another hub's replica (the same policy may run in several hubs) is never pruned from here.
                 guard ReplicaMarkers.isOwned(labels: s.labels), let id = s.annotations[ReplicaMarkers.ruleAnnotation],
-                      id.hasPrefix(policy.name + "/") else { continue }
+                      id.hasPrefix(policy.name + "/"), s.annotations[ReplicaMarkers.sourceClusterAnnotation] == scope.hub else { continue }
                 let ns = s.namespace, name = s.name, kind = s.kind
                 let ruleName = String(id.dropFirst(policy.name.count + 1))
                 if sourceNamespaces.contains(ns) {
@@ -497,7 +522,10 @@ public enum ReplicationPlanner {
                                reason: "marked as a replica of rule \(id) but \(mismatch); not pruned, left alone"))
                     continue
                 }
-                if source != nil {
+                if clusterDropped && policy.onClusterRemove == .retain {
+                    emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name],
+                               reason: "cluster \(scope.cluster) is no longer targeted by any rule; replica retained (onClusterRemove: retain)"))
+                } else if source != nil {
                     if rule.prune {
                         emit(.init(.delete, kind, namespace: ns, name: name, rules: [rule.name], reason: "prune: no longer targeted by the rule", precondition: pre))
                     } else {

@@ -13,10 +13,20 @@ public struct ReplicationPolicy: Sendable, Equatable {
     /// `namespacePatterns` of one rule; each at most `NamespaceGlob.maxLength` characters.
     public static let maxPatterns = 1_000
 
+    public enum OnClusterRemove: String, Sendable { case retain, delete }
+
     public var name: String
     /// Policy-wide exclusions (default `defaultExcludedNamespaces`).
     public var excludeNamespaces: [String]
     public var rules: [ReplicationRule]
+    /// Member clusters the rules may target besides the hub (`local`).
+    public var clusters: [MemberCluster]
+    /// What happens to the replicas in a declared cluster that no rule targets any more: kept (default), or pruned
+    /// as each rule's `prune` says.
+    public var onClusterRemove: OnClusterRemove
+
+    /// Whether some rule targets a member cluster.
+    public var isMultiCluster: Bool { !clusters.isEmpty }
 
     /// The kinds the rules replicate, in `ReplicatedKind` order.
     public var kinds: [ReplicatedKind] { ReplicatedKind.allCases.filter { k in rules.contains { $0.source.kind == k } } }
@@ -32,10 +42,37 @@ public struct ReplicationPolicy: Sendable, Equatable {
         return names
     }
 
-    public init(name: String, excludeNamespaces: [String] = ReplicationPolicy.defaultExcludedNamespaces, rules: [ReplicationRule]) {
+    public init(name: String, excludeNamespaces: [String] = ReplicationPolicy.defaultExcludedNamespaces, rules: [ReplicationRule],
+                clusters: [MemberCluster] = [], onClusterRemove: OnClusterRemove = .retain) {
         self.name = name
         self.excludeNamespaces = excludeNamespaces
         self.rules = rules
+        self.clusters = clusters
+        self.onClusterRemove = onClusterRemove
+    }
+}
+
+/// A member cluster of a policy: a name, and how the hub reaches it.
+public struct MemberCluster: Sendable, Equatable {
+    public enum Access: Sendable, Equatable {
+        /// A kubeconfig held in a Secret of the hub (watched: a rotated credential is used without restart).
+        case kubeconfigSecret(namespace: String, name: String, key: String)
+        /// A context of the controller's member kubeconfig (`--member-kubeconfig`).
+        case context(String)
+        /// Every context of the member kubeconfig whose name matches the glob; each is a cluster named after its
+        /// context, and rules may target them all by this entry's name.
+        case contextPattern(String)
+    }
+
+    /// The key read from a kubeconfig Secret when none is given.
+    public static let defaultKubeconfigKey = "kubeconfig"
+
+    public var name: String
+    public var access: Access
+
+    public init(name: String, access: Access) {
+        self.name = name
+        self.access = access
     }
 }
 
@@ -69,13 +106,17 @@ public struct ReplicationRule: Sendable, Equatable {
         public var namespaceSelector: LabelSelector?
         public var excludeNamespaces: [String]
         public var requested: Bool
+        /// The clusters written to: names (`local` is the hub) or globs over them; the namespace forms apply inside
+        /// each.
+        public var clusters: [String]
         public init(namespaces: [String] = [], namespacePatterns: [String] = [], namespaceSelector: LabelSelector? = nil, excludeNamespaces: [String] = [],
-                    requested: Bool = false) {
+                    requested: Bool = false, clusters: [String] = [ReplicationScope.localCluster]) {
             self.namespaces = namespaces
             self.namespacePatterns = namespacePatterns
             self.namespaceSelector = namespaceSelector
             self.excludeNamespaces = excludeNamespaces
             self.requested = requested
+            self.clusters = clusters
         }
     }
 
@@ -143,7 +184,15 @@ extension ReplicationPolicy {
         _ = try meta.stringMap("annotations")
         guard let specObject = try r.object("spec") else { throw ManifestError("required value", field: "spec") }
         let spec = FieldReader(specObject, path: "spec")
-        try rejectUnknown(spec, ["excludeNamespaces", "rules"])
+        try rejectUnknown(spec, ["excludeNamespaces", "rules", "clusters", "onClusterRemove"])
+        let clusters = try MemberCluster.decodeList(spec)
+        var onClusterRemove = OnClusterRemove.retain
+        if let raw = try spec.string("onClusterRemove") {
+            guard let v = OnClusterRemove(rawValue: raw) else {
+                throw ManifestError("unsupported value \(KubeNames.goQuote(raw)): supported values: \"retain\", \"delete\"", field: spec.child("onClusterRemove"))
+            }
+            onClusterRemove = v
+        }
         let excludes = spec.object["excludeNamespaces"] == nil || spec.object["excludeNamespaces"] == .null ? defaultExcludedNamespaces : try spec.stringArray("excludeNamespaces")
         for (i, ns) in excludes.enumerated() { try checkNamespace(ns, field: spec.child("excludeNamespaces") + "[\(i)]") }
         guard let ruleValues = try spec.array("rules"), !ruleValues.isEmpty else { throw ManifestError("at least one rule is required", field: "spec.rules") }
@@ -156,11 +205,11 @@ extension ReplicationPolicy {
         for (i, v) in ruleValues.enumerated() {
             let path = "spec.rules[\(i)]"
             guard case .object(let o) = v else { throw ManifestError("expected object, got \(v.typeName)", field: path) }
-            let rule = try ReplicationRule.decode(o, path: path)
+            let rule = try ReplicationRule.decode(o, path: path, clusters: clusters)
             guard seen.insert(rule.name).inserted else { throw ManifestError("duplicate rule name \(KubeNames.goQuote(rule.name))", field: path + ".name") }
             rules.append(rule)
         }
-        return ReplicationPolicy(name: name, excludeNamespaces: excludes, rules: rules)
+        return ReplicationPolicy(name: name, excludeNamespaces: excludes, rules: rules, clusters: clusters, onClusterRemove: onClusterRemove)
     }
 
     static func rejectUnknown(_ r: FieldReader, _ known: Set<String>) throws(ManifestError) {
@@ -172,8 +221,58 @@ extension ReplicationPolicy {
     }
 }
 
+extension MemberCluster {
+    /// Most member clusters a policy declares.
+    static let maxClusters = 1_000
+
+    static func decodeList(_ spec: FieldReader) throws(ManifestError) -> [MemberCluster] {
+        guard let values = try spec.array("clusters") else { return [] }
+        if values.count > maxClusters { throw ManifestError("too many clusters: \(values.count), at most \(maxClusters)", field: spec.child("clusters")) }
+        var out: [MemberCluster] = []
+        for (i, v) in values.enumerated() {
+            let path = spec.child("clusters") + "[\(i)]"
+            guard case .object(let o) = v else { throw ManifestError("expected object, got \(v.typeName)", field: path) }
+            let r = FieldReader(o, path: path)
+            try ReplicationPolicy.rejectUnknown(r, ["name", "kubeconfigSecret", "context", "contextPattern"])
+            guard let name = try r.string("name"), !name.isEmpty else { throw ManifestError("required value", field: r.child("name")) }
+            if let p = KubeNames.dns1123LabelProblems(name).first { throw ManifestError(p, field: r.child("name")) }
+            if name == ReplicationScope.localCluster {
+                throw ManifestError("\"local\" is the hub itself (implicit); name member clusters otherwise", field: r.child("name"))
+            }
+            if out.contains(where: { $0.name == name }) { throw ManifestError("duplicate cluster name \(KubeNames.goQuote(name))", field: r.child("name")) }
+            let given = ["kubeconfigSecret", "context", "contextPattern"].filter { o[$0] != nil && o[$0] != .null }
+            guard given.count == 1 else {
+                throw ManifestError(given.isEmpty ? "required value: give kubeconfigSecret, context or contextPattern"
+                                                  : "\(given.joined(separator: " and ")) are mutually exclusive", field: r.child(given.last ?? "kubeconfigSecret"))
+            }
+            let access: Access
+            if let ks = try r.object("kubeconfigSecret") {
+                let k = FieldReader(ks, path: r.child("kubeconfigSecret"))
+                try ReplicationPolicy.rejectUnknown(k, ["namespace", "name", "key"])
+                guard let ns = try k.string("namespace"), !ns.isEmpty else { throw ManifestError("required value", field: k.child("namespace")) }
+                try ReplicationPolicy.checkNamespace(ns, field: k.child("namespace"))
+                guard let n = try k.string("name"), !n.isEmpty else { throw ManifestError("required value", field: k.child("name")) }
+                if let p = KubeNames.dns1123SubdomainProblems(n).first { throw ManifestError(p, field: k.child("name")) }
+                let key = try k.string("key") ?? defaultKubeconfigKey
+                if let p = SecretAPIRules.keyProblems(key).first { throw ManifestError(p, field: k.child("key")) }
+                access = .kubeconfigSecret(namespace: ns, name: n, key: key)
+            } else if let c = try r.string("context") {
+                guard !c.isEmpty else { throw ManifestError("required value", field: r.child("context")) }
+                access = .context(c)
+            } else {
+                let p = try r.string("contextPattern") ?? ""
+                if p.isEmpty { throw ManifestError("required value", field: r.child("contextPattern")) }
+                if let problem = NamespaceGlob.problem(p) { throw ManifestError("invalid glob \(KubeNames.goQuote(p)): \(problem)", field: r.child("contextPattern")) }
+                access = .contextPattern(p)
+            }
+            out.append(MemberCluster(name: name, access: access))
+        }
+        return out
+    }
+}
+
 extension ReplicationRule {
-    static func decode(_ object: JSONObject, path: String) throws(ManifestError) -> ReplicationRule {
+    static func decode(_ object: JSONObject, path: String, clusters: [MemberCluster] = []) throws(ManifestError) -> ReplicationRule {
         let r = FieldReader(object, path: path)
         try ReplicationPolicy.rejectUnknown(r, [
             "name", "source", "targets", "targetName", "mode", "onConflict", "prune", "onSourceDelete",
@@ -209,7 +308,23 @@ extension ReplicationRule {
 
         guard let targetsObject = try r.object("targets") else { throw ManifestError("required value", field: r.child("targets")) }
         let t = FieldReader(targetsObject, path: r.child("targets"))
-        try ReplicationPolicy.rejectUnknown(t, ["namespaces", "namespacePatterns", "namespaceSelector", "excludeNamespaces", "requested"])
+        try ReplicationPolicy.rejectUnknown(t, ["namespaces", "namespacePatterns", "namespaceSelector", "excludeNamespaces", "requested", "clusters"])
+        var targetClusters = [ReplicationScope.localCluster]
+        if t.object["clusters"] != nil && t.object["clusters"] != .null {
+            targetClusters = try t.stringArray("clusters")
+            if targetClusters.isEmpty { throw ManifestError("at least one cluster (\"local\" is the hub)", field: t.child("clusters")) }
+            if targetClusters.count > MemberCluster.maxClusters + 1 {
+                throw ManifestError("too many entries: \(targetClusters.count), at most \(MemberCluster.maxClusters + 1)", field: t.child("clusters"))
+            }
+            for (i, c) in targetClusters.enumerated() {
+                let field = t.child("clusters") + "[\(i)]"
+                if c.contains(where: { "*?[\\".contains($0) }) {
+                    if let problem = NamespaceGlob.problem(c) { throw ManifestError("invalid glob \(KubeNames.goQuote(c)): \(problem)", field: field) }
+                } else if c != ReplicationScope.localCluster && !clusters.contains(where: { $0.name == c }) {
+                    throw ManifestError("unknown cluster \(KubeNames.goQuote(c)): declare it in spec.clusters (\"local\" is the hub)", field: field)
+                }
+            }
+        }
         let namespaces = try t.stringArray("namespaces")
         for (i, ns) in namespaces.enumerated() { try ReplicationPolicy.checkNamespace(ns, field: t.child("namespaces") + "[\(i)]") }
         if namespaces.count > ReplicationPolicy.maxListEntries {
@@ -282,7 +397,8 @@ extension ReplicationRule {
         return ReplicationRule(
             name: name,
             source: .init(kind: kind, namespace: sourceNamespace, name: sourceName, selector: selector),
-            targets: .init(namespaces: namespaces, namespacePatterns: patterns, namespaceSelector: nsSelector, excludeNamespaces: excludes, requested: requested),
+            targets: .init(namespaces: namespaces, namespacePatterns: patterns, namespaceSelector: nsSelector, excludeNamespaces: excludes, requested: requested,
+                           clusters: targetClusters),
             targetName: targetName, mode: mode, onConflict: onConflict, prune: try r.bool("prune") ?? true,
             onSourceDelete: onSourceDelete, serviceAccounts: serviceAccounts, copyLabels: copyLabels, copyAnnotations: copyAnnotations
         )
