@@ -47,6 +47,12 @@ struct Replicate: AsyncParsableCommand {
 
     @OptionGroup var connection: ClusterConnection
 
+    @Option(name: .customLong("cluster-name"), help: ArgumentHelp("This hub's name, written to every replica as dynsecret.io/source-cluster (required when the policy declares member clusters; use the controller's).", valueName: "name"))
+    var clusterName: String?
+
+    @Option(name: .customLong("member-kubeconfig"), help: ArgumentHelp("Kubeconfig whose contexts the policy's context and contextPattern clusters name.", valueName: "path"))
+    var memberKubeconfig: String?
+
     @Option(name: .long, help: "Namespaces written (and API requests made) at once with --once.")
     var concurrency = 8
 
@@ -59,6 +65,8 @@ struct Replicate: AsyncParsableCommand {
         if once && fromManifests != nil { throw ValidationError("--once applies to the cluster; it does not read --from-manifests") }
         if fromManifests != nil && connection.isSet { throw ValidationError("--kubeconfig and --context are for the cluster, not --from-manifests") }
         if concurrency < 1 || concurrency > 256 { throw ValidationError("--concurrency must be between 1 and 256") }
+        if let clusterName, let p = KubeNames.dns1123LabelProblems(clusterName).first { throw ValidationError("--cluster-name: \(p)") }
+        if fromManifests != nil && memberKubeconfig != nil { throw ValidationError("--member-kubeconfig is for the clusters, not --from-manifests") }
     }
 
     func run() async throws {
@@ -69,9 +77,11 @@ struct Replicate: AsyncParsableCommand {
         } catch {
             throw CLIError(error.description)
         }
+        let hubScope = ReplicationScope(hub: clusterName)
         if let fromManifests {
+            if parsed.isMultiCluster { CommandIO.current.warn("--from-manifests plans the hub (cluster local) only; member clusters are planned against the clusters") }
             let state = try ReplicateInputs.read([fromManifests])
-            let plan = ReplicationPlanner.plan(parsed, state)
+            let plan = ReplicationPlanner.plan(parsed, state, scope: hubScope)
             if dryRun {
                 CommandIO.current.writeStdout(output == .json ? ReplicatePlanOutput.json(plan) : Array(ReplicatePlanOutput.text(plan).utf8))
                 return
@@ -80,13 +90,20 @@ struct Replicate: AsyncParsableCommand {
             return
         }
         let client = try connection.client(namespace: nil, maxConcurrentRequests: concurrency)
+        if parsed.isMultiCluster {
+            guard clusterName != nil else {
+                throw CLIError("the policy declares member clusters: give --cluster-name (this hub's name, written to every replica as \(ReplicaMarkers.sourceClusterAnnotation); the controller's --cluster-name)")
+            }
+            try await ReplicateFleet(policy: parsed, hub: client, scope: hubScope, memberKubeconfig: memberKubeconfig, concurrency: concurrency, apply: once, json: output == .json).run()
+            return
+        }
         let state: ReplicationState
         do {
-            state = try await client.replicationState(for: parsed, concurrency: concurrency)
+            state = try await client.replicationState(for: parsed, scope: hubScope, concurrency: concurrency)
         } catch {
             throw CLIError("reading the cluster: \(error.message)", exitCode: ExitStatus.findings)
         }
-        let plan = ReplicationPlanner.plan(parsed, state)
+        let plan = ReplicationPlanner.plan(parsed, state, scope: hubScope)
         if dryRun {
             CommandIO.current.writeStdout(output == .json ? ReplicatePlanOutput.json(plan) : Array(ReplicatePlanOutput.text(plan).utf8))
             return
@@ -105,6 +122,110 @@ struct Replicate: AsyncParsableCommand {
         if !result.failures.isEmpty {
             throw CLIError("\(result.failures.count) write(s) failed; the other targets were written", exitCode: ExitStatus.findings)
         }
+    }
+}
+
+/// `replicate` for a policy with member clusters: the hub's state is read once (its sources feed every member's
+/// plan), then every cluster is read, planned and (with `--once`) written concurrently, each with its own client;
+/// a cluster that cannot be reached or resolved is reported and never stops the others. Exit 1 when any cluster
+/// failed (a read, a resolution, or a write).
+struct ReplicateFleet {
+    let policy: ReplicationPolicy
+    let hub: KubeClient
+    let scope: ReplicationScope
+    let memberKubeconfig: String?
+    let concurrency: Int
+    let apply: Bool
+    let json: Bool
+
+    struct Outcome: Sendable {
+        var cluster: String
+        var plan: ReplicationPlan?
+        var result: ReplicationApplyResult?
+        var error: String?
+        var failed: Bool { error != nil || (result?.failures.isEmpty == false) }
+    }
+
+    func run() async throws(CLIError) {
+        let hubState: ReplicationState
+        do {
+            hubState = try await hub.replicationState(for: policy, scope: scope, concurrency: concurrency)
+        } catch {
+            throw CLIError("reading the hub (cluster local): \(error.message)", exitCode: ExitStatus.findings)
+        }
+        let sources = KubeClient.replicationSources(policy, in: hubState)
+        let members = await hub.memberClusters(of: policy, memberKubeconfig: memberKubeconfig, environment: CommandIO.current.environment)
+        let hubClient = hub, policy = self.policy, scope = self.scope, concurrency = self.concurrency, apply = self.apply
+        var outcomes: [Outcome] = []
+        await withTaskGroup(of: Outcome.self) { group in
+            group.addTask { await Self.plan(policy, cluster: scope.cluster, scope: scope, client: hubClient, state: hubState, apply: apply, concurrency: concurrency) }
+            for m in members {
+                let memberScope = m.scope(hub: scope.hub)
+                group.addTask {
+                    let client: KubeClient
+                    switch m.config {
+                    case .failure(let e): return Outcome(cluster: m.name, error: "cluster configuration: \(e.message)")
+                    case .success(let config): client = KubeClient(config: config, maxConcurrentRequests: concurrency)
+                    }
+                    let state: ReplicationState
+                    do throws(KubeError) {
+                        state = try await client.replicationState(for: policy, scope: memberScope, sources: sources, concurrency: concurrency)
+                    } catch {
+                        return Outcome(cluster: m.name, error: "reading the cluster: \(error.message)")
+                    }
+                    return await Self.plan(policy, cluster: m.name, scope: memberScope, client: client, state: state, apply: apply, concurrency: concurrency)
+                }
+            }
+            for await o in group { outcomes.append(o) }
+        }
+        outcomes.sort { a, b in
+            if (a.cluster == ReplicationScope.localCluster) != (b.cluster == ReplicationScope.localCluster) { return a.cluster == ReplicationScope.localCluster }
+            return utf8Less(a.cluster, b.cluster)
+        }
+        report(outcomes)
+        let failed = outcomes.filter(\.failed).map(\.cluster)
+        if !failed.isEmpty {
+            throw CLIError("\(failed.count) of \(outcomes.count) cluster(s) failed (\(failed.joined(separator: ", "))); the others were \(apply ? "written" : "planned")",
+                           exitCode: ExitStatus.findings)
+        }
+    }
+
+    private static func plan(_ policy: ReplicationPolicy, cluster: String, scope: ReplicationScope, client: KubeClient, state: ReplicationState,
+                             apply: Bool, concurrency: Int) async -> Outcome {
+        let plan = ReplicationPlanner.plan(policy, state, scope: scope)
+        guard apply else { return Outcome(cluster: cluster, plan: plan) }
+        let writer = KubeReplicationWriter(client: client, serviceAccounts: state.serviceAccounts)
+        let result = await KubeReplicationApplier.apply(plan, writer: writer, concurrency: concurrency)
+        return Outcome(cluster: cluster, plan: plan, result: result)
+    }
+
+    private func report(_ outcomes: [Outcome]) {
+        let io = CommandIO.current
+        if !apply && json {
+            let clusters: [JSONValue] = outcomes.map { o in
+                guard let plan = o.plan else { return .object(JSONObject([("cluster", .string(o.cluster)), ("error", .string(o.error ?? ""))])) }
+                guard case .object(var body) = (try? JSONParser.parse(ReplicatePlanOutput.json(plan))) ?? .null else { return .null }
+                body["policy"] = nil
+                return .object(JSONObject([("cluster", .string(o.cluster))] + body.members.map { ($0.key, $0.value) }))
+            }
+            io.writeStdout(GoJSONWriter.indented(.object(JSONObject([("policy", .string(policy.name)), ("clusters", .array(clusters))]))))
+            return
+        }
+        var text = ""
+        for o in outcomes {
+            guard let plan = o.plan else {
+                text += "cluster \(o.cluster): error: \(o.error ?? "")\n"
+                continue
+            }
+            if let result = o.result {
+                for a in plan.actions where a.kind == .report { io.warn("cluster \(o.cluster): \(a.namespace)/\(a.name): \(a.reason)") }
+                for f in result.failures { io.writeStderr("failed: cluster \(o.cluster): \(f.message)\n") }
+                text += "cluster \(o.cluster): " + ReplicateApplySummary.text(plan, result)
+            } else {
+                text += "cluster \(o.cluster): " + ReplicatePlanOutput.text(plan)
+            }
+        }
+        io.writeStdout(Array(text.utf8))
     }
 }
 

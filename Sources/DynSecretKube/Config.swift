@@ -129,20 +129,49 @@ public enum KubeConfigLoader {
 
     /// Reads and merges kubeconfig files (the first file to set a name or the current context wins).
     public static func fromFiles(_ paths: [String], context: String?, environment: [String: String] = [:]) throws(KubeConfigError) -> KubeConfig {
-        var clusters: [String: (JSONObject, String)] = [:]
-        var users: [String: (JSONObject, String)] = [:]
-        var contexts: [String: JSONObject] = [:]
-        var current: String?
+        try merged(try files(paths), context: context, environment: environment)
+    }
+
+    /// Reads a kubeconfig held in memory (a member cluster's kubeconfig Secret); `source` names it in errors.
+    /// Relative file paths in it are taken as they are.
+    public static func fromData(_ data: [UInt8], source: String, context: String? = nil, environment: [String: String] = [:]) throws(KubeConfigError) -> KubeConfig {
+        try merged([(data, source, "")], context: context, environment: environment)
+    }
+
+    /// The context names of kubeconfig files, sorted.
+    public static func contextNames(_ paths: [String]) throws(KubeConfigError) -> [String] {
+        var names: Set<String> = []
+        for (data, source, _) in try files(paths) {
+            let docs: [ManifestDocument]
+            do { docs = try ManifestReader.read(data, source: source) } catch { throw KubeConfigError(error.description) }
+            for entry in docs.first?.value["contexts"]?.arrayValue ?? [] { if let n = entry["name"]?.stringValue { names.insert(n) } }
+        }
+        return names.sorted()
+    }
+
+    private static func files(_ paths: [String]) throws(KubeConfigError) -> [(data: [UInt8], source: String, dir: String)] {
+        var out: [(data: [UInt8], source: String, dir: String)] = []
         for path in paths {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw KubeConfigError("\(path): cannot read kubeconfig")
             }
+            out.append((Array(data), path, (path as NSString).deletingLastPathComponent))
+        }
+        return out
+    }
+
+    private static func merged(_ inputs: [(data: [UInt8], source: String, dir: String)], context: String?, environment: [String: String]) throws(KubeConfigError) -> KubeConfig {
+        var clusters: [String: (JSONObject, String)] = [:]
+        var users: [String: (JSONObject, String)] = [:]
+        var contexts: [String: JSONObject] = [:]
+        var current: String?
+        let paths = inputs.map(\.source)
+        for (data, path, dir) in inputs {
             let docs: [ManifestDocument]
-            do { docs = try ManifestReader.read(Array(data), source: path) } catch {
+            do { docs = try ManifestReader.read(data, source: path) } catch {
                 throw KubeConfigError(error.description)
             }
             guard let root = docs.first?.value.objectValue else { continue }
-            let dir = (path as NSString).deletingLastPathComponent
             if current == nil, let c = root["current-context"]?.stringValue, !c.isEmpty { current = c }
             for entry in root["clusters"]?.arrayValue ?? [] {
                 if let name = entry["name"]?.stringValue, clusters[name] == nil, let c = entry["cluster"]?.objectValue { clusters[name] = (c, dir) }

@@ -157,8 +157,13 @@ extension KubeClient {
     /// and objects carrying `dynsecret.io/replicate-from`); the targeted ServiceAccounts (list by `metadata.name` field selector, one per
     /// name the policy uses); and, for each target where no replica exists yet, a get of the exact target name so a
     /// foreign same-name object is seen. At most `concurrency` of those gets run at once.
-    public func replicationState(for policy: ReplicationPolicy, concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
+    ///
+    /// For a member cluster (`scope`), `sources` are the hub's (read there with `replicationSources`), and nothing
+    /// is read from the member's source namespaces.
+    public func replicationState(for policy: ReplicationPolicy, scope: ReplicationScope = .local, sources: [SourceObject]? = nil,
+                                 concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
         var state = ReplicationState()
+        if let sources { state.sources = sources }
         state.namespaces = try await listAll(.namespaces).items.compactMap { ReplicationNamespace(apiObject: $0) }
         var seen: Set<ReplicaRef> = []
         func add(_ o: ReplicaObject) {
@@ -168,7 +173,7 @@ extension KubeClient {
             case .configMap(let c): state.configMaps.append(c)
             }
         }
-        for rule in policy.rules {
+        for rule in policy.rules where sources == nil {
             let kind = rule.source.kind
             if let name = rule.source.name {
                 do {
@@ -200,7 +205,7 @@ extension KubeClient {
             state.serviceAccounts += try await list(ServiceAccount.self, namespace: nil, options: ListOptions(fieldSelector: "metadata.name=\(n)")).items
         }
         // Targets without a replica: look for a foreign object at the exact name.
-        let draft = ReplicationPlanner.plan(policy, state)
+        let draft = ReplicationPlanner.plan(policy, state, scope: scope)
         let missing = draft.actions.filter { $0.kind == .create && !seen.contains($0.ref) }.map(\.ref)
         let found = try await boundedMap(missing, width: concurrency) { (target: ReplicaRef) async throws(KubeError) -> ReplicaObject? in
             do throws(KubeError) {
@@ -211,6 +216,17 @@ extension KubeClient {
         }
         for case let o? in found { add(o) }
         return state
+    }
+
+    /// The sources of `policy` in a hub's state, for member clusters' plans.
+    public static func replicationSources(_ policy: ReplicationPolicy, in state: ReplicationState) -> [SourceObject] {
+        let whole = state.objects.map { o -> SourceObject in
+            switch o {
+            case .secret(let s): SourceObject(s)
+            case .configMap(let c): SourceObject(c)
+            }
+        }
+        return (whole + state.sources).filter { s in policy.rules.contains { ReplicationPlanner.isSource(s, of: $0) } }
     }
 
     /// Reads one Secret or ConfigMap.

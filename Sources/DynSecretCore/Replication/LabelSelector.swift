@@ -112,9 +112,11 @@ public struct LabelSelector: Sendable, Equatable {
     }
 }
 
-/// Namespace globs: Go `path.Match` syntax (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), matched against the whole name.
-enum NamespaceGlob {
-    static func matches(_ pattern: String, _ name: String) -> Bool { GoGlob.match(pattern, name) }
+/// Namespace (and cluster) globs: Go `path.Match` syntax (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), matched against
+/// the whole name.
+public enum NamespaceGlob {
+    /// Whether the valid glob `pattern` matches all of `name`.
+    public static func matches(_ pattern: String, _ name: String) -> Bool { GoGlob.match(pattern, name) }
 
     /// The longest pattern a policy may hold: room for character classes and escapes around a 63-character name,
     /// and a bound on the cost of matching it against every namespace.

@@ -1,0 +1,77 @@
+public import DynSecretCore
+internal import Foundation
+
+/// A member cluster of a policy as the hub reaches it: its name (a `contextPattern` entry yields one per matching
+/// context, named after it), the names rules may target it by, and its client configuration or why there is none.
+public struct ResolvedMember: Sendable {
+    public var name: String
+    /// The policy entry's name when it differs (a `contextPattern` entry).
+    public var aliases: [String]
+    public var config: Result<KubeConfig, KubeConfigError>
+
+    /// The scope its plans are made in, by hub `hub`.
+    public func scope(hub: String?) -> ReplicationScope { ReplicationScope(cluster: name, hub: hub, aliases: aliases) }
+}
+
+extension KubeClient {
+    /// Resolves the member clusters of `policy`: a kubeconfig Secret is read from this (the hub's) client, contexts
+    /// come from the member kubeconfig file. A member that cannot be resolved is returned with its error, never
+    /// thrown, so one broken member never stops the others; two entries yielding one name are an error on the second.
+    public func memberClusters(of policy: ReplicationPolicy, memberKubeconfig: String?, environment: [String: String] = [:]) async -> [ResolvedMember] {
+        var out: [ResolvedMember] = []
+        var contexts: Result<[String], KubeConfigError>?
+        func contextNames() -> Result<[String], KubeConfigError> {
+            if let contexts { return contexts }
+            let r: Result<[String], KubeConfigError>
+            if let memberKubeconfig {
+                do throws(KubeConfigError) { r = .success(try KubeConfigLoader.contextNames([memberKubeconfig])) } catch { r = .failure(error) }
+            } else {
+                r = .failure(KubeConfigError("no --member-kubeconfig given, so its contexts are unknown"))
+            }
+            contexts = r
+            return r
+        }
+        func fromContext(_ c: String) -> Result<KubeConfig, KubeConfigError> {
+            guard let memberKubeconfig else { return .failure(KubeConfigError("context \(KubeNames.goQuote(c)): no --member-kubeconfig given")) }
+            do throws(KubeConfigError) { return .success(try KubeConfigLoader.fromFiles([memberKubeconfig], context: c, environment: environment)) } catch { return .failure(error) }
+        }
+        for member in policy.clusters {
+            switch member.access {
+            case .kubeconfigSecret(let ns, let name, let key):
+                let what = "kubeconfig Secret \(ns)/\(name) key \(key)"
+                let config: Result<KubeConfig, KubeConfigError>
+                do throws(KubeError) {
+                    let secret = try await get(Secret.self, namespace: ns, name: name)
+                    if let bytes = secret.mergedData[key] {
+                        do throws(KubeConfigError) {
+                            config = .success(try KubeConfigLoader.fromData(bytes, source: what, environment: environment))
+                        } catch {
+                            config = .failure(error)
+                        }
+                    } else {
+                        config = .failure(KubeConfigError("\(what): no such key"))
+                    }
+                } catch {
+                    config = .failure(KubeConfigError("\(what): \(error.message)"))
+                }
+                out.append(ResolvedMember(name: member.name, aliases: [], config: config))
+            case .context(let c):
+                out.append(ResolvedMember(name: member.name, aliases: [], config: fromContext(c)))
+            case .contextPattern(let p):
+                switch contextNames() {
+                case .failure(let e):
+                    out.append(ResolvedMember(name: member.name, aliases: [], config: .failure(KubeConfigError("contextPattern \(KubeNames.goQuote(p)): \(e.message)"))))
+                case .success(let names):
+                    for c in names where NamespaceGlob.matches(p, c) {
+                        out.append(ResolvedMember(name: c, aliases: [member.name], config: fromContext(c)))
+                    }
+                }
+            }
+        }
+        var seen: Set<String> = [ReplicationScope.localCluster]
+        for i in out.indices where !seen.insert(out[i].name).inserted {
+            out[i].config = .failure(KubeConfigError("cluster name \(KubeNames.goQuote(out[i].name)) is given twice (a context matched by a pattern and named elsewhere?)"))
+        }
+        return out
+    }
+}

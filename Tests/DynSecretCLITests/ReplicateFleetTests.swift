@@ -1,0 +1,160 @@
+import DynSecretCore
+import DynSecretKube
+import Foundation
+import KubeEmulator
+import Testing
+
+/// `replicate` across a fleet: one hub and member API servers (separate emulator processes' worth of state, each
+/// with its own token), members reached through a kubeconfig Secret in the hub and through contexts of a member
+/// kubeconfig matched by a pattern, one member down. Sources come from the hub only; replicas name their hub.
+@Suite(.serialized) struct ReplicateFleetTests {
+    static let canary = "CANARY-fleet-3a9d51-never-print"
+
+    struct Fleet {
+        let hub: KubeEmulator
+        let m1: KubeEmulator
+        let gpu1: KubeEmulator
+        let dir: TempDir
+        let hubConfig: String
+        let memberConfig: String
+        let policy: String
+        func clients() -> (hub: KubeClient, m1: KubeClient, gpu1: KubeClient) {
+            (KubeClient(config: KubeConfig(server: hub.url, credentials: .token("hub-token"))),
+             KubeClient(config: KubeConfig(server: m1.url, credentials: .token("m1-token"))),
+             KubeClient(config: KubeConfig(server: gpu1.url, credentials: .token("gpu1-token"))))
+        }
+        func stop() async {
+            await hub.stop()
+            await m1.stop()
+            await gpu1.stop()
+        }
+    }
+
+    static func emulator(_ token: String) async throws -> KubeEmulator {
+        var options = EmulatorOptions()
+        options.tokens = [TokenGrant(token: token, user: "admin")]
+        return try await KubeEmulator.start(options)
+    }
+
+    static func start() async throws -> Fleet {
+        let hub = try await emulator("hub-token"), m1 = try await emulator("m1-token"), gpu1 = try await emulator("gpu1-token")
+        // A member that is gone: its port is closed.
+        let dead = try await emulator("dead-token")
+        let deadURL = dead.url
+        await dead.stop()
+        let dir = try TempDir()
+        let fleet = Fleet(hub: hub, m1: m1, gpu1: gpu1, dir: dir, hubConfig: try dir.file("hub.kubeconfig", hub.kubeconfig(token: "hub-token")),
+                          memberConfig: try dir.file("members.kubeconfig", """
+                              apiVersion: v1
+                              kind: Config
+                              clusters:
+                              - {name: gpu-1, cluster: {server: "\(gpu1.url)"}}
+                              - {name: gpu-9, cluster: {server: "\(deadURL)"}}
+                              - {name: other, cluster: {server: "\(deadURL)"}}
+                              users:
+                              - {name: gpu-1, user: {token: gpu1-token}}
+                              - {name: gpu-9, user: {token: dead-token}}
+                              contexts:
+                              - {name: gpu-1, context: {cluster: gpu-1, user: gpu-1}}
+                              - {name: gpu-9, context: {cluster: gpu-9, user: gpu-9}}
+                              - {name: other, context: {cluster: other, user: gpu-9}}
+                              """),
+                          policy: try dir.file("policy.yaml", """
+                              apiVersion: dynsecret.io/v1alpha1
+                              kind: ReplicationPolicy
+                              metadata: {name: fleet}
+                              spec:
+                                clusters:
+                                - name: m1
+                                  kubeconfigSecret: {namespace: dynsecret-system, name: m1-kubeconfig}
+                                - name: gpu
+                                  contextPattern: "gpu-*"
+                                rules:
+                                - name: pull
+                                  source: {namespace: platform, name: regcred}
+                                  targets:
+                                    namespacePatterns: ["team-*", "platform"]
+                                    clusters: [local, m1, gpu]
+                              """))
+        let (h, a, g) = fleet.clients()
+        for ns in ["platform", "dynsecret-system", "team-a"] { _ = try await h.create(.namespaces, Fixtures.namespace(ns)) }
+        for c in [a, g] { for ns in ["platform", "team-a", "team-b"] { _ = try await c.create(.namespaces, Fixtures.namespace(ns)) } }
+        _ = try await h.create(Fixtures.secret("platform", "regcred", canary + "-v1"))
+        _ = try await h.create(Secret(metadata: ObjectMeta(name: "m1-kubeconfig", namespace: "dynsecret-system"),
+                                      data: ["kubeconfig": Array(m1.kubeconfig(token: "m1-token").utf8)]))
+        return fleet
+    }
+
+    static func replicaNames(_ c: KubeClient) async throws -> [String] {
+        try await c.list(Secret.self, namespace: nil, options: ListOptions(labelSelector: "dynsecret.io/replica=true")).items
+            .map { "\($0.metadata.namespace ?? "")/\($0.metadata.name ?? "")" }.sorted()
+    }
+
+    @Test func everyClusterIsPlannedAndWrittenAndADeadOneStopsNoOther() async throws {
+        let f = try await Self.start()
+        defer { Task { await f.stop() } }
+        let base = ["replicate", "--policy", f.policy, "--kubeconfig", f.hubConfig, "--member-kubeconfig", f.memberConfig]
+
+        let unnamed = await dynsecret(base + ["--dry-run"])
+        #expect(unnamed.code == 2 && unnamed.stderr.contains("give --cluster-name"), "\(unnamed.stderr)")
+
+        let dry = await dynsecret(base + ["--dry-run", "--cluster-name", "hub-a"])
+        #expect(dry.code == 1, "\(dry.stderr)")
+        #expect(dry.stdout.contains("cluster local: policy fleet: 1 create"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("cluster m1: policy fleet: 3 create"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("cluster gpu-1: policy fleet: 3 create"), "\(dry.stdout)")
+        #expect(dry.stdout.contains("cluster gpu-9: error: reading the cluster:"), "\(dry.stdout)")
+        #expect(!dry.stdout.contains("cluster other"), "a context the pattern does not match is no cluster")
+        #expect(dry.stderr.contains("1 of 4 cluster(s) failed (gpu-9)"), "\(dry.stderr)")
+        let (h, a, g) = f.clients()
+        #expect(try await Self.replicaNames(a).isEmpty, "--dry-run writes nothing")
+
+        let json = await dynsecret(base + ["--dry-run", "--cluster-name", "hub-a", "-o", "json"])
+        let doc = try JSONParser.parse(Array(json.stdout.utf8))
+        #expect(doc["clusters"]?.arrayValue?.map { $0["cluster"]?.stringValue ?? "" } == ["local", "gpu-1", "gpu-9", "m1"])
+        #expect(doc["clusters"]?.arrayValue?[1]["summary"]?["create"] == .number("3"))
+        #expect(doc["clusters"]?.arrayValue?[2]["error"]?.stringValue?.isEmpty == false)
+
+        let once = await dynsecret(base + ["--once", "--cluster-name", "hub-a"])
+        #expect(once.code == 1, "\(once.stderr)")
+        #expect(once.stdout.contains("cluster m1: policy fleet: 3 created"), "\(once.stdout)")
+        #expect(try await Self.replicaNames(h) == ["team-a/regcred"])
+        for c in [a, g] {
+            // In a member the source namespace is an ordinary target: the sources are the hub's.
+            #expect(try await Self.replicaNames(c) == ["platform/regcred", "team-a/regcred", "team-b/regcred"])
+            let copy = try await c.get(Secret.self, namespace: "team-b", name: "regcred")
+            #expect(copy.data["token"] == Array((Self.canary + "-v1").utf8))
+            #expect(copy.metadata.annotations[ReplicaMarkers.sourceClusterAnnotation] == "hub-a")
+        }
+        let again = await dynsecret(base + ["--dry-run", "--cluster-name", "hub-a", "-o", "json"])
+        let planned = try JSONParser.parse(Array(again.stdout.utf8))["clusters"]?.arrayValue ?? []
+        #expect(planned.filter { $0["error"] == nil }.allSatisfy { $0["summary"]?["create"] == .number("0") && $0["summary"]?["update"] == .number("0") }, "\(again.stdout)")
+
+        // The source changes: every reachable cluster follows.
+        _ = try await h.mergePatch(Secret.self, namespace: "platform", name: "regcred",
+                                   .object(JSONObject([("data", .object(JSONObject([("token", .string(Base64.encode(Array((Self.canary + "-v2").utf8))))])))])))
+        _ = await dynsecret(base + ["--once", "--cluster-name", "hub-a"])
+        for c in [a, g] { #expect(try await c.get(Secret.self, namespace: "team-a", name: "regcred").data["token"] == Array((Self.canary + "-v2").utf8)) }
+
+        // A second hub with the same policy: hub-a's replicas are foreign to it; it neither overwrites nor prunes them.
+        let before = try await a.get(Secret.self, namespace: "team-a", name: "regcred")
+        let other = await dynsecret(base + ["--once", "--cluster-name", "hub-b"])
+        #expect(other.stderr.contains("cluster m1: team-a/regcred: conflict: Secret team-a/regcred is a replica written by hub hub-a; left alone"), "\(other.stderr)")
+        #expect(try await a.get(Secret.self, namespace: "team-a", name: "regcred").metadata.resourceVersion == before.metadata.resourceVersion)
+
+        for r in [unnamed, dry, json, once, again, other] { #expect(!r.stdout.contains(Self.canary) && !r.stderr.contains(Self.canary)) }
+    }
+
+    @Test func aBrokenKubeconfigSecretIsThatClustersErrorOnly() async throws {
+        let f = try await Self.start()
+        defer { Task { await f.stop() } }
+        let (h, _, g) = f.clients()
+        _ = try await h.mergePatch(Secret.self, namespace: "dynsecret-system", name: "m1-kubeconfig",
+                                   .object(JSONObject([("data", .object(JSONObject([("kubeconfig", .null), ("other", .string("eA=="))])))])))
+        let r = await dynsecret(["replicate", "--policy", f.policy, "--kubeconfig", f.hubConfig, "--member-kubeconfig", f.memberConfig,
+                                 "--once", "--cluster-name", "hub-a"])
+        #expect(r.code == 1)
+        #expect(r.stdout.contains("cluster m1: error: cluster configuration: kubeconfig Secret dynsecret-system/m1-kubeconfig key kubeconfig: no such key"), "\(r.stdout)")
+        #expect(try await Self.replicaNames(g).count == 3, "the other members are written")
+    }
+}
