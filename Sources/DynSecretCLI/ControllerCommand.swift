@@ -88,6 +88,12 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(name: .customLong("burst"), help: "Client-side limit: requests allowed at once above --qps (default: --qps, at least 1).")
     var burst = 0
 
+    @Option(name: .customLong("cluster-name"), help: ArgumentHelp("This hub's name, written to every replica as dynsecret.io/source-cluster (required when the policy declares member clusters; unique per hub).", valueName: "name"))
+    var clusterName: String?
+
+    @Option(name: .customLong("member-kubeconfig"), help: ArgumentHelp("Kubeconfig whose contexts the policy's context and contextPattern clusters name.", valueName: "path"))
+    var memberKubeconfig: String?
+
     @OptionGroup var connection: ClusterConnection
 
     enum LogFormat: String, ExpressibleByArgument { case text, json }
@@ -104,6 +110,7 @@ struct ControllerCommand: AsyncParsableCommand {
         if !(qps >= 0 && qps <= 1_000_000) { throw ValidationError("--qps must be between 0 (no limit) and 1000000") }
         if burst < 0 || burst > 1_000_000 { throw ValidationError("--burst must be between 0 and 1000000") }
         if burst > 0 && qps == 0 { throw ValidationError("--burst needs --qps") }
+        if let clusterName, let p = KubeNames.dns1123LabelProblems(clusterName).first { throw ValidationError("--cluster-name: \(p)") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
     }
 
@@ -151,6 +158,8 @@ struct ControllerCommand: AsyncParsableCommand {
         cfg.policyPollInterval = try Self.duration(policyPoll, "--policy-poll")
         cfg.replicator.workers = workers
         cfg.replicator.resync = try Self.duration(resync, "--resync")
+        cfg.replicator.clusterName = clusterName
+        cfg.replicator.memberKubeconfig = memberKubeconfig
         cfg.healthAddress = try Self.address(healthAddr, "--health-addr")
         cfg.metricsAddress = try Self.address(metricsAddr, "--metrics-addr")
         cfg.store = atRest

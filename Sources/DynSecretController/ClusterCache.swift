@@ -177,11 +177,7 @@ final class ClusterCache: Sendable {
     /// patched ServiceAccounts there. Nil when the namespace is not known.
     func state(of namespace: String) -> ReplicationState? {
         guard let ns = namespaces.object(namespace: "", name: namespace)?.object else { return nil }
-        var seen: Set<ReplicaRef> = []
-        var sources: [SourceObject] = []
-        for informer in self.sources {
-            for (_, s) in informer.objects.sorted(by: { $0.key < $1.key }) where seen.insert(s.ref).inserted { sources.append(s) }
-        }
+        let sources = sourceObjects
         var targets: [TargetObject] = []
         for entry in replicas { targets += entry.informer.objects(in: namespace).values.sorted { utf8Less($0.name, $1.name) } }
         var accounts: [ServiceAccount] = []
@@ -200,6 +196,24 @@ final class ClusterCache: Sendable {
             if let e = informer.object(namespace: namespace, name: name) { return .some(e.resourceVersion) }
         }
         return .none
+    }
+
+    /// Every cached source, each once, in a stable order (a member cluster's plans read the hub's).
+    var sourceObjects: [SourceObject] {
+        var seen: Set<ReplicaRef> = []
+        var out: [SourceObject] = []
+        for informer in self.sources {
+            for (_, s) in informer.objects.sorted(by: { $0.key < $1.key }) where seen.insert(s.ref).inserted { out.append(s) }
+        }
+        return out
+    }
+
+    /// Synced, and no informer is failing against the API server now.
+    var isHealthy: Bool {
+        guard hasSynced else { return false }
+        let all: [InformerStatistics] = [namespaces.statistics] + replicas.map(\.informer.statistics) + sources.map(\.statistics)
+            + serviceAccounts.map(\.statistics)
+        return all.allSatisfy { $0.consecutiveFailures == 0 }
     }
 
     /// The uid of the cached source of `kind` at `namespace/name`.

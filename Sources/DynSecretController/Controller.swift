@@ -95,6 +95,12 @@ public final class Controller: Service, Sendable {
     /// Ports the endpoints are bound to (`health`, `metrics`), once running; for tests that bind port 0.
     public var ports: [String: Int] { boundPorts.withLock { $0 } }
 
+    /// Why this process cannot run `policy` across clusters (nil: it can).
+    func fleetProblem(_ policy: ReplicationPolicy) -> String? {
+        guard policy.isMultiCluster, configuration.replicator.clusterName == nil else { return nil }
+        return "policy \(configuration.policyPath): it declares member clusters; give --cluster-name (this hub's name, written to every replica as \(ReplicaMarkers.sourceClusterAnnotation))"
+    }
+
     /// Reads and decodes the policy file.
     public static func loadPolicy(_ path: String) throws(ControllerError) -> (ReplicationPolicy, [UInt8]) {
         let bytes = try readPolicyFile(path)
@@ -125,6 +131,7 @@ public final class Controller: Service, Sendable {
 
     public func run() async throws {
         let (initial, initialBytes) = try Self.loadPolicy(configuration.policyPath)
+        if let problem = fleetProblem(initial) { throw ControllerError(problem) }
         metrics.policyLoaded(valid: true)
         logger.info("policy loaded", metadata: ["policy": "\(initial.name)", "rules": "\(initial.rules.count)"])
         if let store = configuration.store, let count = try? store.records().count { storeRecords.store(count, ordering: .relaxed) }
@@ -242,6 +249,7 @@ public final class Controller: Service, Sendable {
                 lastBytes = bytes
                 do {
                     let p = try ReplicationPolicy.load(bytes, source: configuration.policyPath)
+                    if let problem = fleetProblem(p) { throw ControllerError(problem) }
                     next = (p, bytes)
                 } catch {
                     metrics.policyLoaded(valid: false)

@@ -14,7 +14,9 @@ public final class ControllerMetrics: Sendable {
     private let ready: Gauge
     private let authFailures: Gauge
     private let lastWrite: Gauge
-    private let replicaGauges: [String: Gauge]
+    /// `dynsecret_replicas{cluster,state}`, by cluster then state, made when a cluster first reports.
+    private let replicaGauges = Mutex<[String: [String: Gauge]]>([:])
+    private let clusterGauges = Mutex<[String: (up: Gauge, lastSync: Gauge)]>([:])
     // Counters with a fixed label set are made once (they show at 0 from the start); API requests are by verb
     // and code, made on first use.
     private let reconciles: [String: Counter]
@@ -23,8 +25,8 @@ public final class ControllerMetrics: Sendable {
     private let policyErrors: Counter
     private let conflicts: Counter
     private let storeWrites: [String: Counter]
-    /// Replica states by namespace and their running totals (`dynsecret_replicas{state}`).
-    private let replicaStates = Mutex<(byNamespace: [String: [String: Int]], totals: [String: Int])>(([:], [:]))
+    /// Replica states by (cluster, namespace) and their running totals per cluster (`dynsecret_replicas{cluster,state}`).
+    private let replicaStates = Mutex<(byNamespace: [ReplicationKey: [String: Int]], totals: [String: [String: Int]])>(([:], [:]))
 
     /// The states `dynsecret_replicas` reports.
     public static let replicaStateNames = ["in_sync", "conflict", "failed"]
@@ -47,11 +49,6 @@ public final class ControllerMetrics: Sendable {
             "api_auth_failures_consecutive", "401 and 403 answers to the controller's requests since the last successful one."))
         lastWrite = registry.makeGauge(descriptor: Self.name(
             "last_successful_write_timestamp_seconds", "Unix time of the last write the API server accepted (0: none yet)."))
-        var g: [String: Gauge] = [:]
-        for s in Self.replicaStateNames {
-            g[s] = registry.makeGauge(descriptor: Self.name("replicas", "Replicas by state after the last reconcile of each target namespace."), labels: [("state", s)])
-        }
-        replicaGauges = g
         reconciles = counters("reconciles_total", "Reconciles of a target namespace, by result.", "result", ["success", "error"])
         writes = counters("writes_total", "Writes applied to the cluster, by kind.", "kind",
                           ReplicationAction.Kind.allCases.filter { $0 != .report }.map(\.rawValue))
@@ -61,6 +58,42 @@ public final class ControllerMetrics: Sendable {
             "conflicts_total", "Conflicts reported with an Event: targets held by a Secret dynsecret does not own, or claimed twice."))
         storeWrites = counters("store_writes_total", "At-rest record writes, by result.", "result", ["written", "error"])
     }
+
+    private func gauges(cluster: String) -> [String: Gauge] {
+        replicaGauges.withLock { all in
+            if let g = all[cluster] { return g }
+            var g: [String: Gauge] = [:]
+            for s in Self.replicaStateNames {
+                g[s] = registry.makeGauge(descriptor: Self.name("replicas", "Replicas by cluster and state after the last reconcile of each target namespace."),
+                                          labels: [("cluster", cluster), ("state", s)])
+            }
+            all[cluster] = g
+            return g
+        }
+    }
+
+    private func clusterGauge(_ cluster: String) -> (up: Gauge, lastSync: Gauge) {
+        clusterGauges.withLock { all in
+            if let g = all[cluster] { return g }
+            let g = (registry.makeGauge(descriptor: Self.name("cluster_up", "1 while the cluster's caches are synced and its API server answers, else 0."), labels: [("cluster", cluster)]),
+                     registry.makeGauge(descriptor: Self.name("cluster_last_sync_timestamp_seconds", "Unix time of the last reconcile in the cluster that succeeded (0: none yet)."),
+                                        labels: [("cluster", cluster)]))
+            all[cluster] = g
+            return g
+        }
+    }
+
+    /// Makes the per-cluster series of `cluster` (at 0) so they show before its first reconcile.
+    public func register(cluster: String) {
+        _ = gauges(cluster: cluster)
+        _ = clusterGauge(cluster)
+    }
+
+    /// Whether `cluster` is up: its caches synced and its API server answering.
+    public func setClusterUp(_ cluster: String, _ up: Bool) { clusterGauge(cluster).up.set(up ? 1.0 : 0.0) }
+
+    /// A reconcile in `cluster` succeeded now.
+    public func synced(cluster: String, at unixTime: Double) { clusterGauge(cluster).lastSync.set(unixTime) }
 
     private static func name(_ n: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "dynsecret", metricName: n, unitName: "", helpText: help)
@@ -78,21 +111,26 @@ public final class ControllerMetrics: Sendable {
     /// label formatting, was a measurable part of the controller's CPU at scale).
     private let apiCounters = Mutex<[String: Counter]>([:])
 
-    /// A `KubeClient` observer that counts requests by verb and code and keeps `health` current.
+    /// A `KubeClient` observer for the hub's client: counts requests by verb and code and keeps `health` current.
     public var observer: @Sendable (APIAnswer) -> Void {
         { [weak self] answer in
-            self?.apiRequest(verb: answer.method, code: answer.status)
+            self?.apiRequest(cluster: ReplicationKey.localCluster, verb: answer.method, code: answer.status)
             self?.health.record(answer)
         }
     }
 
-    /// One API request answered with `code` (0 when no answer came).
-    public func apiRequest(verb: String, code: Int) {
-        let key = verb + " " + String(code)
+    /// An observer for a member cluster's client: counts its requests (the hub's health is the hub's alone).
+    public func observer(cluster: String) -> @Sendable (APIAnswer) -> Void {
+        { [weak self] answer in self?.apiRequest(cluster: cluster, verb: answer.method, code: answer.status) }
+    }
+
+    /// One API request to `cluster` answered with `code` (0 when no answer came).
+    public func apiRequest(cluster: String = ReplicationKey.localCluster, verb: String, code: Int) {
+        let key = cluster + " " + verb + " " + String(code)
         let counter = apiCounters.withLock { held in
             if let c = held[key] { return c }
-            let c = registry.makeCounter(descriptor: Self.name("api_requests_total", "Kubernetes API requests by HTTP verb and status code (code 0: no answer)."),
-                                         labels: [("verb", verb), ("code", String(code))])
+            let c = registry.makeCounter(descriptor: Self.name("api_requests_total", "Kubernetes API requests by cluster, HTTP verb and status code (code 0: no answer)."),
+                                         labels: [("cluster", cluster), ("verb", verb), ("code", String(code))])
             held[key] = c
             return c
         }
@@ -126,15 +164,15 @@ public final class ControllerMetrics: Sendable {
         lastWrite.set(health.lastSuccessfulWrite ?? 0)
     }
 
-    /// Replaces the replica states counted for `namespace` (nil: the namespace is gone).
-    public func setReplicaStates(namespace: String, _ states: [String: Int]?) {
+    /// Replaces the replica states counted for the namespace `key` (nil: the namespace is gone).
+    public func setReplicaStates(_ key: ReplicationKey, _ states: [String: Int]?) {
         let totals = replicaStates.withLock { all -> [String: Int] in
-            for (k, v) in all.byNamespace[namespace] ?? [:] { all.totals[k, default: 0] -= v }
-            for (k, v) in states ?? [:] { all.totals[k, default: 0] += v }
-            all.byNamespace[namespace] = states
-            return all.totals
+            for (k, v) in all.byNamespace[key] ?? [:] { all.totals[key.cluster, default: [:]][k, default: 0] -= v }
+            for (k, v) in states ?? [:] { all.totals[key.cluster, default: [:]][k, default: 0] += v }
+            all.byNamespace[key] = states
+            return all.totals[key.cluster] ?? [:]
         }
-        for (s, g) in replicaGauges { g.set(Double(totals[s] ?? 0)) }
+        for (s, g) in gauges(cluster: key.cluster) { g.set(Double(totals[s] ?? 0)) }
     }
 
     /// The Prometheus text exposition (format 0.0.4).

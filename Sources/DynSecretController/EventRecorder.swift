@@ -28,6 +28,8 @@ public final class EventRecorder: Sendable {
     private let client: KubeClient
     private let component: String
     private let instance: String
+    /// The `reportingInstance` of the Events recorded.
+    public var instanceName: String { instance }
     private let logger: Logger
     private let recorded = Mutex<[String: ContinuousClock.Instant]>([:])
     private let maxRemembered = 10_000

@@ -1,5 +1,6 @@
 internal import DynSecretCore
 internal import DynSecretKube
+internal import Foundation
 internal import Logging
 internal import Synchronization
 
@@ -14,6 +15,13 @@ internal import Synchronization
 /// over. (Reading every create's name first would double the requests of every new namespace.)
 struct Reconciler: Sendable {
     let policy: ReplicationPolicy
+    /// The cluster planned, and the hub planning it.
+    let scope: ReplicationScope
+    /// A member's sources: the hub's (nil in the hub, whose cache holds them).
+    let hubSources: (@Sendable () -> [SourceObject])?
+    /// Records Events in this cluster (on objects there: a refused request); `events` records them in the hub, on
+    /// the sources.
+    let clusterEvents: EventRecorder
     /// Each rule's listed target namespaces (`targets.namespaces`), as sets for `plan`.
     let listedTargets: [Set<String>]
     let client: KubeClient
@@ -28,9 +36,13 @@ struct Reconciler: Sendable {
     /// Names at which a create met an object the cache does not hold, by key: read before each plan.
     let unwatched = UnwatchedNames()
 
-    init(policy: ReplicationPolicy, client: KubeClient, cache: ClusterCache, expectations: WriteExpectations, metrics: ControllerMetrics,
-         events: EventRecorder, logger: Logger, canWrite: @escaping @Sendable () -> Bool, sourceUID: @escaping @Sendable (ReplicatedKind, String) -> String?) {
+    init(policy: ReplicationPolicy, scope: ReplicationScope, hubSources: (@Sendable () -> [SourceObject])?, client: KubeClient, cache: ClusterCache,
+         expectations: WriteExpectations, metrics: ControllerMetrics, events: EventRecorder, clusterEvents: EventRecorder, logger: Logger,
+         canWrite: @escaping @Sendable () -> Bool, sourceUID: @escaping @Sendable (ReplicatedKind, String) -> String?) {
         self.policy = policy
+        self.scope = scope
+        self.hubSources = hubSources
+        self.clusterEvents = clusterEvents
         listedTargets = policy.rules.map { Set($0.targets.namespaces) }
         self.client = client
         self.cache = cache
@@ -69,9 +81,10 @@ struct Reconciler: Sendable {
     func reconcile(_ key: ReplicationKey) async -> Outcome {
         let ns = key.namespace
         guard var state = cache.state(of: ns) else {
-            metrics.setReplicaStates(namespace: ns, nil)
+            metrics.setReplicaStates(key, nil)
             return .done
         }
+        if let hubSources { state.sources = hubSources() }
         let cached = Set(state.targets.map(\.ref))
         var plan = self.plan(ns, state)
         // Names where a create met an object before: read them, and plan again with what is there.
@@ -107,6 +120,7 @@ struct Reconciler: Sendable {
         result.failures.removeAll { f in exists.contains { $0.action == f.action } }
         await report(key, plan, result, writer, pending: Set(exists.map(\.action.ref)))
         if !result.failures.isEmpty { return .failed }
+        metrics.synced(cluster: key.cluster, at: Date().timeIntervalSince1970)
         return exists.isEmpty ? .done : .again
     }
 
@@ -115,7 +129,9 @@ struct Reconciler: Sendable {
         let ns = key.namespace
         for a in plan.actions where writer.done.contains(FencedWriter.key(a)) { metrics.wrote(a.kind, count: 1) }
         var failedSecrets = 0
-        var notices: [(EventRecorder.Object?, String, String)] = []
+        var notices: [(EventRecorder.Object?, String, String, EventRecorder)] = []
+        // Events on the sources live in the hub: they name the cluster when it is a member.
+        let at = scope.isHub ? "" : "cluster \(key.cluster): "
         for f in result.failures {
             let status = writer.errors[FencedWriter.key(f.action)] ?? ReplicationWriteError(f.message)
             if f.action.kind != .patchServiceAccount { failedSecrets += 1 }
@@ -128,7 +144,7 @@ struct Reconciler: Sendable {
             if !Self.isStale(status) {
                 let why = status.code == 0 ? "no answer from the API server" : http
                 let what = f.action.kind == .patchServiceAccount ? "" : f.action.objectKind.rawValue.lowercased() + " "
-                notices.append((source(for: f.action), "ReplicationFailed", "\(f.action.kind.rawValue) \(what)\(ns)/\(f.action.name) failed: \(why)"))
+                notices.append((source(for: f.action), "ReplicationFailed", "\(at)\(f.action.kind.rawValue) \(what)\(ns)/\(f.action.name) failed: \(why)", events))
             }
         }
         // Writes the applier skipped (a replacement whose delete failed) are neither failed nor done.
@@ -138,19 +154,19 @@ struct Reconciler: Sendable {
         var conflicts = 0
         for a in plan.actions where a.kind == .report && a.reason.hasPrefix("conflict") {
             conflicts += 1
-            notices.append((source(for: a), "ReplicaConflict", "\(ns)/\(a.name): \(a.reason)"))
+            notices.append((source(for: a), "ReplicaConflict", "\(at)\(ns)/\(a.name): \(a.reason)", events))
         }
         // A request that is not served is told to its namespace owner, on the requesting object.
         for a in plan.actions where a.kind == .report && a.refusesRequest {
             let requester = EventRecorder.Object(kind: a.objectKind.rawValue, apiVersion: "v1", namespace: ns, name: a.name,
                                                  uid: cache.replica(a.objectKind, ns, a.name)?.uid)
-            notices.append((requester, "RequestRefused", a.reason))
+            notices.append((requester, "RequestRefused", a.reason, clusterEvents))
         }
         let desired = plan.replicas.filter { $0.namespace == ns && !pending.contains(ReplicaRef($0.kind, $0.namespace, $0.name)) }.count
-        metrics.setReplicaStates(namespace: ns, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
+        metrics.setReplicaStates(key, ["in_sync": max(0, desired - failedSecrets), "failed": failedSecrets, "conflict": conflicts])
         // Events, in order after the writes, only while this process may write.
-        for (object, reason, message) in notices where canWrite() {
-            if await events.record(object, type: "Warning", reason: reason, message: message), reason == "ReplicaConflict" { metrics.conflict() }
+        for (object, reason, message, recorder) in notices where canWrite() {
+            if await recorder.record(object, type: "Warning", reason: reason, message: message), reason == "ReplicaConflict" { metrics.conflict() }
         }
     }
 
@@ -187,7 +203,7 @@ struct Reconciler: Sendable {
         for i in scoped.rules.indices where !scoped.rules[i].targets.namespaces.isEmpty {
             scoped.rules[i].targets.namespaces = listedTargets[i].contains(ns) ? [ns] : []
         }
-        let full = ReplicationPlanner.plan(scoped, state)
+        let full = ReplicationPlanner.plan(scoped, state, scope: scope)
         return ReplicationPlan(policy: full.policy, actions: full.actions.filter { $0.namespace == ns },
                                replicas: full.replicas, serviceAccounts: full.serviceAccounts)
     }

@@ -2,80 +2,254 @@ public import DynSecretCore
 public import DynSecretKube
 internal import Foundation
 public import Logging
+internal import Synchronization
 
-/// Runs one replication policy: the cluster cache (`ClusterCache`: informers on what the policy manages, compact),
-/// a work queue of `ReplicationKey`s (target namespaces), and workers that reconcile one key at a time
-/// (`Reconciler`: plan, read before create, fenced writes) — writing only while `canWrite()` says so (the leader).
+/// Runs one replication policy across its clusters: the hub (`local`, where the controller runs and the sources
+/// are read) and each member cluster the policy declares, each as a `ClusterReplication` (its own client, compact
+/// cache, work queue of `ReplicationKey`s, workers and backoff), so one slow or unreachable member is one slow
+/// queue. Writes happen only while `canWrite()` says so (the leader), and never before a cluster's informers have
+/// completed their first list.
 ///
-/// Every source version seen is handed to `onSource` (the at-rest store). Writes never start before every informer
-/// has completed its first list.
+/// Every source version seen is handed to `onSource` (the at-rest store); a source change queues every namespace of
+/// every cluster.
 public final class Replicator: Sendable {
     /// Tuning.
     public struct Options: Sendable {
+        /// Workers per cluster.
         public var workers = 4
         /// Every target namespace is reconciled again this often (a safety net; watches drive normal work).
         public var resync: Duration = .seconds(600)
+        /// This hub's name (`--cluster-name`), written to every replica as `dynsecret.io/source-cluster`.
+        public var clusterName: String?
+        /// The kubeconfig whose contexts `context`/`contextPattern` members name (`--member-kubeconfig`).
+        public var memberKubeconfig: String?
         public init() {}
     }
 
     public let policy: ReplicationPolicy
-    private let options: Options
-    private let metrics: ControllerMetrics
-    private let logger: Logger
-    private let clock: any Clock<Duration>
-    private let canWrite: @Sendable () -> Bool
-    private let onSource: @Sendable (Secret) -> Void
-    private let cache: ClusterCache
-    private let expectations = WriteExpectations()
-    private let reconciler: Reconciler
-    /// The work queue.
-    let queue: WorkQueue<ReplicationKey>
+    private let hub: ClusterReplication
+    private let members = Locked<[String: ClusterReplication]>([:])
+    private let settings: ClusterReplication.Settings
+    private let hubClient: KubeClient
 
     public init(policy: ReplicationPolicy, client: KubeClient, options: Options = Options(), metrics: ControllerMetrics,
                 events: EventRecorder, logger: Logger, clock: any Clock<Duration> = ContinuousClock(),
                 canWrite: @escaping @Sendable () -> Bool, onSource: @escaping @Sendable (Secret) -> Void = { _ in }) {
         self.policy = policy
-        self.options = options
-        self.metrics = metrics
-        self.logger = logger
-        self.clock = clock
-        self.canWrite = canWrite
-        self.onSource = onSource
-        self.queue = WorkQueue(clock: clock)
-        let cache = ClusterCache(name: ReplicationKey.localCluster, policy: policy, client: client, readsSources: true, clock: clock, logger: logger)
-        self.cache = cache
-        reconciler = Reconciler(policy: policy, client: client, cache: cache, expectations: expectations, metrics: metrics, events: events,
-                                logger: logger, canWrite: canWrite, sourceUID: { cache.sourceUID($0, $1) })
-    }
-
-    /// True once every informer has completed a list.
-    public var hasSynced: Bool { cache.hasSynced }
-
-    /// Objects held in the caches (for memory checks and logs).
-    public var cachedObjects: Int { cache.count }
-
-    /// Queues every known namespace (after a sync, a source change, a resync, or on becoming leader).
-    public func enqueueAll() {
-        for n in cache.namespaceNames { queue.add(ReplicationKey(cluster: cache.name, namespace: n)) }
-        metrics.setQueueDepth(queue.depth)
-    }
-
-    /// Runs informers and workers until the task is cancelled or `stop()` is called; returns after in-flight
-    /// reconciles finished.
-    public func run() async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.cache.run { self.changed($0) } }
-            group.addTask { await self.resyncLoop() }
-            // Workers end when the queue shuts down (stop) or the task is cancelled; then the informers go too.
-            await withTaskGroup(of: Void.self) { workers in
-                for _ in 0..<max(1, options.workers) { workers.addTask { await self.worker() } }
+        hubClient = client
+        let members = self.members
+        let hubBox = Locked<ClusterReplication?>(nil)
+        let settings = ClusterReplication.Settings(policy: policy, options: options, metrics: metrics, events: events, logger: logger, clock: clock,
+                                                   canWrite: canWrite, hubSources: { hubBox.value.withLock { $0 }?.cache.sourceObjects ?? [] },
+                                                   sourceUID: { kind, key in hubBox.value.withLock { $0 }?.cache.sourceUID(kind, key) })
+        self.settings = settings
+        hub = ClusterReplication(scope: ReplicationScope(hub: options.clusterName), client: client, isHub: true, settings: settings, clusterEvents: events) { s, deleted in
+            // ConfigMaps are not secret: only Secret sources go to the at-rest store.
+            if !deleted, s.kind == .secret, policy.rules.contains(where: { ReplicationPlanner.isSource(s, of: $0) }) {
+                onSource(Secret(metadata: s.metadata, type: s.type, data: s.data, immutable: s.immutable))
             }
+            for m in members.value.withLock({ Array($0.values) }) { m.enqueueAll() }
+        }
+        hubBox.value.withLock { $0 = hub }
+    }
+
+    /// True once the hub's informers have completed a list (members never hold up readiness).
+    public var hasSynced: Bool { hub.hasSynced }
+
+    /// Objects held in the caches of every cluster (for memory checks and logs).
+    public var cachedObjects: Int { hub.cache.count + members.value.withLock { $0.values.reduce(0) { $0 + $1.cache.count } } }
+
+    /// Queues every known namespace of every cluster (after a sync, a source change, a resync, or on becoming leader).
+    public func enqueueAll() {
+        hub.enqueueAll()
+        for m in members.value.withLock({ Array($0.values) }) { m.enqueueAll() }
+    }
+
+    /// Runs every cluster until the task is cancelled or `stop()` is called; returns after in-flight reconciles
+    /// finished.
+    public func run() async {
+        settings.metrics.register(cluster: ReplicationKey.localCluster)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.hub.run() }
+            if policy.isMultiCluster {
+                group.addTask { await self.runMembers() }
+            }
+            // The hub ends on stop (its queue shuts down) or cancellation; then the members go too.
+            await group.next()
             group.cancelAll()
         }
     }
 
     /// Stops taking work and waits for the reconciles in flight; `run()` then returns.
     public func stop() async {
+        await hub.stop()
+    }
+
+    // MARK: members
+
+    private func runMembers() async {
+        let resolved = await hubClient.memberClusters(of: policy, memberKubeconfig: settings.options.memberKubeconfig)
+        await withTaskGroup(of: Void.self) { group in
+            for m in resolved {
+                settings.metrics.register(cluster: m.name)
+                settings.metrics.setClusterUp(m.name, false)
+                group.addTask { await self.runMember(m) }
+            }
+        }
+    }
+
+    /// One member for as long as the policy runs: its replication with the configuration resolved now, restarted
+    /// with the new one when its kubeconfig Secret changes; an unresolvable configuration is retried with backoff.
+    private func runMember(_ initial: ResolvedMember) async {
+        let logger = settings.logger
+        let source = policy.clusters.first { $0.name == initial.name || initial.aliases.contains($0.name) }
+        var secretRef: (namespace: String, name: String, key: String)?
+        if case .kubeconfigSecret(let ns, let n, let k)? = source?.access { secretRef = (ns, n, k) }
+        var member = initial
+        var data: [UInt8]?
+        if let secretRef { (member.config, data) = await hubClient.memberKubeconfig(secretRef.namespace, secretRef.name, secretRef.key) }
+        var backoff: Duration = .seconds(1)
+        while !Task.isCancelled {
+            let config: KubeConfig
+            switch member.config {
+            case .success(let c): config = c
+            case .failure(let e):
+                logger.warning("member cluster cannot be reached: configuration", metadata: ["cluster": "\(member.name)", "error": "\(e.message)"])
+                settings.metrics.setClusterUp(member.name, false)
+                do { try await settings.clock.sleep(for: backoff) } catch { return }
+                backoff = min(backoff * 2, .seconds(30))
+                if let secretRef { (member.config, data) = await hubClient.memberKubeconfig(secretRef.namespace, secretRef.name, secretRef.key) }
+                continue
+            }
+            backoff = .seconds(1)
+            let client = KubeClient(config: config, maxConcurrentRequests: 16, observer: settings.metrics.observer(cluster: member.name))
+            let recorder = EventRecorder(client: client, instance: settings.events.instanceName, logger: logger)
+            let replication = ClusterReplication(scope: member.scope(hub: settings.options.clusterName), client: client, isHub: false,
+                                                 settings: settings, clusterEvents: recorder) { _, _ in }
+            members.value.withLock { $0[member.name] = replication }
+            logger.info("member cluster started", metadata: ["cluster": "\(member.name)", "server": "\(config.server)"])
+            // Runs until cancelled, or until the member's kubeconfig Secret changes (then again with the new one).
+            let used = data
+            let changed = await withTaskGroup(of: (config: Result<KubeConfig, KubeConfigError>, data: [UInt8]?)?.self) { group in
+                group.addTask { await replication.run(); return nil }
+                group.addTask { await self.reportUp(replication); return nil }
+                if let secretRef {
+                    group.addTask { await self.kubeconfigChange(secretRef, from: used) }
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            members.value.withLock { $0[member.name] = nil }
+            guard let changed else { return }
+            logger.info("member cluster kubeconfig changed; reconnecting", metadata: ["cluster": "\(member.name)"])
+            (member.config, data) = changed
+        }
+    }
+
+    /// Keeps `dynsecret_cluster_up` current for a member.
+    private func reportUp(_ r: ClusterReplication) async {
+        while !Task.isCancelled {
+            settings.metrics.setClusterUp(r.name, r.cache.isHealthy)
+            do { try await settings.clock.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
+
+    /// Watches a member's kubeconfig Secret in the hub; returns it (configuration and bytes) once its kubeconfig
+    /// differs from `current`.
+    private func kubeconfigChange(_ ref: (namespace: String, name: String, key: String), from current: [UInt8]?) async
+        -> (config: Result<KubeConfig, KubeConfigError>, data: [UInt8]?)? {
+        let informer = Informer(client: hubClient, resource: .secrets, namespace: ref.namespace,
+                                options: ListOptions(fieldSelector: "metadata.name=\(ref.name)"), clock: settings.clock) { o in
+            o["metadata"]?["resourceVersion"]?.stringValue
+        }
+        for await event in informer.events() {
+            switch event {
+            case .added, .modified, .deleted:
+                let next = await hubClient.memberKubeconfig(ref.namespace, ref.name, ref.key)
+                if next.data == current { continue }
+                return next
+            case .synced: continue
+            }
+        }
+        return nil
+    }
+}
+
+/// A value behind a lock that closures can share.
+final class Locked<T: Sendable>: Sendable {
+    let value: Mutex<T>
+    init(_ v: T) { value = Mutex(v) }
+}
+
+/// One cluster's replication: its compact cache (`ClusterCache`), a work queue of its namespaces, workers that
+/// reconcile one key at a time (`Reconciler`: plan, read before create, fenced writes), the expectations that
+/// recognise its own writes, and a resync loop.
+final class ClusterReplication: Sendable {
+    /// What every cluster of a policy shares.
+    struct Settings: Sendable {
+        let policy: ReplicationPolicy
+        let options: Replicator.Options
+        let metrics: ControllerMetrics
+        /// Records Events in the hub (on sources).
+        let events: EventRecorder
+        let logger: Logger
+        let clock: any Clock<Duration>
+        let canWrite: @Sendable () -> Bool
+        let hubSources: @Sendable () -> [SourceObject]
+        let sourceUID: @Sendable (ReplicatedKind, String) -> String?
+    }
+
+    let name: String
+    let cache: ClusterCache
+    let queue: WorkQueue<ReplicationKey>
+    private let expectations = WriteExpectations()
+    private let reconciler: Reconciler
+    private let settings: Settings
+    private let onSource: @Sendable (SourceObject, Bool) -> Void
+
+    init(scope: ReplicationScope, client: KubeClient, isHub: Bool, settings: Settings, clusterEvents: EventRecorder,
+         onSource: @escaping @Sendable (SourceObject, Bool) -> Void) {
+        name = scope.cluster
+        self.settings = settings
+        self.onSource = onSource
+        queue = WorkQueue(clock: settings.clock)
+        let logger = isHub ? settings.logger : {
+            var l = settings.logger
+            l[metadataKey: "cluster"] = "\(scope.cluster)"
+            return l
+        }()
+        let cache = ClusterCache(name: scope.cluster, policy: settings.policy, client: client, readsSources: isHub, clock: settings.clock, logger: logger)
+        self.cache = cache
+        let hubSources: (@Sendable () -> [SourceObject])? = isHub ? nil : settings.hubSources
+        let sourceUID: @Sendable (ReplicatedKind, String) -> String?
+        if isHub { sourceUID = { @Sendable kind, key in cache.sourceUID(kind, key) } } else { sourceUID = settings.sourceUID }
+        reconciler = Reconciler(policy: settings.policy, scope: scope, hubSources: hubSources, client: client, cache: cache,
+                                expectations: expectations, metrics: settings.metrics, events: settings.events, clusterEvents: clusterEvents,
+                                logger: logger, canWrite: settings.canWrite, sourceUID: sourceUID)
+    }
+
+    var hasSynced: Bool { cache.hasSynced }
+
+    func enqueueAll() {
+        for n in cache.namespaceNames { queue.add(ReplicationKey(cluster: name, namespace: n)) }
+        settings.metrics.setQueueDepth(queue.depth)
+    }
+
+    /// Runs informers and workers until the task is cancelled or the queue shuts down.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.cache.run { self.changed($0) } }
+            group.addTask { await self.resyncLoop() }
+            // Workers end when the queue shuts down (stop) or the task is cancelled; then the informers go too.
+            await withTaskGroup(of: Void.self) { workers in
+                for _ in 0..<max(1, settings.options.workers) { workers.addTask { await self.worker() } }
+            }
+            group.cancelAll()
+        }
+    }
+
+    func stop() async {
         await queue.shutDown(drain: true)
     }
 
@@ -84,7 +258,7 @@ public final class Replicator: Sendable {
         let synced = cache.hasSynced
         switch change {
         case .namespace(let name, let deleted):
-            if deleted { metrics.setReplicaStates(namespace: name, nil) }
+            if deleted { settings.metrics.setReplicaStates(key(name), nil) }
             if synced { queue.add(key(name)) }
         case .replica(let r, let deleted):
             // The watch event of this process's own create or update needs no reconcile (the write came from one),
@@ -92,10 +266,7 @@ public final class Replicator: Sendable {
             let own = expectations.settle(key(r.namespace), .replica(r.kind), r.name, r.resourceVersion, deleted: deleted)
             if synced && !own { queue.add(key(r.namespace)) }
         case .source(let s, let deleted):
-            // ConfigMaps are not secret: only Secret sources go to the at-rest store.
-            if !deleted, s.kind == .secret, policy.rules.contains(where: { ReplicationPlanner.isSource(s, of: $0) }) {
-                onSource(Secret(metadata: s.metadata, type: s.type, data: s.data, immutable: s.immutable))
-            }
+            onSource(s, deleted)
             if synced { enqueueAll() }
         case .serviceAccount(let namespace, let name, let resourceVersion, let deleted):
             expectations.settle(key(namespace), .serviceAccount, name, resourceVersion, deleted: deleted)
@@ -103,14 +274,14 @@ public final class Replicator: Sendable {
         case .synced:
             enqueueAll()
         }
-        metrics.setQueueDepth(queue.depth)
+        settings.metrics.setQueueDepth(queue.depth)
     }
 
-    private func key(_ namespace: String) -> ReplicationKey { ReplicationKey(cluster: cache.name, namespace: namespace) }
+    private func key(_ namespace: String) -> ReplicationKey { ReplicationKey(cluster: name, namespace: namespace) }
 
     private func resyncLoop() async {
         while !Task.isCancelled {
-            do { try await clock.sleep(for: options.resync) } catch { return }
+            do { try await settings.clock.sleep(for: settings.options.resync) } catch { return }
             if hasSynced { enqueueAll() }
         }
     }
@@ -119,9 +290,9 @@ public final class Replicator: Sendable {
         while let key = await queue.get() {
             defer {
                 queue.done(key)
-                metrics.setQueueDepth(queue.depth)
+                settings.metrics.setQueueDepth(queue.depth)
             }
-            guard hasSynced, canWrite() else {
+            guard hasSynced, settings.canWrite() else {
                 // Caches not yet complete, or not the leader: drop the key; every namespace is queued again when the
                 // caches sync and when this process becomes leader.
                 continue
@@ -132,7 +303,7 @@ public final class Replicator: Sendable {
             }
             let start = ContinuousClock.now
             let outcome = await reconciler.reconcile(key)
-            metrics.reconciled(success: outcome != .failed, duration: ContinuousClock.now - start)
+            settings.metrics.reconciled(success: outcome != .failed, duration: ContinuousClock.now - start)
             switch outcome {
             case .done: queue.forget(key)
             case .failed: queue.addRateLimited(key)

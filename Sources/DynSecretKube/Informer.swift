@@ -21,6 +21,8 @@ public struct InformerStatistics: Sendable {
     public var watches = 0
     /// Failures that led to a backoff.
     public var failures = 0
+    /// Failures since the last list or watch event that succeeded (0: the API server answers).
+    public var consecutiveFailures = 0
 }
 
 /// List-then-watch with a local cache, as client-go's informer: watches from the list's `resourceVersion`
@@ -118,6 +120,7 @@ public final class Informer<Object: Sendable>: Sendable {
                 if resourceVersion == nil {
                     resourceVersion = try await relist(out)
                     backoff = .milliseconds(100)
+                    stats.withLock { $0.consecutiveFailures = 0 }
                 }
                 stats.withLock { $0.watches += 1 }
                 var opts = options
@@ -156,6 +159,9 @@ public final class Informer<Object: Sendable>: Sendable {
                         break
                     }
                     if !id.resourceVersion.isEmpty { resourceVersion = id.resourceVersion }
+                    if backoff != .milliseconds(100) || stats.withLock({ $0.consecutiveFailures }) != 0 {
+                        stats.withLock { $0.consecutiveFailures = 0 }
+                    }
                     backoff = .milliseconds(100)
                 }
             } catch let error as KubeError where error.httpStatus == 410 || error.status?.code == 410 {
@@ -163,7 +169,10 @@ public final class Informer<Object: Sendable>: Sendable {
                 continue
             } catch {
                 if Task.isCancelled { break }
-                stats.withLock { $0.failures += 1 }
+                stats.withLock {
+                    $0.failures += 1
+                    $0.consecutiveFailures += 1
+                }
                 do { try await clock.sleep(for: backoff) } catch { break }
                 backoff = min(backoff * 2, maxBackoff)
             }

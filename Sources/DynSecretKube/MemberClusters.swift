@@ -14,6 +14,24 @@ public struct ResolvedMember: Sendable {
 }
 
 extension KubeClient {
+    /// A member's kubeconfig held in Secret `namespace/name` under `key`, read through this (the hub's) client: the
+    /// configuration, and the kubeconfig's bytes (to tell a rotation from a resync).
+    public func memberKubeconfig(_ namespace: String, _ name: String, _ key: String) async -> (config: Result<KubeConfig, KubeConfigError>, data: [UInt8]?) {
+        let what = "kubeconfig Secret \(namespace)/\(name) key \(key)"
+        let secret: Secret
+        do throws(KubeError) {
+            secret = try await get(Secret.self, namespace: namespace, name: name)
+        } catch {
+            return (.failure(KubeConfigError("\(what): \(error.message)")), nil)
+        }
+        guard let bytes = secret.mergedData[key] else { return (.failure(KubeConfigError("\(what): no such key")), nil) }
+        do throws(KubeConfigError) {
+            return (.success(try KubeConfigLoader.fromData(bytes, source: what)), bytes)
+        } catch {
+            return (.failure(error), bytes)
+        }
+    }
+
     /// Resolves the member clusters of `policy`: a kubeconfig Secret is read from this (the hub's) client, contexts
     /// come from the member kubeconfig file. A member that cannot be resolved is returned with its error, never
     /// thrown, so one broken member never stops the others; two entries yielding one name are an error on the second.
@@ -38,23 +56,7 @@ extension KubeClient {
         for member in policy.clusters {
             switch member.access {
             case .kubeconfigSecret(let ns, let name, let key):
-                let what = "kubeconfig Secret \(ns)/\(name) key \(key)"
-                let config: Result<KubeConfig, KubeConfigError>
-                do throws(KubeError) {
-                    let secret = try await get(Secret.self, namespace: ns, name: name)
-                    if let bytes = secret.mergedData[key] {
-                        do throws(KubeConfigError) {
-                            config = .success(try KubeConfigLoader.fromData(bytes, source: what, environment: environment))
-                        } catch {
-                            config = .failure(error)
-                        }
-                    } else {
-                        config = .failure(KubeConfigError("\(what): no such key"))
-                    }
-                } catch {
-                    config = .failure(KubeConfigError("\(what): \(error.message)"))
-                }
-                out.append(ResolvedMember(name: member.name, aliases: [], config: config))
+                out.append(ResolvedMember(name: member.name, aliases: [], config: await self.memberKubeconfig(ns, name, key).config))
             case .context(let c):
                 out.append(ResolvedMember(name: member.name, aliases: [], config: fromContext(c)))
             case .contextPattern(let p):

@@ -156,7 +156,7 @@ import Testing
         let metrics = try httpGet("http://127.0.0.1:\(metricsPort)/metrics")
         #expect(metrics.status == 200)
         for family in ["dynsecret_reconciles_total", "dynsecret_reconcile_duration_seconds_bucket", "dynsecret_api_requests_total",
-                       "dynsecret_replicas{state=\"in_sync\"}", "dynsecret_conflicts_total", "dynsecret_policy_errors_total",
+                       "dynsecret_replicas{cluster=\"local\",state=\"in_sync\"}", "dynsecret_conflicts_total", "dynsecret_policy_errors_total",
                        "dynsecret_store_records", "dynsecret_leader 1", "dynsecret_writes_total{kind=\"create\"}"] {
             #expect(metrics.body.contains(family), "missing \(family)")
         }
