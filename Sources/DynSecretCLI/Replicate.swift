@@ -147,11 +147,25 @@ struct ReplicateFleet {
     }
 
     func run() async throws(CLIError) {
+        let outcomes = try await outcomes()
+        report(outcomes)
+        let failed = outcomes.filter(\.failed).map(\.cluster)
+        if !failed.isEmpty {
+            throw CLIError("\(failed.count) of \(outcomes.count) cluster(s) failed (\(failed.joined(separator: ", "))); the others were \(apply ? "written" : "planned")",
+                           exitCode: ExitStatus.findings)
+        }
+    }
+
+    /// Every cluster's plan (and, with `apply`, its writes), the hub first, then the members by name.
+    func outcomes() async throws(CLIError) -> [Outcome] {
         let hubState: ReplicationState
         do {
             hubState = try await hub.replicationState(for: policy, scope: scope, concurrency: concurrency)
         } catch {
             throw CLIError("reading the hub (cluster local): \(error.message)", exitCode: ExitStatus.findings)
+        }
+        guard policy.isMultiCluster else {
+            return [await Self.plan(policy, cluster: scope.cluster, scope: scope, client: hub, state: hubState, apply: apply, concurrency: concurrency)]
         }
         let sources = KubeClient.replicationSources(policy, in: hubState)
         let members = await hub.memberClusters(of: policy, memberKubeconfig: memberKubeconfig, environment: CommandIO.current.environment)
@@ -182,12 +196,7 @@ struct ReplicateFleet {
             if (a.cluster == ReplicationScope.localCluster) != (b.cluster == ReplicationScope.localCluster) { return a.cluster == ReplicationScope.localCluster }
             return utf8Less(a.cluster, b.cluster)
         }
-        report(outcomes)
-        let failed = outcomes.filter(\.failed).map(\.cluster)
-        if !failed.isEmpty {
-            throw CLIError("\(failed.count) of \(outcomes.count) cluster(s) failed (\(failed.joined(separator: ", "))); the others were \(apply ? "written" : "planned")",
-                           exitCode: ExitStatus.findings)
-        }
+        return outcomes
     }
 
     private static func plan(_ policy: ReplicationPolicy, cluster: String, scope: ReplicationScope, client: KubeClient, state: ReplicationState,

@@ -115,6 +115,11 @@ import Testing
         #expect(doc["clusters"]?.arrayValue?[1]["summary"]?["create"] == .number("3"))
         #expect(doc["clusters"]?.arrayValue?[2]["error"]?.stringValue?.isEmpty == false)
 
+        let statusArgs = ["status", "--policy", f.policy, "--kubeconfig", f.hubConfig, "--member-kubeconfig", f.memberConfig, "--cluster-name", "hub-a"]
+        let pending = await dynsecret(statusArgs)
+        #expect(pending.code == 1, "\(pending.stderr)")
+        #expect(pending.stdout.range(of: #"pull\s+m1\s+3\s+0\s+3\s+0\s+0\s+0"#, options: .regularExpression) != nil, "\(pending.stdout)")
+
         let once = await dynsecret(base + ["--once", "--cluster-name", "hub-a"])
         #expect(once.code == 1, "\(once.stderr)")
         #expect(once.stdout.contains("cluster m1: policy fleet: 3 created"), "\(once.stdout)")
@@ -126,6 +131,13 @@ import Testing
             #expect(copy.data["token"] == Array((Self.canary + "-v1").utf8))
             #expect(copy.metadata.annotations[ReplicaMarkers.sourceClusterAnnotation] == "hub-a")
         }
+        let status = await dynsecret(statusArgs + ["-o", "json"])
+        #expect(status.code == 1, "gpu-9 cannot be read: \(status.stderr)")
+        let rows = try JSONParser.parse(Array(status.stdout.utf8))["rules"]?.arrayValue ?? []
+        func row(_ cluster: String) -> JSONValue? { rows.first { $0["cluster"]?.stringValue == cluster } }
+        #expect(row("m1")?["inSync"] == .number("3") && row("m1")?["outOfDate"] == .number("0") && row("m1")?["targeted"] == .number("3"), "\(status.stdout)")
+        #expect(row("local")?["inSync"] == .number("1"))
+        #expect(row("gpu-9")?["errors"] == .number("1") && row("gpu-9")?["error"]?.stringValue?.isEmpty == false)
         let again = await dynsecret(base + ["--dry-run", "--cluster-name", "hub-a", "-o", "json"])
         let planned = try JSONParser.parse(Array(again.stdout.utf8))["clusters"]?.arrayValue ?? []
         #expect(planned.filter { $0["error"] == nil }.allSatisfy { $0["summary"]?["create"] == .number("0") && $0["summary"]?["update"] == .number("0") }, "\(again.stdout)")
@@ -142,7 +154,7 @@ import Testing
         #expect(other.stderr.contains("cluster m1: team-a/regcred: conflict: Secret team-a/regcred is a replica written by hub hub-a; left alone"), "\(other.stderr)")
         #expect(try await a.get(Secret.self, namespace: "team-a", name: "regcred").metadata.resourceVersion == before.metadata.resourceVersion)
 
-        for r in [unnamed, dry, json, once, again, other] { #expect(!r.stdout.contains(Self.canary) && !r.stderr.contains(Self.canary)) }
+        for r in [unnamed, dry, json, pending, once, status, again, other] { #expect(!r.stdout.contains(Self.canary) && !r.stderr.contains(Self.canary)) }
     }
 
     @Test func aBrokenKubeconfigSecretIsThatClustersErrorOnly() async throws {
