@@ -14,7 +14,7 @@ public struct DynSecretCommand: AsyncParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Registry credentials", subcommands: [CreateRegistry.self, Verify.self]),
             CommandGroup(name: "Checks", subcommands: [Validate.self, IndexCommand.self, Which.self]),
-            CommandGroup(name: "Replication", subcommands: [Replicate.self, Status.self, ControllerCommand.self, Migrate.self]),
+            CommandGroup(name: "Replication", subcommands: [Replicate.self, Status.self, ControllerCommand.self, Migrate.self, ClusterCommand.self]),
             CommandGroup(name: "At rest", subcommands: [Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self]),
             CommandGroup(name: "Other", subcommands: [VersionCommand.self]),
         ]

@@ -170,3 +170,77 @@ import Testing
         #expect(try await Self.replicaNames(g).count == 3, "the other members are written")
     }
 }
+
+/// Registering a member: `deploy/member` renders the RBAC the hub needs there, `cluster kubeconfig` turns the
+/// member's ServiceAccount token Secret into the hub's kubeconfig Secret, and a fleet run then writes the member
+/// holding exactly that RBAC.
+@Suite(.serialized) struct MemberRegistrationTests {
+    @Test(.heavy, .enabled(if: kubectlPath != nil, "needs kubectl (kustomize)"))
+    func deployMemberAndClusterKubeconfigRegisterAMember() async throws {
+        let rendered = try DeployManifestTests.render(DeployManifestTests.deploy.appendingPathComponent("member"))
+        let objects = try DeployManifestTests.objects(rendered)
+        #expect(objects.map { $0["kind"]?.stringValue ?? "" }.sorted() == ["ClusterRole", "ClusterRoleBinding", "Namespace", "Secret", "ServiceAccount"])
+        let token = try DeployManifestTests.object(objects, kind: "Secret")
+        #expect(token["type"]?.stringValue == SecretType.serviceAccountToken)
+        let rules = (try DeployManifestTests.object(objects, kind: "ClusterRole")["rules"]?.arrayValue ?? []).map { rule in
+            TokenGrant.Rule(verbs: Set((rule["verbs"]?.arrayValue ?? []).compactMap(\.stringValue)),
+                            resources: Set((rule["resources"]?.arrayValue ?? []).compactMap(\.stringValue)))
+        }
+
+        var memberOptions = EmulatorOptions()
+        memberOptions.tokens = [TokenGrant(token: "member-admin", user: "admin"), TokenGrant(token: "sa-token-7f3e", user: "member-sa", rules: rules)]
+        let member = try await KubeEmulator.start(memberOptions)
+        var hubOptions = EmulatorOptions()
+        hubOptions.tokens = [TokenGrant(token: "hub-admin", user: "admin")]
+        let hub = try await KubeEmulator.start(hubOptions)
+        defer { Task { await member.stop(); await hub.stop() } }
+        let m = KubeClient(config: KubeConfig(server: member.url, credentials: .token("member-admin")))
+        let h = KubeClient(config: KubeConfig(server: hub.url, credentials: .token("hub-admin")))
+        for ns in ["dynsecret-system", "team-a"] { _ = try await m.create(.namespaces, Fixtures.namespace(ns)) }
+        for ns in ["dynsecret-system", "platform"] { _ = try await h.create(.namespaces, Fixtures.namespace(ns)) }
+        _ = try await h.create(Fixtures.secret("platform", "regcred", "v1"))
+        let dir = try TempDir()
+        let memberConfig = try dir.file("member.kubeconfig", member.kubeconfig(token: "member-admin"))
+
+        // Before the token controller has filled it: a clear error, nothing printed.
+        var unfilled = Secret(metadata: ObjectMeta(name: "dynsecret-member-token", namespace: "dynsecret-system",
+                                                   annotations: ["kubernetes.io/service-account.name": "dynsecret-member"]),
+                              type: SecretType.serviceAccountToken)
+        unfilled = try await m.create(unfilled)
+        var r = await dynsecret(["cluster", "kubeconfig", "--kubeconfig", memberConfig, "--name", "edge-1"])
+        #expect(r.code == 2 && r.stderr.contains("has no token yet") && r.stdout.isEmpty, "\(r.stderr)")
+        // As the token controller fills it.
+        _ = try await m.mergePatch(Secret.self, namespace: "dynsecret-system", name: "dynsecret-member-token", .object(JSONObject([
+            ("data", .object(JSONObject([("token", .string(Base64.encode(Array("sa-token-7f3e".utf8))))]))),
+        ])))
+        r = await dynsecret(["cluster", "kubeconfig", "--kubeconfig", memberConfig, "--name", "edge-1"])
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains("sa-token-7f3e"))
+        let doc = try #require(try ManifestReader.read(Array(r.stdout.utf8), source: "stdout").first?.value)
+        let secret = try Secret.decode(doc).secret
+        #expect(secret.metadata.name == "edge-1-kubeconfig" && secret.metadata.namespace == "dynsecret-system")
+        let config = try KubeConfigLoader.fromData(try #require(secret.data["kubeconfig"]), source: "generated")
+        #expect(config.server == member.url)
+        _ = try await h.create(secret)
+
+        let policy = try dir.file("policy.yaml", """
+            apiVersion: dynsecret.io/v1alpha1
+            kind: ReplicationPolicy
+            metadata: {name: edge}
+            spec:
+              clusters:
+              - {name: edge-1, kubeconfigSecret: {namespace: dynsecret-system, name: edge-1-kubeconfig}}
+              rules:
+              - name: pull
+                source: {namespace: platform, name: regcred}
+                targets: {namespaces: [team-a], clusters: [edge-1]}
+            """)
+        member.resetCounters()
+        let once = await dynsecret(["replicate", "--policy", policy, "--kubeconfig", try dir.file("hub.kubeconfig", hub.kubeconfig(token: "hub-admin")),
+                                    "--cluster-name", "hub", "--once"])
+        #expect(once.code == 0, "\(once.stdout) \(once.stderr)")
+        #expect(try await m.get(Secret.self, namespace: "team-a", name: "regcred").data["token"] == Array("v1".utf8))
+        #expect(member.counters()["member-sa forbidden"] == nil, "deploy/member grants what a fleet run needs: \(member.counters())")
+        #expect((member.counters()["member-sa create"] ?? 0) == 1)
+    }
+}
