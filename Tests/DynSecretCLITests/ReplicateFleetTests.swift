@@ -175,6 +175,15 @@ import Testing
 /// member's ServiceAccount token Secret into the hub's kubeconfig Secret, and a fleet run then writes the member
 /// holding exactly that RBAC.
 @Suite(.serialized) struct MemberRegistrationTests {
+    /// The rules of `deploy/member`'s ClusterRole (rendered with kubectl kustomize), as the emulator enforces them.
+    static func memberRules(_ objects: [JSONValue]? = nil) throws -> [TokenGrant.Rule] {
+        let objects = try objects ?? DeployManifestTests.objects(try DeployManifestTests.render(DeployManifestTests.deploy.appendingPathComponent("member")))
+        return (try DeployManifestTests.object(objects, kind: "ClusterRole")["rules"]?.arrayValue ?? []).map { rule in
+            TokenGrant.Rule(verbs: Set((rule["verbs"]?.arrayValue ?? []).compactMap(\.stringValue)),
+                            resources: Set((rule["resources"]?.arrayValue ?? []).compactMap(\.stringValue)))
+        }
+    }
+
     @Test(.heavy, .enabled(if: kubectlPath != nil, "needs kubectl (kustomize)"))
     func deployMemberAndClusterKubeconfigRegisterAMember() async throws {
         let rendered = try DeployManifestTests.render(DeployManifestTests.deploy.appendingPathComponent("member"))
@@ -182,10 +191,7 @@ import Testing
         #expect(objects.map { $0["kind"]?.stringValue ?? "" }.sorted() == ["ClusterRole", "ClusterRoleBinding", "Namespace", "Secret", "ServiceAccount"])
         let token = try DeployManifestTests.object(objects, kind: "Secret")
         #expect(token["type"]?.stringValue == SecretType.serviceAccountToken)
-        let rules = (try DeployManifestTests.object(objects, kind: "ClusterRole")["rules"]?.arrayValue ?? []).map { rule in
-            TokenGrant.Rule(verbs: Set((rule["verbs"]?.arrayValue ?? []).compactMap(\.stringValue)),
-                            resources: Set((rule["resources"]?.arrayValue ?? []).compactMap(\.stringValue)))
-        }
+        let rules = try Self.memberRules(objects)
 
         var memberOptions = EmulatorOptions()
         memberOptions.tokens = [TokenGrant(token: "member-admin", user: "admin"), TokenGrant(token: "sa-token-7f3e", user: "member-sa", rules: rules)]
