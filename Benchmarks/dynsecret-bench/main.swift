@@ -170,7 +170,9 @@ case "controller":
     try await benchController(o, namespaces: 2_000)
 case "scale":
     try await benchScale(parseScaleOptions(args.dropFirst()))
+case "fleet":
+    try await benchFleet(args.dropFirst())
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller|scale|verify [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller|scale|fleet|verify [options]")
     exit(args.isEmpty ? 0 : 2)
 }
