@@ -32,22 +32,10 @@ import Testing
     @Test(.heavy, .enabled(if: kubectlPath != nil && dynsecretBinary != nil, "needs kubectl and the dynsecret binary"))
     func bothKindsUnderTheRenderedRBAC() async throws {
         let rules = try DeployManifestTests.emulatorRules(try DeployManifestTests.objects(try DeployManifestTests.renderOverlay(components: ["configmaps"])))
-        // TLS: kubectl sends a bearer token over HTTPS only.
-        let dir = try TempDir()
-        try loopbackServerCertificate(in: dir)
-        var options = EmulatorOptions()
-        options.tokens = [TokenGrant(token: Self.admin, user: "admin"), TokenGrant(token: Self.controllerToken, user: "controller", rules: rules)]
-        options.tlsCertificatePath = dir.url.appendingPathComponent("server.crt").path
-        options.tlsKeyPath = dir.url.appendingPathComponent("server.key").path
-        let e = try await KubeEmulator.start(options)
+        let cluster = try await TLSCluster.start(admin: Self.admin, controller: Self.controllerToken, rules: rules)
+        let e = cluster.emulator, dir = cluster.dir, c = cluster.admin
         defer { Task { await e.stop() } }
-        let ca = Array(try Data(contentsOf: dir.url.appendingPathComponent("ca.crt")))
-        let adminConfig = try dir.file("admin-kubeconfig", e.kubeconfig(token: Self.admin, caPEM: ca))
-        let c = KubeClient(config: try KubeConfigLoader.fromFiles([adminConfig], context: nil))
-        func kubectl(_ args: [String], stdin: String? = nil) throws -> (code: Int32, stdout: String, stderr: String) {
-            let r = try runProcess(kubectlPath!, ["--kubeconfig", adminConfig] + args, stdin: stdin)
-            return (r.code, r.stdout, r.stderr)
-        }
+        func kubectl(_ args: [String], stdin: String? = nil) throws -> (code: Int32, stdout: String, stderr: String) { try cluster.kubectl(args, stdin: stdin) }
         for ns in ["platform", "dynsecret-system"] { _ = try await c.create(.namespaces, Fixtures.namespace(ns)) }
         try await Fixtures.createNamespaces(c, ["team-0", "team-1", "team-2"], labels: ["dynsecret": "on"])
         _ = try await c.create(Fixtures.secret("platform", "pull", Self.canary + "-v1"))
@@ -62,7 +50,7 @@ import Testing
         #expect(r.code == 0, "\(r.stderr)")
 
         let ctl = try ControllerProcess([
-            "--policy", try dir.file("policy.yaml", Self.policy), "--kubeconfig", try dir.file("kubeconfig", e.kubeconfig(token: Self.controllerToken, caPEM: ca)),
+            "--policy", try dir.file("policy.yaml", Self.policy), "--kubeconfig", try cluster.controllerConfig(),
             "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--leader-elect", "--leader-election-namespace", "dynsecret-system",
         ], log: dir.url.appendingPathComponent("controller.log").path)
         defer { Task { _ = await ctl.stop() } }

@@ -240,3 +240,37 @@ extension Trait where Self == LoadGateTrait {
     /// A test that measures time: runs while no `.heavy` test does.
     static var exclusive: Self { LoadGateTrait(exclusive: true) }
 }
+
+/// An emulator over TLS (kubectl sends a bearer token over HTTPS only) with an admin token and a controller token
+/// limited to `rules`: the admin's kubeconfig and client, kubectl as the admin, and the controller's kubeconfig.
+struct TLSCluster {
+    let emulator: KubeEmulator
+    let dir: TempDir
+    let ca: [UInt8]
+    let adminConfig: String
+    let admin: KubeClient
+    let controllerToken: String
+
+    static func start(admin: String, controller: String, rules: [TokenGrant.Rule]) async throws -> TLSCluster {
+        let dir = try TempDir()
+        try loopbackServerCertificate(in: dir)
+        var options = EmulatorOptions()
+        options.tokens = [TokenGrant(token: admin, user: "admin"), TokenGrant(token: controller, user: "controller", rules: rules)]
+        options.tlsCertificatePath = dir.url.appendingPathComponent("server.crt").path
+        options.tlsKeyPath = dir.url.appendingPathComponent("server.key").path
+        let e = try await KubeEmulator.start(options)
+        let ca = Array(try Data(contentsOf: dir.url.appendingPathComponent("ca.crt")))
+        let adminConfig = try dir.file("admin-kubeconfig", e.kubeconfig(token: admin, caPEM: ca))
+        return TLSCluster(emulator: e, dir: dir, ca: ca, adminConfig: adminConfig,
+                          admin: KubeClient(config: try KubeConfigLoader.fromFiles([adminConfig], context: nil)), controllerToken: controller)
+    }
+
+    /// kubectl as the admin.
+    func kubectl(_ args: [String], stdin: String? = nil) throws -> (code: Int32, stdout: String, stderr: String) {
+        let r = try runProcess(kubectlPath!, ["--kubeconfig", adminConfig] + args, stdin: stdin)
+        return (r.code, r.stdout, r.stderr)
+    }
+
+    /// The controller's kubeconfig file.
+    func controllerConfig() throws -> String { try dir.file("kubeconfig", emulator.kubeconfig(token: controllerToken, caPEM: ca)) }
+}

@@ -49,21 +49,10 @@ import Testing
     @Test(.heavy, .enabled(if: kubectlPath != nil && dynsecretBinary != nil, "needs kubectl and the dynsecret binary"))
     func requestsAreFilledFollowedAndWithdrawn() async throws {
         let rules = try DeployManifestTests.emulatorRules(try DeployManifestTests.objects(try DeployManifestTests.renderOverlay(components: [])))
-        let dir = try TempDir()
-        try loopbackServerCertificate(in: dir)
-        var options = EmulatorOptions()
-        options.tokens = [TokenGrant(token: Self.admin, user: "admin"), TokenGrant(token: Self.controllerToken, user: "controller", rules: rules)]
-        options.tlsCertificatePath = dir.url.appendingPathComponent("server.crt").path
-        options.tlsKeyPath = dir.url.appendingPathComponent("server.key").path
-        let e = try await KubeEmulator.start(options)
+        let cluster = try await TLSCluster.start(admin: Self.admin, controller: Self.controllerToken, rules: rules)
+        let e = cluster.emulator, dir = cluster.dir, c = cluster.admin
         defer { Task { await e.stop() } }
-        let ca = Array(try Data(contentsOf: dir.url.appendingPathComponent("ca.crt")))
-        let adminConfig = try dir.file("admin-kubeconfig", e.kubeconfig(token: Self.admin, caPEM: ca))
-        let c = KubeClient(config: try KubeConfigLoader.fromFiles([adminConfig], context: nil))
-        func kubectl(_ args: [String], stdin: String? = nil) throws -> (code: Int32, stdout: String, stderr: String) {
-            let r = try runProcess(kubectlPath!, ["--kubeconfig", adminConfig] + args, stdin: stdin)
-            return (r.code, r.stdout, r.stderr)
-        }
+        func kubectl(_ args: [String], stdin: String? = nil) throws -> (code: Int32, stdout: String, stderr: String) { try cluster.kubectl(args, stdin: stdin) }
         for ns in ["platform", "dynsecret-system", "team-0", "team-1", "other"] { _ = try await c.create(.namespaces, Fixtures.namespace(ns)) }
         var source = Secret(metadata: ObjectMeta(name: "nvcr-pull", namespace: "platform"), type: SecretType.dockerConfigJSON,
                             data: [".dockerconfigjson": Array(Self.config(Self.canary + "-v1").utf8)])
@@ -76,14 +65,14 @@ import Testing
 
         // Before the controller: the one-shot plan sees the same request.
         let policyPath = try dir.file("policy.yaml", Self.policy)
-        let plan = try runProcess(dynsecretBinary!, ["replicate", "--policy", policyPath, "--kubeconfig", adminConfig, "--dry-run"])
+        let plan = try runProcess(dynsecretBinary!, ["replicate", "--policy", policyPath, "--kubeconfig", cluster.adminConfig, "--dry-run"])
         #expect(plan.code == 0, "\(plan.stderr)")
         #expect(plan.stdout.contains("update  Secret  team-0/gpu-pull") || plan.stdout.range(of: #"update\s+Secret\s+team-0/gpu-pull"#, options: .regularExpression) != nil, "\(plan.stdout)")
         #expect(plan.stdout.contains("the rule does not allow namespace other"), "\(plan.stdout)")
         #expect(!plan.stdout.contains(Self.canary))
 
         let ctl = try ControllerProcess([
-            "--policy", policyPath, "--kubeconfig", try dir.file("kubeconfig", e.kubeconfig(token: Self.controllerToken, caPEM: ca)),
+            "--policy", policyPath, "--kubeconfig", try cluster.controllerConfig(),
             "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--leader-elect", "--leader-election-namespace", "dynsecret-system",
         ], log: dir.url.appendingPathComponent("controller.log").path)
         defer { Task { _ = await ctl.stop() } }

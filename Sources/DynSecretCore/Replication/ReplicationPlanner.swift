@@ -357,18 +357,16 @@ public enum ReplicationPlanner {
             }
             let sourceKey = intent.source.key
             let ownership = owner(existing, sourceKey: sourceKey)
-            // Another policy's replica is never adopted or overwritten, whatever onConflict says: two policies would
-            // otherwise take the object from each other on every pass.
-            if case .otherHub(let other) = ownership {
-                var a = ReplicationAction(.report, kind, namespace: ns, name: name, rules: [rule.name],
-                                          reason: "conflict: \(what) \(key) is a replica written by hub \(other); left alone (never adopted or overwritten)")
-                a.refusesRequest = intent.requested
-                emit(a)
-                return
+            // Another policy's (or hub's) replica is never adopted or overwritten, whatever onConflict says: two
+            // policies would otherwise take the object from each other on every pass.
+            let holder: String? = switch ownership {
+            case .otherHub(let hub): "written by hub \(hub)"
+            case .otherPolicy(let policy): "of policy \(policy)"
+            case .ours, .foreign: nil
             }
-            if case .otherPolicy(let other) = ownership {
+            if let holder {
                 var a = ReplicationAction(.report, kind, namespace: ns, name: name, rules: [rule.name],
-                                          reason: "conflict: \(what) \(key) is a replica of policy \(other); left alone (never adopted or overwritten)")
+                                          reason: "conflict: \(what) \(key) is a replica \(holder); left alone (never adopted or overwritten)")
                 a.refusesRequest = intent.requested
                 emit(a)
                 return
