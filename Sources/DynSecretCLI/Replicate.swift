@@ -183,7 +183,8 @@ struct ReplicateFleet {
                     }
                     let state: ReplicationState
                     do throws(KubeError) {
-                        state = try await client.replicationState(for: policy, scope: memberScope, sources: sources, concurrency: concurrency)
+                        state = try await client.replicationState(for: policy, scope: memberScope, sources: sources, onlyNamespaces: m.namespaces,
+                                                                  concurrency: concurrency)
                     } catch {
                         return Outcome(cluster: m.name, error: "reading the cluster: \(error.message)")
                     }

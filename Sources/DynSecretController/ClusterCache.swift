@@ -38,8 +38,10 @@ final class ClusterCache: Sendable {
     }
 
     let name: String
-    private let namespaces: Informer<ReplicationNamespace>
-    /// Replicas by kind, in `ReplicationPolicy.kinds` order.
+    /// All namespaces, watched; nil in a namespaced member, whose namespaces are `fixedNamespaces`.
+    private let namespaces: Informer<ReplicationNamespace>?
+    private let fixedNamespaces: [String: ReplicationNamespace]
+    /// Replicas by kind, in `ReplicationPolicy.kinds` order (one informer per namespace in a namespaced member).
     private let replicas: [(kind: ReplicatedKind, informer: Informer<TargetObject>)]
     private let sources: [Informer<SourceObject>]
     private let serviceAccounts: [Informer<ServiceAccount>]
@@ -49,17 +51,30 @@ final class ClusterCache: Sendable {
     private let logger: Logger
 
     /// The caches for `policy` in cluster `name`; `readsSources`: this is the cluster the sources are read from.
-    init(name: String, policy: ReplicationPolicy, client: KubeClient, readsSources: Bool, clock: any Clock<Duration>, logger: Logger) {
+    /// With `onlyNamespaces` (a namespaced member: Roles in those namespaces, no cluster-wide access), nothing is
+    /// watched cluster-wide: those namespaces are taken as they are (named, labelled only with
+    /// `kubernetes.io/metadata.name`), and replicas and ServiceAccounts are watched in each.
+    init(name: String, policy: ReplicationPolicy, client: KubeClient, readsSources: Bool, onlyNamespaces: [String] = [], clock: any Clock<Duration>, logger: Logger) {
         self.name = name
         self.logger = logger
         let interner = SharedInterner()
         self.interner = interner
-        namespaces = Informer(client: client, resource: .namespaces, clock: clock) { o in
-            interner.lock.withLock { ReplicationNamespace(apiObject: o, interner: &$0) }
+        let scoped: [String?] = onlyNamespaces.isEmpty ? [nil] : onlyNamespaces
+        if onlyNamespaces.isEmpty {
+            namespaces = Informer(client: client, resource: .namespaces, clock: clock) { o in
+                interner.lock.withLock { ReplicationNamespace(apiObject: o, interner: &$0) }
+            }
+            fixedNamespaces = [:]
+        } else {
+            namespaces = nil
+            fixedNamespaces = Dictionary(onlyNamespaces.map { ($0, ReplicationNamespace.assumed($0)) }, uniquingKeysWith: { a, _ in a })
         }
         let requestedKinds = policy.requestedKinds
-        replicas = policy.kinds.map { kind in
-            (kind, ClusterCache.replicaInformer(kind, requests: requestedKinds.contains(kind), client: client, clock: clock, interner: interner, logger: logger))
+        replicas = policy.kinds.flatMap { kind in
+            scoped.map { ns in
+                (kind, ClusterCache.replicaInformer(kind, namespace: ns, requests: requestedKinds.contains(kind), client: client, clock: clock,
+                                                    interner: interner, logger: logger))
+            }
         }
         var sources: [Informer<SourceObject>] = []
         var seen: Set<String> = []
@@ -83,9 +98,11 @@ final class ClusterCache: Sendable {
             }
         }
         self.sources = sources
-        serviceAccounts = policy.serviceAccountNames.map { n in
-            Informer(client: client, resource: .serviceAccounts, options: ListOptions(fieldSelector: "metadata.name=\(n)"), clock: clock) { o in
-                try? ServiceAccount(kubeJSON: o)
+        serviceAccounts = policy.serviceAccountNames.flatMap { n in
+            scoped.map { ns in
+                Informer(client: client, resource: .serviceAccounts, namespace: ns, options: ListOptions(fieldSelector: "metadata.name=\(n)"), clock: clock) { o in
+                    try? ServiceAccount(kubeJSON: o)
+                }
             }
         }
     }
@@ -93,12 +110,12 @@ final class ClusterCache: Sendable {
     /// The replicas of `kind` (labelled `dynsecret.io/replica=true`), compact. When the kind takes requests (pull
     /// mode), every object of it is watched and replicas and requests are kept: a request carries only an
     /// annotation, which no selector can ask for.
-    private static func replicaInformer(_ kind: ReplicatedKind, requests: Bool, client: KubeClient, clock: any Clock<Duration>,
+    private static func replicaInformer(_ kind: ReplicatedKind, namespace: String?, requests: Bool, client: KubeClient, clock: any Clock<Duration>,
                                         interner: SharedInterner, logger: Logger) -> Informer<TargetObject> {
         let options = requests ? ListOptions() : ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")
         var include: (@Sendable (JSONValue) -> Bool)?
         if requests { include = { @Sendable o in ReplicaMarkers.isTargetCandidate(apiObject: o, requests: true) } }
-        return Informer(client: client, resource: .of(kind), options: options, clock: clock, include: include) { o in
+        return Informer(client: client, resource: .of(kind), namespace: namespace, options: options, clock: clock, include: include) { o in
             if let target = interner.lock.withLock({ TargetObject(apiObject: o, kind: kind, interner: &$0) }) { return target }
             // Not what the API server sends: the strict decoder says why (and logs it); it is not cached.
             switch ClusterCache.decode(o, kind, logger: logger) {
@@ -121,23 +138,25 @@ final class ClusterCache: Sendable {
         }
     }
 
-    private var informerCount: Int { 1 + replicas.count + sources.count + serviceAccounts.count }
+    private var informerCount: Int { (namespaces == nil ? 0 : 1) + replicas.count + sources.count + serviceAccounts.count }
 
     /// True once every informer has completed a list.
     var hasSynced: Bool { allSynced.load(ordering: .acquiring) }
 
     /// Objects held (for memory checks and logs).
     var count: Int {
-        namespaces.count + replicas.reduce(0) { $0 + $1.informer.count } + sources.reduce(0) { $0 + $1.count } + serviceAccounts.reduce(0) { $0 + $1.count }
+        (namespaces?.count ?? fixedNamespaces.count) + replicas.reduce(0) { $0 + $1.informer.count } + sources.reduce(0) { $0 + $1.count } + serviceAccounts.reduce(0) { $0 + $1.count }
     }
 
     /// The names of the cluster's namespaces.
-    var namespaceNames: [String] { Array(namespaces.objects(in: "").keys) }
+    var namespaceNames: [String] { namespaces.map { Array($0.objects(in: "").keys) } ?? Array(fixedNamespaces.keys) }
 
     /// Runs the informers until cancelled, handing every change to `onChange`.
     func run(_ onChange: @escaping @Sendable (Change) -> Void) async {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.consume(0, self.namespaces, onChange) { o, deleted in .namespace(name: o.name, deleted: deleted) } }
+            if let namespaces {
+                group.addTask { await self.consume(0, namespaces, onChange) { o, deleted in .namespace(name: o.name, deleted: deleted) } }
+            }
             let r = replicas.count
             for (i, entry) in replicas.enumerated() {
                 group.addTask { await self.consume(1 + i, entry.informer, onChange) { o, deleted in .replica(o, deleted: deleted) } }
@@ -176,7 +195,7 @@ final class ClusterCache: Sendable {
     /// What the planner needs for one target namespace: the namespace, every source, the replicas there and the
     /// patched ServiceAccounts there. Nil when the namespace is not known.
     func state(of namespace: String) -> ReplicationState? {
-        guard let ns = namespaces.object(namespace: "", name: namespace)?.object else { return nil }
+        guard let ns = namespaces.map({ $0.object(namespace: "", name: namespace)?.object }) ?? fixedNamespaces[namespace] else { return nil }
         let sources = sourceObjects
         var targets: [TargetObject] = []
         for entry in replicas { targets += entry.informer.objects(in: namespace).values.sorted { utf8Less($0.name, $1.name) } }
@@ -187,7 +206,10 @@ final class ClusterCache: Sendable {
 
     /// The cached replica of `kind` at `namespace/name`.
     func replica(_ kind: ReplicatedKind, _ namespace: String, _ name: String) -> TargetObject? {
-        replicas.first { $0.kind == kind }?.informer.object(namespace: namespace, name: name)?.object
+        for entry in replicas where entry.kind == kind {
+            if let o = entry.informer.object(namespace: namespace, name: name)?.object { return o }
+        }
+        return nil
     }
 
     /// The resourceVersion of the cached ServiceAccount `namespace/name`, or nil when it is not cached.
@@ -211,7 +233,7 @@ final class ClusterCache: Sendable {
     /// Synced, and no informer is failing against the API server now.
     var isHealthy: Bool {
         guard hasSynced else { return false }
-        let all: [InformerStatistics] = [namespaces.statistics] + replicas.map(\.informer.statistics) + sources.map(\.statistics)
+        let all: [InformerStatistics] = (namespaces.map { [$0.statistics] } ?? []) + replicas.map(\.informer.statistics) + sources.map(\.statistics)
             + serviceAccounts.map(\.statistics)
         return all.allSatisfy { $0.consecutiveFailures == 0 }
     }

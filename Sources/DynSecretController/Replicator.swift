@@ -125,7 +125,7 @@ public final class Replicator: Sendable {
             let client = KubeClient(config: config, maxConcurrentRequests: 16, observer: settings.metrics.observer(cluster: member.name))
             let recorder = EventRecorder(client: client, instance: settings.events.instanceName, logger: logger)
             let replication = ClusterReplication(scope: member.scope(hub: settings.options.clusterName), client: client, isHub: false,
-                                                 settings: settings, clusterEvents: recorder) { _, _ in }
+                                                 onlyNamespaces: member.namespaces, settings: settings, clusterEvents: recorder) { _, _ in }
             members.value.withLock { $0[member.name] = replication }
             logger.info("member cluster started", metadata: ["cluster": "\(member.name)", "server": "\(config.server)"])
             // Runs until cancelled, or until the member's kubeconfig Secret changes (then again with the new one).
@@ -208,7 +208,7 @@ final class ClusterReplication: Sendable {
     private let settings: Settings
     private let onSource: @Sendable (SourceObject, Bool) -> Void
 
-    init(scope: ReplicationScope, client: KubeClient, isHub: Bool, settings: Settings, clusterEvents: EventRecorder,
+    init(scope: ReplicationScope, client: KubeClient, isHub: Bool, onlyNamespaces: [String] = [], settings: Settings, clusterEvents: EventRecorder,
          onSource: @escaping @Sendable (SourceObject, Bool) -> Void) {
         name = scope.cluster
         self.settings = settings
@@ -219,7 +219,8 @@ final class ClusterReplication: Sendable {
             l[metadataKey: "cluster"] = "\(scope.cluster)"
             return l
         }()
-        let cache = ClusterCache(name: scope.cluster, policy: settings.policy, client: client, readsSources: isHub, clock: settings.clock, logger: logger)
+        let cache = ClusterCache(name: scope.cluster, policy: settings.policy, client: client, readsSources: isHub, onlyNamespaces: onlyNamespaces,
+                                 clock: settings.clock, logger: logger)
         self.cache = cache
         let hubSources: (@Sendable () -> [SourceObject])? = isHub ? nil : settings.hubSources
         let sourceUID: @Sendable (ReplicatedKind, String) -> String?

@@ -7,6 +7,8 @@ public struct ResolvedMember: Sendable {
     public var name: String
     /// The policy entry's name when it differs (a `contextPattern` entry).
     public var aliases: [String]
+    /// Namespaced mode: the only namespaces the hub may act in (empty: the whole cluster).
+    public var namespaces: [String] = []
     public var config: Result<KubeConfig, KubeConfigError>
 
     /// The scope its plans are made in, by hub `hub`.
@@ -69,6 +71,9 @@ extension KubeClient {
                     }
                 }
             }
+        }
+        for i in out.indices {
+            out[i].namespaces = policy.clusters.first { $0.name == out[i].name || out[i].aliases.contains($0.name) }?.namespaces ?? []
         }
         var seen: Set<String> = [ReplicationScope.localCluster]
         for i in out.indices where !seen.insert(out[i].name).inserted {

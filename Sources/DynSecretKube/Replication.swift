@@ -160,11 +160,19 @@ extension KubeClient {
     ///
     /// For a member cluster (`scope`), `sources` are the hub's (read there with `replicationSources`), and nothing
     /// is read from the member's source namespaces.
+    ///
+    /// With `onlyNamespaces` (a namespaced member), nothing is read cluster-wide: those namespaces are taken as they
+    /// are (`ReplicationNamespace.assumed`) and replicas and ServiceAccounts are listed in each.
     public func replicationState(for policy: ReplicationPolicy, scope: ReplicationScope = .local, sources: [SourceObject]? = nil,
-                                 concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
+                                 onlyNamespaces: [String] = [], concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
         var state = ReplicationState()
         if let sources { state.sources = sources }
-        state.namespaces = try await listAll(.namespaces).items.compactMap { ReplicationNamespace(apiObject: $0) }
+        let scoped: [String?] = onlyNamespaces.isEmpty ? [nil] : onlyNamespaces
+        if onlyNamespaces.isEmpty {
+            state.namespaces = try await listAll(.namespaces).items.compactMap { ReplicationNamespace(apiObject: $0) }
+        } else {
+            state.namespaces = onlyNamespaces.map(ReplicationNamespace.assumed)
+        }
         var seen: Set<ReplicaRef> = []
         func add(_ o: ReplicaObject) {
             guard seen.insert(ReplicaRef(o.kind, o.namespace, o.name)).inserted else { return }
@@ -188,21 +196,25 @@ extension KubeClient {
         }
         let requestedKinds = policy.requestedKinds
         for kind in policy.kinds {
-            guard requestedKinds.contains(kind) else {
-                for o in try await replicaObjects(kind, namespace: nil, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")) { add(o) }
-                continue
+            for ns in scoped {
+                guard requestedKinds.contains(kind) else {
+                    for o in try await replicaObjects(kind, namespace: ns, options: ListOptions(labelSelector: "\(ReplicaMarkers.replicaLabel)=true")) { add(o) }
+                    continue
+                }
+                // Requests carry only an annotation, which no selector can ask for: every object of the kind, page
+                // by page, keeping replicas and requests (nothing else is decoded).
+                var failure: KubeError?
+                _ = try await listEach(.of(kind), namespace: ns) { item in
+                    guard failure == nil, ReplicaMarkers.isTargetCandidate(apiObject: item, requests: true) else { return }
+                    do throws(KubeError) { add(try ReplicaObject(kind, kubeJSON: item)) } catch { failure = error }
+                }
+                if let failure { throw failure }
             }
-            // Requests carry only an annotation, which no selector can ask for: every object of the kind, page by
-            // page, keeping replicas and requests (nothing else is decoded).
-            var failure: KubeError?
-            _ = try await listEach(.of(kind)) { item in
-                guard failure == nil, ReplicaMarkers.isTargetCandidate(apiObject: item, requests: true) else { return }
-                do throws(KubeError) { add(try ReplicaObject(kind, kubeJSON: item)) } catch { failure = error }
-            }
-            if let failure { throw failure }
         }
         for n in policy.serviceAccountNames {
-            state.serviceAccounts += try await list(ServiceAccount.self, namespace: nil, options: ListOptions(fieldSelector: "metadata.name=\(n)")).items
+            for ns in scoped {
+                state.serviceAccounts += try await list(ServiceAccount.self, namespace: ns, options: ListOptions(fieldSelector: "metadata.name=\(n)")).items
+            }
         }
         // Targets without a replica: look for a foreign object at the exact name.
         let draft = ReplicationPlanner.plan(policy, state, scope: scope)

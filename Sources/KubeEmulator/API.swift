@@ -50,13 +50,17 @@ public struct TokenGrant: Sendable {
     /// `verbs`/`resources` are not consulted).
     public var rules: [Rule]?
 
-    /// One RBAC rule: these verbs on these resources (plural names).
+    /// One RBAC rule: these verbs on these resources (plural names), cluster-wide (a ClusterRole) or, with
+    /// `namespaces`, only in those namespaces (a Role bound in each): a request across all namespaces or on a
+    /// cluster-scoped kind is then not covered.
     public struct Rule: Sendable, Hashable {
         public var verbs: Set<String>
         public var resources: Set<String>
-        public init(verbs: Set<String>, resources: Set<String>) {
+        public var namespaces: Set<String>?
+        public init(verbs: Set<String>, resources: Set<String>, namespaces: Set<String>? = nil) {
             self.verbs = verbs
             self.resources = resources
+            self.namespaces = namespaces
         }
     }
 
@@ -96,8 +100,12 @@ public struct TokenGrant: Sendable {
         }
     }
 
-    func allows(verb: String, resource: String) -> Bool {
-        if let rules { return rules.contains { $0.verbs.contains(verb) && $0.resources.contains(resource) } }
+    func allows(verb: String, resource: String, namespace: String?) -> Bool {
+        if let rules {
+            return rules.contains { r in
+                r.verbs.contains(verb) && r.resources.contains(resource) && (r.namespaces.map { ns in namespace.map(ns.contains) ?? false } ?? true)
+            }
+        }
         return (verbs?.contains(verb) ?? true) && (resources?.contains(resource) ?? true)
     }
 }
@@ -291,7 +299,7 @@ final class Router: Sendable {
         count(verb)
         count("\(client) \(verb)")
         count("\(verb) \(kind.plural)")
-        if let grant = grants.withLock({ $0.values.first { $0.user == user } }), !grant.allows(verb: verb, resource: kind.plural) {
+        if let grant = grants.withLock({ $0.values.first { $0.user == user } }), !grant.allows(verb: verb, resource: kind.plural, namespace: kind.namespaced ? namespace : nil) {
             count("\(client) forbidden")
             throw APIError.forbidden(user: user, verb: verb, plural: kind.plural, group: kind.group, namespace: kind.namespaced ? namespace : nil, name: name)
         }

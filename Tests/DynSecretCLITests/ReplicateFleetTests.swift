@@ -250,3 +250,84 @@ import Testing
         #expect((member.counters()["member-sa create"] ?? 0) == 1)
     }
 }
+
+/// Namespaced mode: a member that grants the hub only `deploy/member/namespaced/role.yaml` in two namespaces (no
+/// cluster-wide access) is written by `replicate --once` and by the controller when its policy entry lists those
+/// namespaces, without one forbidden request; without the list, the cluster-wide reads are refused and reported.
+@Suite(.serialized) struct NamespacedMemberTests {
+    static func roleRules(in namespaces: Set<String>) throws -> [TokenGrant.Rule] {
+        let path = DeployManifestTests.deploy.appendingPathComponent("member/namespaced/role.yaml").path
+        let docs = try ManifestReader.read(Array(try Data(contentsOf: URL(fileURLWithPath: path))), source: path).map(\.value)
+        let role = try #require(docs.first { $0["kind"]?.stringValue == "Role" })
+        #expect(docs.contains { $0["kind"]?.stringValue == "RoleBinding" })
+        return (role["rules"]?.arrayValue ?? []).map { rule in
+            TokenGrant.Rule(verbs: Set((rule["verbs"]?.arrayValue ?? []).compactMap(\.stringValue)),
+                            resources: Set((rule["resources"]?.arrayValue ?? []).compactMap(\.stringValue)), namespaces: namespaces)
+        }
+    }
+
+    static func policy(namespaced: Bool) -> String {
+        """
+        apiVersion: dynsecret.io/v1alpha1
+        kind: ReplicationPolicy
+        metadata: {name: edge}
+        spec:
+          clusters:
+          - name: edge
+            kubeconfigSecret: {namespace: dynsecret-system, name: edge-kubeconfig}
+        \(namespaced ? "    namespaces: [team-a, team-b]" : "")
+          rules:
+          - name: pull
+            source: {namespace: platform, name: regcred}
+            targets: {namespacePatterns: ["team-*"], clusters: [edge]}
+            serviceAccounts: [default]
+        """
+    }
+
+    @Test(.heavy, .enabled(if: dynsecretBinary != nil, "needs the dynsecret binary"))
+    func aMemberGrantingOnlyRolesIsServedInItsNamespaces() async throws {
+        var memberOptions = EmulatorOptions()
+        memberOptions.tokens = [TokenGrant(token: "edge-admin", user: "admin"),
+                                TokenGrant(token: "edge-sa", user: "member-sa", rules: try Self.roleRules(in: ["team-a", "team-b"]))]
+        let member = try await KubeEmulator.start(memberOptions)
+        let hub = try await KubeEmulator.start(EmulatorOptions())
+        defer { Task { await member.stop(); await hub.stop() } }
+        let m = KubeClient(config: KubeConfig(server: member.url, credentials: .token("edge-admin")))
+        let h = KubeClient(config: KubeConfig(server: hub.url))
+        for ns in ["team-a", "team-b", "team-c"] { _ = try await m.create(.namespaces, Fixtures.namespace(ns)) }
+        for ns in ["dynsecret-system", "platform"] { _ = try await h.create(.namespaces, Fixtures.namespace(ns)) }
+        _ = try await h.create(Fixtures.secret("platform", "regcred", "v1"))
+        _ = try await h.create(Secret(metadata: ObjectMeta(name: "edge-kubeconfig", namespace: "dynsecret-system"),
+                                      data: ["kubeconfig": Array(member.kubeconfig(token: "edge-sa").utf8)]))
+        let dir = try TempDir()
+        let hubConfig = try dir.file("hub.kubeconfig", hub.kubeconfig())
+
+        // Without the namespace list the cluster-wide reads are refused: reported, exit 1, nothing written.
+        let wide = try dir.file("wide.yaml", Self.policy(namespaced: false))
+        var r = await dynsecret(["replicate", "--policy", wide, "--kubeconfig", hubConfig, "--cluster-name", "hub", "--once"])
+        #expect(r.code == 1 && r.stdout.contains("cluster edge: error: reading the cluster:"), "\(r.stdout) \(r.stderr)")
+        #expect((member.counters()["member-sa forbidden"] ?? 0) > 0)
+
+        member.resetCounters()
+        let policy = try dir.file("policy.yaml", Self.policy(namespaced: true))
+        r = await dynsecret(["replicate", "--policy", policy, "--kubeconfig", hubConfig, "--cluster-name", "hub", "--once"])
+        #expect(r.code == 0, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("cluster edge: policy edge: 2 created"), "\(r.stdout)")
+        #expect(try await Fixtures.replicas(m) == ["team-a/regcred": "v1", "team-b/regcred": "v1"], "team-c is not listed: never written")
+        #expect(member.counters()["member-sa forbidden"] == nil, "\(member.counters())")
+
+        // The controller in namespaced mode: per-namespace informers only.
+        let ctl = try ControllerProcess(["--policy", policy, "--kubeconfig", hubConfig, "--cluster-name", "hub",
+                                         "--health-addr", "127.0.0.1:0", "--metrics-addr", "off"],
+                                        log: dir.url.appendingPathComponent("controller.log").path)
+        defer { Task { _ = await ctl.stop() } }
+        _ = try await h.mergePatch(Secret.self, namespace: "platform", name: "regcred",
+                                   .object(JSONObject([("data", .object(JSONObject([("token", .string(Base64.encode(Array("v2".utf8))))])))])))
+        #expect(try await waitFor(.seconds(30)) { try await Fixtures.replicas(m) == ["team-a/regcred": "v2", "team-b/regcred": "v2"] } != nil,
+                "\(ctl.log.suffix(2000))")
+        #expect(try await m.get(ServiceAccount.self, namespace: "team-a", name: "default").imagePullSecrets == ["regcred"])
+        #expect(member.counters()["member-sa forbidden"] == nil, "the namespaced controller stays inside its Roles: \(member.counters())")
+        let stop = await ctl.stop()
+        #expect(stop.status == 0)
+    }
+}

@@ -630,6 +630,7 @@ extension ReplicationPolicy {
                 case .context(let ctx): o["context"] = .string(ctx)
                 case .contextPattern(let p): o["contextPattern"] = .string(p)
                 }
+                if !c.namespaces.isEmpty { o["namespaces"] = strings(c.namespaces) }
                 return .object(o)
             })
         }

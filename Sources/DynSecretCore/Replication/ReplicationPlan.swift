@@ -103,6 +103,12 @@ public struct ReplicationNamespace: Sendable, Equatable {
         self.terminating = terminating
     }
 
+    /// A namespace known only by name (a namespaced member, where namespaces cannot be read): labelled only with
+    /// `kubernetes.io/metadata.name`, which the API server sets on every namespace.
+    public static func assumed(_ name: String) -> ReplicationNamespace {
+        ReplicationNamespace(name: name, labels: ["kubernetes.io/metadata.name": name])
+    }
+
     /// The namespace as the API server returns it (a list item or watch object); nil without `metadata.name`.
     /// Non-string label values, which the API server never returns, are ignored.
     public init?(apiObject o: JSONValue) {

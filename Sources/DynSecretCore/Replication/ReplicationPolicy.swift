@@ -69,10 +69,14 @@ public struct MemberCluster: Sendable, Equatable {
 
     public var name: String
     public var access: Access
+    /// Namespaced mode: the hub may only act in these namespaces of the member (Roles there, no cluster-wide
+    /// access), so nothing is read cluster-wide; empty: the whole cluster.
+    public var namespaces: [String]
 
-    public init(name: String, access: Access) {
+    public init(name: String, access: Access, namespaces: [String] = []) {
         self.name = name
         self.access = access
+        self.namespaces = namespaces
     }
 }
 
@@ -233,7 +237,12 @@ extension MemberCluster {
             let path = spec.child("clusters") + "[\(i)]"
             guard case .object(let o) = v else { throw ManifestError("expected object, got \(v.typeName)", field: path) }
             let r = FieldReader(o, path: path)
-            try ReplicationPolicy.rejectUnknown(r, ["name", "kubeconfigSecret", "context", "contextPattern"])
+            try ReplicationPolicy.rejectUnknown(r, ["name", "kubeconfigSecret", "context", "contextPattern", "namespaces"])
+            let namespaces = try r.stringArray("namespaces")
+            if namespaces.count > ReplicationPolicy.maxListEntries {
+                throw ManifestError("too many entries: \(namespaces.count), at most \(ReplicationPolicy.maxListEntries)", field: r.child("namespaces"))
+            }
+            for (j, ns) in namespaces.enumerated() { try ReplicationPolicy.checkNamespace(ns, field: r.child("namespaces") + "[\(j)]") }
             guard let name = try r.string("name"), !name.isEmpty else { throw ManifestError("required value", field: r.child("name")) }
             if let p = KubeNames.dns1123LabelProblems(name).first { throw ManifestError(p, field: r.child("name")) }
             if name == ReplicationScope.localCluster {
@@ -265,7 +274,7 @@ extension MemberCluster {
                 if let problem = NamespaceGlob.problem(p) { throw ManifestError("invalid glob \(KubeNames.goQuote(p)): \(problem)", field: r.child("contextPattern")) }
                 access = .contextPattern(p)
             }
-            out.append(MemberCluster(name: name, access: access))
+            out.append(MemberCluster(name: name, access: access, namespaces: namespaces))
         }
         return out
     }
