@@ -2,10 +2,11 @@
 // namespaces of each of M member clusters, every cluster its own `kube-emulator` process. Measures convergence,
 // propagation p50/p99/max of a source change across all members, writes ÷ needed and the controller's RSS; then the
 // peer, the way users script it today: the same kind of change applied by M sequential `replicate --once` runs, one
-// per cluster, timed from the first start to the last exit.
+// per cluster, timed from the first start to the last exit. `--latency-ms N` adds N ms to every request of each
+// member's API server (members in other regions); the hub stays local.
 //
 //   swift build -c release --static-swift-stdlib --product dynsecret --product kube-emulator --product dynsecret-bench
-//   .build/release/dynsecret-bench fleet [--members 10] [--namespaces 1000] [--workers 4]
+//   .build/release/dynsecret-bench fleet [--members 10] [--namespaces 1000] [--workers 4] [--latency-ms 0]
 
 import DynSecretCore
 import DynSecretKube
@@ -14,7 +15,7 @@ import KubeEmulator
 import Synchronization
 
 func benchFleet(_ args: ArraySlice<String>) async throws {
-    var members = 10, namespaces = 1_000, workers = 4
+    var members = 10, namespaces = 1_000, workers = 4, latency = 0
     var dynsecretPath = ".build/release/dynsecret", emulatorPath = ".build/release/kube-emulator"
     var it = args.makeIterator()
     while let a = it.next() {
@@ -22,6 +23,7 @@ func benchFleet(_ args: ArraySlice<String>) async throws {
         case "--members": members = Int(it.next() ?? "") ?? members
         case "--namespaces": namespaces = Int(it.next() ?? "") ?? namespaces
         case "--workers": workers = Int(it.next() ?? "") ?? workers
+        case "--latency-ms": latency = Int(it.next() ?? "") ?? latency
         case "--dynsecret": dynsecretPath = it.next() ?? dynsecretPath
         case "--emulator": emulatorPath = it.next() ?? emulatorPath
         default:
@@ -35,11 +37,11 @@ func benchFleet(_ args: ArraySlice<String>) async throws {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let replicas = members * namespaces
-    print("benchmark: fleet (dynsecret controller in a hub, 1 source -> \(namespaces) labelled namespaces in each of \(members) member clusters = \(replicas) replicas; \(members + 1) kube-emulator processes; --workers \(workers) per cluster; release)")
+    print("benchmark: fleet (dynsecret controller in a hub, 1 source -> \(namespaces) labelled namespaces in each of \(members) member clusters = \(replicas) replicas; \(members + 1) kube-emulator processes; --workers \(workers) per cluster; \(latency) ms added per member request; release)")
 
     let hub = try await EmulatorProcess(emulator, dir: dir, name: "hub")
     var clusters: [EmulatorProcess] = []
-    for i in 0..<members { clusters.append(try await EmulatorProcess(emulator, dir: dir, name: "m-\(i)")) }
+    for i in 0..<members { clusters.append(try await EmulatorProcess(emulator, dir: dir, name: "m-\(i)", extra: ["--latency-ms", String(latency)])) }
     defer { for e in [hub] + clusters { e.stop() } }
     _ = try await hub.client.create(.namespaces, .object(JSONObject([("apiVersion", .string("v1")), ("kind", .string("Namespace")),
                                                                       ("metadata", .object(JSONObject([("name", .string("platform"))])))])))

@@ -48,13 +48,13 @@ final class EmulatorProcess: Sendable {
     let counters: String
     let client: KubeClient
 
-    init(_ path: String, dir: String, name: String) async throws {
+    init(_ path: String, dir: String, name: String, extra: [String] = []) async throws {
         kubeconfig = dir + "/\(name).kubeconfig"
         counters = dir + "/\(name).counters"
         process.executableURL = URL(fileURLWithPath: path)
         // A watch window larger than the run's changes: the controller's watches never fall behind it (a real API
         // server's watch cache is time-based; relists are not what this measures).
-        process.arguments = ["--kubeconfig-out", kubeconfig, "--counters-file", counters, "--watch-window", "2000000"]
+        process.arguments = ["--kubeconfig-out", kubeconfig, "--counters-file", counters, "--watch-window", "2000000"] + extra
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
