@@ -157,7 +157,15 @@ public final class ControllerMetrics: Sendable {
 
     public func setStoreRecords(_ n: Int) { storeRecords.set(Double(n)) }
     public func setLeader(_ leading: Bool) { leader.set(leading ? 1.0 : 0.0) }
-    public func setQueueDepth(_ n: Int) { queueDepth.set(Double(n)) }
+    /// Sets the namespaces waiting in `cluster`'s queue; `dynsecret_workqueue_depth` is the sum over clusters.
+    public func setQueueDepth(_ n: Int, cluster: String = ReplicationKey.localCluster) {
+        let total = queueDepths.withLock { d -> Int in
+            d[cluster] = n
+            return d.values.reduce(0, +)
+        }
+        queueDepth.set(Double(total))
+    }
+    private let queueDepths = Mutex<[String: Int]>([:])
     public func setReady(_ r: Bool) {
         ready.set(r ? 1.0 : 0.0)
         authFailures.set(Double(health.consecutiveAuthFailures))

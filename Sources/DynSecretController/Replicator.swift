@@ -70,19 +70,22 @@ public final class Replicator: Sendable {
     public func run() async {
         settings.metrics.register(cluster: ReplicationKey.localCluster)
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.hub.run() }
             if policy.isMultiCluster {
                 group.addTask { await self.runMembers() }
             }
-            // The hub ends on stop (its queue shuts down) or cancellation; then the members go too.
-            await group.next()
+            // The hub ends on stop (its queue shuts down) or cancellation; then the members go too (they may also
+            // have ended first: a pattern matching no context leaves none).
+            await hub.run()
             group.cancelAll()
         }
     }
 
-    /// Stops taking work and waits for the reconciles in flight; `run()` then returns.
+    /// Stops taking work in every cluster and waits for the reconciles in flight; `run()` then returns.
     public func stop() async {
-        await hub.stop()
+        let all = [hub] + members.value.withLock { Array($0.values) }
+        await withTaskGroup(of: Void.self) { group in
+            for r in all { group.addTask { await r.stop() } }
+        }
     }
 
     // MARK: members
@@ -234,7 +237,7 @@ final class ClusterReplication: Sendable {
 
     func enqueueAll() {
         for n in cache.namespaceNames { queue.add(ReplicationKey(cluster: name, namespace: n)) }
-        settings.metrics.setQueueDepth(queue.depth)
+        settings.metrics.setQueueDepth(queue.depth, cluster: name)
     }
 
     /// Runs informers and workers until the task is cancelled or the queue shuts down.
@@ -275,7 +278,7 @@ final class ClusterReplication: Sendable {
         case .synced:
             enqueueAll()
         }
-        settings.metrics.setQueueDepth(queue.depth)
+        settings.metrics.setQueueDepth(queue.depth, cluster: name)
     }
 
     private func key(_ namespace: String) -> ReplicationKey { ReplicationKey(cluster: name, namespace: namespace) }
@@ -291,7 +294,7 @@ final class ClusterReplication: Sendable {
         while let key = await queue.get() {
             defer {
                 queue.done(key)
-                settings.metrics.setQueueDepth(queue.depth)
+                settings.metrics.setQueueDepth(queue.depth, cluster: name)
             }
             guard hasSynced, settings.canWrite() else {
                 // Caches not yet complete, or not the leader: drop the key; every namespace is queued again when the

@@ -331,3 +331,40 @@ import Testing
         #expect(stop.status == 0)
     }
 }
+
+/// A fleet policy whose pattern matches no context of the member kubeconfig has no members: the hub goes on.
+@Suite(.serialized) struct EmptyFleetTests {
+    @Test(.heavy, .enabled(if: dynsecretBinary != nil, "needs the dynsecret binary"))
+    func aPatternMatchingNothingLeavesTheHubRunning() async throws {
+        let hub = try await KubeEmulator.start(EmulatorOptions())
+        defer { Task { await hub.stop() } }
+        let h = KubeClient(config: KubeConfig(server: hub.url))
+        for ns in ["platform", "team-a"] { _ = try await h.create(.namespaces, Fixtures.namespace(ns)) }
+        _ = try await h.create(Fixtures.secret("platform", "regcred", "v1"))
+        let dir = try TempDir()
+        let policy = try dir.file("policy.yaml", """
+            apiVersion: dynsecret.io/v1alpha1
+            kind: ReplicationPolicy
+            metadata: {name: fleet}
+            spec:
+              clusters: [{name: gpus, contextPattern: "gpu-*"}]
+              rules:
+              - name: pull
+                source: {namespace: platform, name: regcred}
+                targets: {namespaces: [team-a], clusters: [local, gpus]}
+            """)
+        let members = try dir.file("members.kubeconfig", "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
+        let ctl = try ControllerProcess(["--policy", policy, "--kubeconfig", try dir.file("hub.kubeconfig", hub.kubeconfig()), "--member-kubeconfig", members,
+                                         "--cluster-name", "hub", "--health-addr", "127.0.0.1:0", "--metrics-addr", "off"],
+                                        log: dir.url.appendingPathComponent("controller.log").path)
+        defer { Task { _ = await ctl.stop() } }
+        #expect(try await waitFor(.seconds(20)) { try await Fixtures.replicas(h) == ["team-a/regcred": "v1"] } != nil, "\(ctl.log.suffix(2000))")
+        _ = try await h.mergePatch(Secret.self, namespace: "platform", name: "regcred",
+                                   .object(JSONObject([("data", .object(JSONObject([("token", .string(Base64.encode(Array("v2".utf8))))])))])))
+        #expect(try await waitFor(.seconds(20)) { try await Fixtures.replicas(h) == ["team-a/regcred": "v2"] } != nil, "the hub still runs: \(ctl.log.suffix(2000))")
+        let port = try await ctl.port("health")
+        #expect(try httpGet("http://127.0.0.1:\(port)/readyz").status == 200)
+        let stop = await ctl.stop()
+        #expect(stop.status == 0)
+    }
+}
