@@ -200,43 +200,11 @@ struct ControllerCommand: AsyncParsableCommand {
         return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
-    static let maxDurationMilliseconds = Double(Int64.max / 1_000_000)
-
     /// A Go-style duration: `500ms`, `2s`, `10m`, `1h`, `1m30s`.
     static func duration(_ text: String, _ flag: String) throws(CLIError) -> Duration {
-        var total = Duration.zero
-        var number = ""
-        var chars = Array(text)[...]
-        guard !chars.isEmpty else { throw CLIError("\(flag): empty duration") }
-        while let c = chars.first {
-            if c.isNumber || c == "." {
-                number.append(c)
-                chars = chars.dropFirst()
-                continue
-            }
-            var unit = ""
-            while let u = chars.first, u.isLetter {
-                unit.append(u)
-                chars = chars.dropFirst()
-            }
-            guard let v = Double(number), v >= 0 else { throw CLIError("\(flag): invalid duration \(text) (expected e.g. 500ms, 2s, 10m, 1h)") }
-            let scale: Double
-            switch unit {
-            case "ms": scale = 0.001
-            case "s": scale = 1
-            case "m": scale = 60
-            case "h": scale = 3600
-            default: throw CLIError("\(flag): invalid duration \(text) (expected e.g. 500ms, 2s, 10m, 1h)")
-            }
-            // Go's time.ParseDuration refuses what does not fit in int64 nanoseconds (about 292 years); so do we.
-            let milliseconds = (v * scale * 1000).rounded()
-            guard milliseconds <= Self.maxDurationMilliseconds - Double(total.components.seconds) * 1000 else {
-                throw CLIError("\(flag): invalid duration \(text) (longer than 292 years)")
-            }
-            total += .milliseconds(Int64(milliseconds))
-            number = ""
+        guard let d = GoDuration.parse(text) else {
+            throw CLIError("\(flag): invalid duration \(text) (expected e.g. 500ms, 2s, 10m, 1h; at most 292 years)")
         }
-        guard number.isEmpty, total > .zero else { throw CLIError("\(flag): invalid duration \(text) (expected e.g. 500ms, 2s, 10m, 1h)") }
-        return total
+        return d
     }
 }

@@ -78,7 +78,7 @@ final class ClusterCache: Sendable {
         }
         var sources: [Informer<SourceObject>] = []
         var seen: Set<String> = []
-        for rule in policy.rules where readsSources {
+        for rule in policy.rules where readsSources && !rule.source.isMinted {
             var opts = ListOptions()
             if let name = rule.source.name {
                 opts.fieldSelector = "metadata.name=\(name)"

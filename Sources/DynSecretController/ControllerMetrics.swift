@@ -83,6 +83,36 @@ public final class ControllerMetrics: Sendable {
         }
     }
 
+    private let credentialGauges = Mutex<[String: (expiry: Gauge, lastSuccess: Gauge, ok: Counter, error: Counter)]>([:])
+
+    private func credential(_ name: String) -> (expiry: Gauge, lastSuccess: Gauge, ok: Counter, error: Counter) {
+        credentialGauges.withLock { all in
+            if let g = all[name] { return g }
+            let g = (registry.makeGauge(descriptor: Self.name("credential_expiry_timestamp_seconds", "Unix time the credential in use expires."), labels: [("credential", name)]),
+                     registry.makeGauge(descriptor: Self.name("credential_last_success_timestamp_seconds", "Unix time of the credential's last successful mint (0: none yet)."),
+                                        labels: [("credential", name)]),
+                     registry.makeCounter(descriptor: Self.name("credential_refresh_total", "Mints of a credential, by result."), labels: [("credential", name), ("result", "success")]),
+                     registry.makeCounter(descriptor: Self.name("credential_refresh_total", "Mints of a credential, by result."), labels: [("credential", name), ("result", "error")]))
+            all[name] = g
+            return g
+        }
+    }
+
+    /// Makes a credential's series (at 0) so they show before its first mint.
+    public func register(credential name: String) { _ = credential(name) }
+
+    /// A mint of credential `name` ended: on success, the token in use now expires at `expiry` (Unix time).
+    public func minted(_ name: String, success: Bool, at now: Double, expiry: Double?) {
+        let g = credential(name)
+        if success {
+            g.ok.increment()
+            g.lastSuccess.set(now)
+            if let expiry { g.expiry.set(expiry) }
+        } else {
+            g.error.increment()
+        }
+    }
+
     /// Makes the per-cluster series of `cluster` (at 0) so they show before its first reconcile.
     public func register(cluster: String) {
         _ = gauges(cluster: cluster)

@@ -19,6 +19,8 @@ struct Reconciler: Sendable {
     let scope: ReplicationScope
     /// A member's sources: the hub's (nil in the hub, whose cache holds them).
     let hubSources: (@Sendable () -> [SourceObject])?
+    /// Minted sources added to the hub's (members get them with `hubSources`).
+    let mintedSources: @Sendable () -> [SourceObject]
     /// Records Events in this cluster (on objects there: a refused request); `events` records them in the hub, on
     /// the sources.
     let clusterEvents: EventRecorder
@@ -36,12 +38,14 @@ struct Reconciler: Sendable {
     /// Names at which a create met an object the cache does not hold, by key: read before each plan.
     let unwatched = UnwatchedNames()
 
-    init(policy: ReplicationPolicy, scope: ReplicationScope, hubSources: (@Sendable () -> [SourceObject])?, client: KubeClient, cache: ClusterCache,
+    init(policy: ReplicationPolicy, scope: ReplicationScope, hubSources: (@Sendable () -> [SourceObject])?,
+         mintedSources: @escaping @Sendable () -> [SourceObject] = { [] }, client: KubeClient, cache: ClusterCache,
          expectations: WriteExpectations, metrics: ControllerMetrics, events: EventRecorder, clusterEvents: EventRecorder, logger: Logger,
          canWrite: @escaping @Sendable () -> Bool, sourceUID: @escaping @Sendable (ReplicatedKind, String) -> String?) {
         self.policy = policy
         self.scope = scope
         self.hubSources = hubSources
+        self.mintedSources = mintedSources
         self.clusterEvents = clusterEvents
         listedTargets = policy.rules.map { Set($0.targets.namespaces) }
         self.client = client
@@ -84,7 +88,7 @@ struct Reconciler: Sendable {
             metrics.setReplicaStates(key, nil)
             return .done
         }
-        if let hubSources { state.sources = hubSources() }
+        if let hubSources { state.sources = hubSources() } else { state.sources += mintedSources() }
         let cached = Set(state.targets.map(\.ref))
         var plan = self.plan(ns, state)
         // Names where a create met an object before: read them, and plan again with what is there.

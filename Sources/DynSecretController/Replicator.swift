@@ -31,6 +31,8 @@ public final class Replicator: Sendable {
     private let members = Locked<[String: ClusterReplication]>([:])
     private let settings: ClusterReplication.Settings
     private let hubClient: KubeClient
+    /// The credentials minted so far, by name (a failed refresh keeps the last good one).
+    private let minted = Locked<[String: MintedCredential]>([:])
 
     public init(policy: ReplicationPolicy, client: KubeClient, options: Options = Options(), metrics: ControllerMetrics,
                 events: EventRecorder, logger: Logger, clock: any Clock<Duration> = ContinuousClock(),
@@ -39,8 +41,16 @@ public final class Replicator: Sendable {
         hubClient = client
         let members = self.members
         let hubBox = Locked<ClusterReplication?>(nil)
+        let minted = self.minted
+        let mintedRules = policy.rules.filter(\.source.isMinted)
+        let mintedSources: @Sendable () -> [SourceObject] = {
+            let m = minted.value.withLock { $0 }
+            return mintedRules.compactMap { MintedCredential.source($0.source.credentials, m) }
+        }
         let settings = ClusterReplication.Settings(policy: policy, options: options, metrics: metrics, events: events, logger: logger, clock: clock,
-                                                   canWrite: canWrite, hubSources: { hubBox.value.withLock { $0 }?.cache.sourceObjects ?? [] },
+                                                   canWrite: canWrite,
+                                                   hubSources: { (hubBox.value.withLock { $0 }?.cache.sourceObjects ?? []) + mintedSources() },
+                                                   mintedSources: mintedSources,
                                                    sourceUID: { kind, key in hubBox.value.withLock { $0 }?.cache.sourceUID(kind, key) })
         self.settings = settings
         hub = ClusterReplication(scope: ReplicationScope(hub: options.clusterName), client: client, isHub: true, settings: settings, clusterEvents: events) { s, deleted in
@@ -73,6 +83,10 @@ public final class Replicator: Sendable {
             if policy.isMultiCluster {
                 group.addTask { await self.runMembers() }
             }
+            for c in policy.credentials {
+                settings.metrics.register(credential: c.name)
+                group.addTask { await self.mintLoop(c) }
+            }
             // The hub ends on stop (its queue shuts down) or cancellation; then the members go too (they may also
             // have ended first: a pattern matching no context leaves none).
             await hub.run()
@@ -85,6 +99,50 @@ public final class Replicator: Sendable {
         let all = [hub] + members.value.withLock { Array($0.values) }
         await withTaskGroup(of: Void.self) { group in
             for r in all { group.addTask { await r.stop() } }
+        }
+    }
+
+    // MARK: minted credentials
+
+    /// Mints `credential` for as long as the policy runs: again when the refresh rule says (from the lifetime the
+    /// provider reported), and after a failure with jittered exponential backoff (1 s doubling to 5 min) — a
+    /// failed mint never replaces or removes the credential in use, so the copies stay until it really expires.
+    /// Every new credential queues every namespace of every cluster; an unchanged one writes nothing.
+    private func mintLoop(_ credential: MintedCredentialSource) async {
+        let logger = settings.logger
+        var backoff: Duration = .seconds(1)
+        var failures = 0
+        while !Task.isCancelled {
+            let started = Date()
+            do {
+                let m = try await credential.mint()
+                let now = Date().timeIntervalSince1970
+                let lifetime = Double(m.lifetime.components.seconds) + Double(m.lifetime.components.attoseconds) / 1e18
+                let changed = minted.value.withLock { all -> Bool in
+                    let old = all[credential.name]
+                    all[credential.name] = m
+                    return old?.auths != m.auths
+                }
+                settings.metrics.minted(credential.name, success: true, at: now, expiry: started.timeIntervalSince1970 + lifetime)
+                if failures > 0 { logger.info("credential minted again", metadata: ["credential": "\(credential.name)", "failures": "\(failures)"]) }
+                if m.lifetime <= .zero {
+                    logger.warning("credential reported no lifetime; used, and minted again after the minimum interval",
+                                   metadata: ["credential": "\(credential.name)", "interval": "\(MintedCredentialSource.minimumInterval)"])
+                }
+                failures = 0
+                backoff = .seconds(1)
+                if changed { enqueueAll() }
+                do { try await settings.clock.sleep(for: credential.refreshDelay(lifetime: m.lifetime)) } catch { return }
+            } catch {
+                failures += 1
+                settings.metrics.minted(credential.name, success: false, at: Date().timeIntervalSince1970, expiry: nil)
+                logger.warning("credential refresh failed; the credential in use stays", metadata: [
+                    "credential": "\(credential.name)", "failures": "\(failures)", "error": "\(error.message.prefix(512))",
+                ])
+                let jittered = backoff * Double.random(in: 0.8...1.2)
+                do { try await settings.clock.sleep(for: jittered) } catch { return }
+                backoff = min(backoff * 2, .seconds(300))
+            }
         }
     }
 
@@ -200,6 +258,8 @@ final class ClusterReplication: Sendable {
         let clock: any Clock<Duration>
         let canWrite: @Sendable () -> Bool
         let hubSources: @Sendable () -> [SourceObject]
+        /// The sources the controller mints (the hub's planner adds them to its cache's).
+        let mintedSources: @Sendable () -> [SourceObject]
         let sourceUID: @Sendable (ReplicatedKind, String) -> String?
     }
 
@@ -228,7 +288,9 @@ final class ClusterReplication: Sendable {
         let hubSources: (@Sendable () -> [SourceObject])? = isHub ? nil : settings.hubSources
         let sourceUID: @Sendable (ReplicatedKind, String) -> String?
         if isHub { sourceUID = { @Sendable kind, key in cache.sourceUID(kind, key) } } else { sourceUID = settings.sourceUID }
-        reconciler = Reconciler(policy: settings.policy, scope: scope, hubSources: hubSources, client: client, cache: cache,
+        let none: @Sendable () -> [SourceObject] = { [] }
+        let minted: @Sendable () -> [SourceObject] = isHub ? settings.mintedSources : none
+        reconciler = Reconciler(policy: settings.policy, scope: scope, hubSources: hubSources, mintedSources: minted, client: client, cache: cache,
                                 expectations: expectations, metrics: settings.metrics, events: settings.events, clusterEvents: clusterEvents,
                                 logger: logger, canWrite: settings.canWrite, sourceUID: sourceUID)
     }

@@ -103,64 +103,9 @@ final class TokenSource: Sendable {
     }
 
     private func runPlugin(_ plugin: ExecPlugin) async throws(KubeError) -> (String, Date?) {
-        let result = await offPool { () -> Result<(Int32, [UInt8], String), KubeError> in
-            let p = Process()
-            if plugin.command.contains("/") {
-                p.executableURL = URL(fileURLWithPath: plugin.command)
-                p.arguments = plugin.args
-            } else {
-                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                p.arguments = [plugin.command] + plugin.args
-            }
-            var env = ProcessInfo.processInfo.environment
-            for (n, v) in plugin.env { env[n] = v }
-            env["KUBERNETES_EXEC_INFO"] = #"{"kind":"ExecCredential","apiVersion":"\#(plugin.apiVersion)","spec":{"interactive":false}}"#
-            p.environment = env
-            let out = Pipe()
-            let err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            p.standardInput = FileHandle.nullDevice
-            do { try p.run() } catch {
-                return .failure(KubeError(message: "exec plugin \(plugin.command): cannot start: \(error.localizedDescription)"))
-            }
-            // The plugin runs in its own process group (Foundation's Process makes one per child): at the timeout,
-            // or when its output passes the cap, the whole group is killed, so a child it started cannot keep the
-            // pipes open. stderr is drained on its own thread (a chatty plugin cannot block on a full pipe); both
-            // streams are read up to their caps only.
-            let pid = p.processIdentifier
-            let killGroup: @Sendable () -> Void = {
-                _ = kill(-pid, SIGKILL)
-                _ = kill(pid, SIGKILL)
-            }
-            let errData = Mutex<[UInt8]>([])
-            let errDone = DispatchSemaphore(value: 0)
-            let errHandle = err.fileHandleForReading
-            Thread {
-                let d = ExecLimits.read(errHandle, cap: ExecLimits.maxStderr, drain: true)
-                errData.withLock { $0 = d.bytes }
-                errDone.signal()
-            }.start()
-            let fired = ExecLimits.Flag()
-            let timer = DispatchWorkItem {
-                fired.set()
-                killGroup()
-            }
-            let seconds = Double(plugin.timeout.components.seconds) + Double(plugin.timeout.components.attoseconds) / 1e18
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: timer)
-            let o = ExecLimits.read(out.fileHandleForReading, cap: ExecLimits.maxStdout)
-            if o.truncated { killGroup() }
-            errDone.wait()
-            p.waitUntilExit()
-            timer.cancel()
-            if o.truncated {
-                return .failure(KubeError(message: "exec plugin \(plugin.command): output larger than \(ExecLimits.maxStdout >> 10) KiB; the plugin was stopped"))
-            }
-            if fired.isSet {
-                return .failure(KubeError(message: "exec plugin \(plugin.command): no answer within \(plugin.timeout); the plugin and the processes it started were stopped"))
-            }
-            return .success((p.terminationStatus, o.bytes, ExecLimits.redactedLine(errData.withLock { $0 })))
-        }
+        var env = plugin.env
+        env.append(("KUBERNETES_EXEC_INFO", #"{"kind":"ExecCredential","apiVersion":"\#(plugin.apiVersion)","spec":{"interactive":false}}"#))
+        let result = await ExecLimits.run(plugin.command, plugin.args, env: env, stdin: nil, timeout: plugin.timeout, what: "exec plugin \(plugin.command)")
         let (code, out, errLine) = try result.get()
         guard code == 0 else {
             throw KubeError(message: "exec plugin \(plugin.command) exited with status \(code)" + (errLine.isEmpty ? "" : ": \(errLine)"))
@@ -189,6 +134,77 @@ enum ExecLimits {
     static let maxStderr = 64 << 10
     /// The longest stderr excerpt an error message carries.
     static let maxErrorLine = 200
+
+    /// Runs `command` (a path, or a name looked up on PATH) with `args` and the process environment plus `env`,
+    /// writing `stdin` (when given) to it, in its own process group: at `timeout`, or when its output passes
+    /// `maxStdout`, the whole group is killed, so a child it started cannot keep the pipes open. stderr is drained
+    /// on its own thread (a chatty plugin cannot block on a full pipe); both streams are read up to their caps
+    /// only. The answer: exit status, stdout, and stderr's first line redacted (`redactedLine`).
+    static func run(_ command: String, _ args: [String], env extra: [(String, String)], stdin: [UInt8]?, timeout: Duration,
+                    what: String) async -> Result<(Int32, [UInt8], String), KubeError> {
+        await offPool { () -> Result<(Int32, [UInt8], String), KubeError> in
+            let p = Process()
+            if command.contains("/") {
+                p.executableURL = URL(fileURLWithPath: command)
+                p.arguments = args
+            } else {
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                p.arguments = [command] + args
+            }
+            var env = ProcessInfo.processInfo.environment
+            for (n, v) in extra { env[n] = v }
+            p.environment = env
+            let out = Pipe()
+            let err = Pipe()
+            let input = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            p.standardInput = stdin == nil ? FileHandle.nullDevice : input
+            do { try p.run() } catch {
+                return .failure(KubeError(message: "\(what): cannot start: \(error.localizedDescription)"))
+            }
+            let pid = p.processIdentifier
+            let killGroup: @Sendable () -> Void = {
+                _ = kill(-pid, SIGKILL)
+                _ = kill(pid, SIGKILL)
+            }
+            let errData = Mutex<[UInt8]>([])
+            let errDone = DispatchSemaphore(value: 0)
+            let errHandle = err.fileHandleForReading
+            Thread {
+                let d = read(errHandle, cap: maxStderr, drain: true)
+                errData.withLock { $0 = d.bytes }
+                errDone.signal()
+            }.start()
+            if let stdin {
+                // Written on its own thread: a plugin that never reads must not block this one.
+                let writer = input.fileHandleForWriting
+                Thread {
+                    try? writer.write(contentsOf: Data(stdin))
+                    try? writer.close()
+                }.start()
+            }
+            let fired = Flag()
+            let timer = DispatchWorkItem {
+                fired.set()
+                killGroup()
+            }
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: timer)
+            let o = read(out.fileHandleForReading, cap: maxStdout)
+            if o.truncated { killGroup() }
+            errDone.wait()
+            p.waitUntilExit()
+            timer.cancel()
+            if o.truncated {
+                return .failure(KubeError(message: "\(what): output larger than \(maxStdout >> 10) KiB; the plugin was stopped"))
+            }
+            if fired.isSet {
+                return .failure(KubeError(message: "\(what): no answer within \(timeout); the plugin and the processes it started were stopped"))
+            }
+            return .success((p.terminationStatus, o.bytes, redactedLine(errData.withLock { $0 })))
+        }
+    }
 
     /// A flag one thread sets and another reads.
     final class Flag: Sendable {

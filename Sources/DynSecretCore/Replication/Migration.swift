@@ -598,7 +598,7 @@ extension ReplicationPolicy {
         let rules: [JSONValue] = self.rules.map { r in
             var source = JSONObject()
             if r.source.kind != .secret { source["kind"] = .string(r.source.kind.rawValue) }
-            source["namespace"] = .string(r.source.namespace)
+            if r.source.isMinted { source["credentials"] = strings(r.source.credentials) } else { source["namespace"] = .string(r.source.namespace) }
             if let n = r.source.name { source["name"] = .string(n) }
             if let s = r.source.selector { source["selector"] = selector(s) }
             var targets = JSONObject()
@@ -635,6 +635,28 @@ extension ReplicationPolicy {
             })
         }
         if onClusterRemove != .retain { spec["onClusterRemove"] = .string(onClusterRemove.rawValue) }
+        if !credentials.isEmpty {
+            func goDuration(_ d: Duration) -> JSONValue { .string("\(d.components.seconds)s") }
+            spec["credentials"] = .array(credentials.map { c in
+                var o = JSONObject([("name", .string(c.name))])
+                switch c.provider {
+                case .exec(let e):
+                    var x = JSONObject([("command", .string(e.command))])
+                    if !e.args.isEmpty { x["args"] = strings(e.args) }
+                    if !e.env.isEmpty { x["env"] = .array(e.env.map { .object(JSONObject([("name", .string($0.name)), ("value", .string($0.value))])) }) }
+                    x["image"] = .string(e.image)
+                    x["apiVersion"] = .string(e.apiVersion)
+                    x["timeout"] = goDuration(e.timeout)
+                    x["defaultCacheDuration"] = goDuration(e.defaultCacheDuration)
+                    o["exec"] = .object(x)
+                }
+                switch c.refresh {
+                case .atFraction(let f): o["refresh"] = .object(JSONObject([("atFraction", .number(String(f)))]))
+                case .before(let d): o["refresh"] = .object(JSONObject([("before", goDuration(d))]))
+                }
+                return .object(o)
+            })
+        }
         spec["rules"] = .array(rules)
         return .object(JSONObject([
             ("apiVersion", .string(ReplicationPolicy.apiVersion)), ("kind", .string(ReplicationPolicy.kind)),

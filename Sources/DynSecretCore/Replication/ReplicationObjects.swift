@@ -119,9 +119,12 @@ public struct SourceObject: Sendable, Equatable {
 
     public var namespace: String { metadata.namespace ?? "default" }
     public var name: String { metadata.name ?? "" }
-    /// `namespace/name`.
-    public var key: String { namespace + "/" + name }
+    /// `namespace/name`; for minted credentials (no namespace) `credentials:NAME,NAME`.
+    public var key: String { namespace.isEmpty ? Self.mintedKeyPrefix + name : namespace + "/" + name }
     public var ref: ReplicaRef { ReplicaRef(kind, namespace, name) }
+
+    /// The `dynsecret.io/source` prefix of a replica of minted credentials.
+    public static let mintedKeyPrefix = "credentials:"
 }
 
 /// An object found at a target name, as the planner needs it and no more: identity, labels, annotations, type,

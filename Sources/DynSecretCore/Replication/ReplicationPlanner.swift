@@ -27,6 +27,7 @@ public enum ReplicationPlanner {
 
     static func isSource(_ meta: ObjectMeta, type: String, kind: ReplicatedKind = .secret, of rule: ReplicationRule) -> Bool {
         guard kind == rule.source.kind, (meta.namespace ?? "default") == rule.source.namespace else { return false }
+        if rule.source.isMinted { return meta.name == ReplicationRule.Source.mintedName(rule.source.credentials) }
         if let name = rule.source.name { return meta.name == name }
         guard let selector = rule.source.selector else { return false }
         return Run.isSelected(meta, type: type, kind: kind, namespace: rule.source.namespace, selector: selector)
@@ -176,7 +177,14 @@ public enum ReplicationPlanner {
             let src = rule.source
             var sources: [SourceObject] = []
             let kind = src.kind
-            if let name = src.name {
+            if src.isMinted {
+                let name = ReplicationRule.Source.mintedName(src.credentials)
+                if let s = self.sources[ReplicaRef(.secret, "", name)] {
+                    sources = [s]
+                } else if scope.isHub {
+                    emit(.init(.report, kind, namespace: "", name: rule.targetName ?? name, rules: [rule.name], reason: "credentials \(name) not minted yet"))
+                }
+            } else if let name = src.name {
                 if let s = self.sources[ReplicaRef(kind, src.namespace, name)] {
                     sources = [s]
                 } else if scope.isHub {
@@ -191,7 +199,7 @@ public enum ReplicationPlanner {
             // so one pass reaches the fixed point.
             guard scope.isTargeted(by: rule) else { return (sources, []) }
             // In a member cluster the source namespaces are namespaces like any other: the sources are the hub's.
-            let sourceNamespaces = scope.isHub ? Set(policy.rules.map(\.source.namespace)) : []
+            let sourceNamespaces = scope.isHub ? Set(policy.rules.map(\.source.namespace).filter { !$0.isEmpty }) : []
             let excluded = Set(policy.excludeNamespaces).union(rule.targets.excludeNamespaces).union(sourceNamespaces)
             let requested = rule.targets.requested
             var chosen: Set<String> = []
@@ -470,7 +478,7 @@ public enum ReplicationPlanner {
         /// never touched.
         mutating func prune(desired: Set<ReplicaRef>, sources: Set<ReplicaRef>) {
             let rulesByID = Dictionary(policy.rules.map { (ruleID($0), $0) }, uniquingKeysWith: { a, _ in a })
-            let sourceNamespaces = scope.isHub ? Set(policy.rules.map(\.source.namespace)) : []
+            let sourceNamespaces = scope.isHub ? Set(policy.rules.map(\.source.namespace).filter { !$0.isEmpty }) : []
             // A declared cluster no rule targets any more keeps its replicas unless the policy says otherwise.
             let clusterDropped = !scope.isHub && !policy.rules.contains { scope.isTargeted(by: $0) }
             for ref in targets.keys.sorted() where !desired.contains(ref) && (!scope.isHub || !sources.contains(ref)) {
@@ -493,12 +501,17 @@ public enum ReplicationPlanner {
                     continue
                 }
                 let sourceKey = s.annotations[ReplicaMarkers.sourceAnnotation] ?? ""
-                let sourceNS = String(sourceKey.prefix { $0 != "/" })
-                let sourceName = sourceKey.firstIndex(of: "/").map { String(sourceKey[sourceKey.index(after: $0)...]) } ?? ""
+                let minted = sourceKey.hasPrefix(SourceObject.mintedKeyPrefix)
+                let sourceNS = minted ? "" : String(sourceKey.prefix { $0 != "/" })
+                let sourceName = minted ? String(sourceKey.dropFirst(SourceObject.mintedKeyPrefix.count))
+                                        : sourceKey.firstIndex(of: "/").map { String(sourceKey[sourceKey.index(after: $0)...]) } ?? ""
                 let source = self.sources[ReplicaRef(kind, sourceNS, sourceName)]
                 var mismatch: String?
                 if kind != rule.source.kind {
                     mismatch = "it is a \(kind.rawValue) and the rule replicates \(rule.source.kind.rawValue)s"
+                } else if rule.source.isMinted {
+                    let expected = SourceObject.mintedKeyPrefix + ReplicationRule.Source.mintedName(rule.source.credentials)
+                    if sourceKey != expected { mismatch = "its source \(sourceKey.isEmpty ? "(none)" : sourceKey) is not the rule's credentials" }
                 } else if let n = rule.source.name {
                     if sourceKey != rule.source.namespace + "/" + n { mismatch = "its source \(sourceKey.isEmpty ? "(none)" : sourceKey) is not the rule's source" }
                 } else if let selector = rule.source.selector {

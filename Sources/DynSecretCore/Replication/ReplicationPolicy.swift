@@ -25,6 +25,9 @@ public struct ReplicationPolicy: Sendable, Equatable {
     /// as each rule's `prune` says.
     public var onClusterRemove: OnClusterRemove
 
+    /// Credentials the controller mints (`spec.credentials[]`), which rules name as sources.
+    public var credentials: [MintedCredentialSource]
+
     /// Whether some rule targets a member cluster.
     public var isMultiCluster: Bool { !clusters.isEmpty }
 
@@ -43,8 +46,9 @@ public struct ReplicationPolicy: Sendable, Equatable {
     }
 
     public init(name: String, excludeNamespaces: [String] = ReplicationPolicy.defaultExcludedNamespaces, rules: [ReplicationRule],
-                clusters: [MemberCluster] = [], onClusterRemove: OnClusterRemove = .retain) {
+                clusters: [MemberCluster] = [], onClusterRemove: OnClusterRemove = .retain, credentials: [MintedCredentialSource] = []) {
         self.name = name
+        self.credentials = credentials
         self.excludeNamespaces = excludeNamespaces
         self.rules = rules
         self.clusters = clusters
@@ -87,18 +91,31 @@ public struct ReplicationRule: Sendable, Equatable {
     public enum OnSourceDelete: String, Sendable { case retain, delete }
 
     /// The source: one object by name, or the objects of a namespace matching a label selector; Secrets unless
-    /// `kind` says ConfigMap.
+    /// `kind` says ConfigMap. Or credentials the controller mints (`credentials`, namespace empty): one
+    /// dockerconfigjson holding them all.
     public struct Source: Sendable, Equatable {
         public var kind: ReplicatedKind
         public var namespace: String
         public var name: String?
         public var selector: LabelSelector?
-        public init(kind: ReplicatedKind = .secret, namespace: String, name: String? = nil, selector: LabelSelector? = nil) {
+        /// Names from `spec.credentials` (then `namespace` is empty).
+        public var credentials: [String]
+        public init(kind: ReplicatedKind = .secret, namespace: String, name: String? = nil, selector: LabelSelector? = nil, credentials: [String] = []) {
             self.kind = kind
             self.namespace = namespace
             self.name = name
             self.selector = selector
+            self.credentials = credentials
         }
+
+        /// A minted source: the credentials named.
+        public static func minted(_ names: [String]) -> Source { Source(namespace: "", credentials: names) }
+
+        /// Whether the source is minted credentials.
+        public var isMinted: Bool { !credentials.isEmpty }
+
+        /// The name a minted source's `SourceObject` carries (namespace empty): the credential names in order.
+        public static func mintedName(_ names: [String]) -> String { names.joined(separator: ",") }
     }
 
     /// The target namespaces: the union of the three forms, minus exclusions. With `requested`, the rule writes only
@@ -188,8 +205,9 @@ extension ReplicationPolicy {
         _ = try meta.stringMap("annotations")
         guard let specObject = try r.object("spec") else { throw ManifestError("required value", field: "spec") }
         let spec = FieldReader(specObject, path: "spec")
-        try rejectUnknown(spec, ["excludeNamespaces", "rules", "clusters", "onClusterRemove"])
+        try rejectUnknown(spec, ["excludeNamespaces", "rules", "clusters", "onClusterRemove", "credentials"])
         let clusters = try MemberCluster.decodeList(spec)
+        let credentials = try MintedCredentialSource.decodeList(spec)
         var onClusterRemove = OnClusterRemove.retain
         if let raw = try spec.string("onClusterRemove") {
             guard let v = OnClusterRemove(rawValue: raw) else {
@@ -209,11 +227,12 @@ extension ReplicationPolicy {
         for (i, v) in ruleValues.enumerated() {
             let path = "spec.rules[\(i)]"
             guard case .object(let o) = v else { throw ManifestError("expected object, got \(v.typeName)", field: path) }
-            let rule = try ReplicationRule.decode(o, path: path, clusters: clusters)
+            let rule = try ReplicationRule.decode(o, path: path, clusters: clusters, credentials: credentials)
             guard seen.insert(rule.name).inserted else { throw ManifestError("duplicate rule name \(KubeNames.goQuote(rule.name))", field: path + ".name") }
             rules.append(rule)
         }
-        return ReplicationPolicy(name: name, excludeNamespaces: excludes, rules: rules, clusters: clusters, onClusterRemove: onClusterRemove)
+        return ReplicationPolicy(name: name, excludeNamespaces: excludes, rules: rules, clusters: clusters, onClusterRemove: onClusterRemove,
+                                 credentials: credentials)
     }
 
     static func rejectUnknown(_ r: FieldReader, _ known: Set<String>) throws(ManifestError) {
@@ -281,7 +300,7 @@ extension MemberCluster {
 }
 
 extension ReplicationRule {
-    static func decode(_ object: JSONObject, path: String, clusters: [MemberCluster] = []) throws(ManifestError) -> ReplicationRule {
+    static func decode(_ object: JSONObject, path: String, clusters: [MemberCluster] = [], credentials: [MintedCredentialSource] = []) throws(ManifestError) -> ReplicationRule {
         let r = FieldReader(object, path: path)
         try ReplicationPolicy.rejectUnknown(r, [
             "name", "source", "targets", "targetName", "mode", "onConflict", "prune", "onSourceDelete",
@@ -292,7 +311,10 @@ extension ReplicationRule {
 
         guard let sourceObject = try r.object("source") else { throw ManifestError("required value: a rule needs a source", field: r.child("source")) }
         let s = FieldReader(sourceObject, path: r.child("source"))
-        try ReplicationPolicy.rejectUnknown(s, ["kind", "namespace", "name", "selector"])
+        try ReplicationPolicy.rejectUnknown(s, ["kind", "namespace", "name", "selector", "credentials"])
+        if s.object["credentials"] != nil && s.object["credentials"] != .null {
+            return try decodeMinted(r, s, name: name, path: path, clusters: clusters, credentials: credentials)
+        }
         var kind = ReplicatedKind.secret
         if let raw = try s.string("kind") {
             guard let k = ReplicatedKind(rawValue: raw) else {
@@ -315,8 +337,13 @@ extension ReplicationRule {
             }
         }
 
-        guard let targetsObject = try r.object("targets") else { throw ManifestError("required value", field: r.child("targets")) }
-        let t = FieldReader(targetsObject, path: r.child("targets"))
+        let targetName = try r.string("targetName")
+        return try finish(r, name: name, source: .init(kind: kind, namespace: sourceNamespace, name: sourceName, selector: selector), targetName: targetName,
+                          clusters: clusters)
+    }
+
+    /// A rule's `targets`.
+    static func decodeTargets(_ t: FieldReader, clusters: [MemberCluster]) throws(ManifestError) -> Targets {
         try ReplicationPolicy.rejectUnknown(t, ["namespaces", "namespacePatterns", "namespaceSelector", "excludeNamespaces", "requested", "clusters"])
         var targetClusters = [ReplicationScope.localCluster]
         if t.object["clusters"] != nil && t.object["clusters"] != .null {
@@ -368,8 +395,45 @@ extension ReplicationRule {
             }
             throw ManifestError("required value: give namespaces, namespacePatterns or namespaceSelector", field: t.child("namespaces"))
         }
+        return Targets(namespaces: namespaces, namespacePatterns: patterns, namespaceSelector: nsSelector, excludeNamespaces: excludes, requested: requested,
+                       clusters: targetClusters)
+    }
 
-        let targetName = try r.string("targetName")
+    /// A rule whose source is minted credentials: `credentials` names entries of `spec.credentials`; the copy is
+    /// a Secret named by `targetName` (required).
+    static func decodeMinted(_ r: FieldReader, _ s: FieldReader, name: String, path: String, clusters: [MemberCluster],
+                             credentials: [MintedCredentialSource]) throws(ManifestError) -> ReplicationRule {
+        for k in ["namespace", "name", "selector"] where s.object[k] != nil {
+            throw ManifestError("credentials and \(k) are mutually exclusive", field: s.child(k))
+        }
+        if let k = try s.string("kind"), k != ReplicatedKind.secret.rawValue {
+            throw ManifestError("minted credentials are a Secret (kubernetes.io/dockerconfigjson); kind cannot be \(KubeNames.goQuote(k))", field: s.child("kind"))
+        }
+        let names = try s.stringArray("credentials")
+        guard !names.isEmpty else { throw ManifestError("required value: name at least one of spec.credentials", field: s.child("credentials")) }
+        var seen: Set<String> = []
+        for (i, n) in names.enumerated() {
+            guard credentials.contains(where: { $0.name == n }) else {
+                throw ManifestError("unknown credential \(KubeNames.goQuote(n)): declare it in spec.credentials", field: s.child("credentials") + "[\(i)]")
+            }
+            guard seen.insert(n).inserted else { throw ManifestError("duplicate credential \(KubeNames.goQuote(n))", field: s.child("credentials") + "[\(i)]") }
+        }
+        guard let targetName = try r.string("targetName") else {
+            throw ManifestError("required value: a rule with minted credentials names its copies (targetName)", field: r.child("targetName"))
+        }
+        return try finish(r, name: name, source: .minted(names), targetName: targetName, clusters: clusters)
+    }
+
+    /// The targets and the rest of a rule, after its source.
+    private static func finish(_ r: FieldReader, name: String, source: Source, targetName: String?, clusters: [MemberCluster]) throws(ManifestError) -> ReplicationRule {
+        let kind = source.kind, selector = source.selector
+        guard let targetsObject = try r.object("targets") else { throw ManifestError("required value", field: r.child("targets")) }
+        let t = FieldReader(targetsObject, path: r.child("targets"))
+        let parsedTargets = try decodeTargets(t, clusters: clusters)
+        let requested = parsedTargets.requested
+        if source.isMinted && requested {
+            throw ManifestError("minted credentials are pushed to their targets; targets.requested is not for them", field: r.child("targets") + ".requested")
+        }
         if let targetName {
             if requested { throw ManifestError("a requested copy takes the name of the object that requests it; targetName cannot be set with targets.requested", field: r.child("targetName")) }
             if selector != nil { throw ManifestError("targetName needs a single-source rule (source.name), not a selector", field: r.child("targetName")) }
@@ -404,10 +468,7 @@ extension ReplicationRule {
             }
         }
         return ReplicationRule(
-            name: name,
-            source: .init(kind: kind, namespace: sourceNamespace, name: sourceName, selector: selector),
-            targets: .init(namespaces: namespaces, namespacePatterns: patterns, namespaceSelector: nsSelector, excludeNamespaces: excludes, requested: requested,
-                           clusters: targetClusters),
+            name: name, source: source, targets: parsedTargets,
             targetName: targetName, mode: mode, onConflict: onConflict, prune: try r.bool("prune") ?? true,
             onSourceDelete: onSourceDelete, serviceAccounts: serviceAccounts, copyLabels: copyLabels, copyAnnotations: copyAnnotations
         )

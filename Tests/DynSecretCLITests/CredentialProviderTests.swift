@@ -1,0 +1,141 @@
+import DynSecretCore
+import DynSecretKube
+import Foundation
+import KubeEmulator
+import Testing
+
+/// Kubelet credential provider plugins as real processes: the request on stdin, the response on stdout, bounded in
+/// time and size; and the controller minting from one, fanning the pull secret out and refreshing every copy
+/// before it expires, keeping the copies when the plugin starts failing.
+@Suite(.serialized) struct CredentialProviderTests {
+    static let canary = "CANARY-minted-4e81c2"
+
+    /// A plugin script: Python, reading the request from stdin.
+    static func plugin(_ dir: TempDir, _ name: String, _ body: String) throws -> String {
+        let path = try dir.file(name, "#!/usr/bin/env python3\nimport json, sys, os, time\n" + body, mode: 0o755)
+        return path
+    }
+
+    static func source(_ command: String, timeout: Duration = .seconds(3)) -> MintedCredentialSource {
+        MintedCredentialSource(name: "acr", provider: .exec(.init(command: command, args: ["--flag"], env: [(name: "PLUGIN_MODE", value: "test")],
+                                                                  image: "myreg.azurecr.io/team/app:1", timeout: timeout)))
+    }
+
+    static let answer = #"""
+        req = json.load(sys.stdin)
+        assert req["kind"] == "CredentialProviderRequest" and sys.argv[1:] == ["--flag"] and os.environ["PLUGIN_MODE"] == "test"
+        print(json.dumps({"kind": "CredentialProviderResponse", "apiVersion": req["apiVersion"], "cacheKeyType": "Registry",
+                          "cacheDuration": "2s", "auth": {req["image"].split("/")[0]: {"username": "u", "password": "p-" + req["image"]}}}))
+        """#
+
+    @Test(.enabled(if: onPath("python3") != nil, "needs python3"))
+    func pluginsRunAsTheKubeletRunsThem() async throws {
+        let dir = try TempDir()
+        let m = try await Self.source(try Self.plugin(dir, "ok", Self.answer)).mint()
+        #expect(m.lifetime == .seconds(2))
+        #expect(m.auths == ["myreg.azurecr.io": RegistryCredential(username: "u", password: "p-myreg.azurecr.io/team/app:1")], "the request reached the plugin")
+
+        let failing: [(String, String, String)] = [
+            ("hang", "time.sleep(60)\n", "no answer within"),
+            ("fails", "sys.stderr.write('denied: token abcdefghijklmnopqrstuvwxyz0123456789 expired\\n'); sys.exit(3)\n", "exited with status 3: denied: token [redacted] expired"),
+            ("garbage", "print('<html>oops</html>')\n", "the response is discarded: output is not a JSON CredentialProviderResponse"),
+            ("huge", "sys.stdout.write('x' * (10 * 1024 * 1024))\n", "output larger than 1024 KiB"),
+            ("keytype", Self.answer.replacingOccurrences(of: "\"Registry\"", with: "\"Forever\""), "cacheKeyType \"Forever\" is not one of"),
+            ("version", Self.answer.replacingOccurrences(of: "req[\"apiVersion\"]", with: "\"credentialprovider.kubelet.k8s.io/v1alpha1\""), "does not match the request's"),
+        ]
+        for (name, body, message) in failing {
+            let started = ContinuousClock.now
+            let source = Self.source(try Self.plugin(dir, name, body), timeout: .seconds(1))
+            do throws(KubeError) {
+                _ = try await source.mint()
+                Issue.record("\(name) minted")
+            } catch {
+                #expect(error.message.hasPrefix("credential acr: plugin ") && error.message.contains(message), "\(name): \(error.message)")
+                #expect(!error.message.contains("abcdefghijklmnopqrstuvwxyz"))
+            }
+            #expect(ContinuousClock.now - started < .seconds(10), "\(name) is bounded in time")
+        }
+    }
+
+    @Test(.heavy, .enabled(if: onPath("python3") != nil && dynsecretBinary != nil, "needs python3 and the dynsecret binary"))
+    func theControllerMintsFansOutRefreshesBeforeExpiryAndKeepsCopiesWhenThePluginFails() async throws {
+        let dir = try TempDir()
+        let counter = dir.url.appendingPathComponent("mints").path
+        let failFlag = dir.url.appendingPathComponent("fail").path
+        let plugin = try Self.plugin(dir, "provider", #"""
+            req = json.load(sys.stdin)
+            if os.path.exists("\#(failFlag)"):
+                sys.stderr.write("AADSTS700024: client assertion is not within its valid time range\n"); sys.exit(1)
+            n = int(open("\#(counter)").read()) + 1 if os.path.exists("\#(counter)") else 1
+            open("\#(counter)", "w").write(str(n))
+            print(json.dumps({"kind": "CredentialProviderResponse", "apiVersion": req["apiVersion"], "cacheKeyType": "Registry", "cacheDuration": "2s",
+                              "auth": {"*.azurecr.io": {"username": "00000000-0000-0000-0000-000000000000", "password": "\#(Self.canary)-%d" % n}}}))
+            """#)
+        var options = EmulatorOptions()
+        options.tokens = [TokenGrant(token: "admin", user: "admin"), TokenGrant(token: "ctl", user: "controller")]
+        let e = try await KubeEmulator.start(options)
+        defer { Task { await e.stop() } }
+        let c = KubeClient(config: KubeConfig(server: e.url, credentials: .token("admin")))
+        let namespaces = (0..<20).map { "team-\($0)" }
+        try await Fixtures.createNamespaces(c, namespaces, labels: ["pull": "yes"])
+        let policy = try dir.file("policy.yaml", """
+            apiVersion: dynsecret.io/v1alpha1
+            kind: ReplicationPolicy
+            metadata: {name: minted}
+            spec:
+              credentials:
+              - name: acr
+                exec: {command: "\(plugin)", image: "myreg.azurecr.io/app:1", timeout: 5s}
+              rules:
+              - name: pull
+                source: {credentials: [acr]}
+                targetName: acr-pull
+                targets: {namespaceSelector: {matchLabels: {pull: "yes"}}}
+                serviceAccounts: [default]
+            """)
+        e.resetCounters()
+        let ctl = try ControllerProcess(["--policy", policy, "--kubeconfig", try dir.file("kubeconfig", e.kubeconfig(token: "ctl")),
+                                         "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"],
+                                        log: dir.url.appendingPathComponent("controller.log").path)
+        defer { Task { _ = await ctl.stop() } }
+        let metricsPort = try await ctl.port("metrics")
+        func passwords() async throws -> [String] {
+            try await c.list(Secret.self, namespace: nil, options: ListOptions(labelSelector: "dynsecret.io/replica=true")).items.map { s in
+                (try? PullSecret.entries(of: s))??.first?.credential.password ?? ""
+            }
+        }
+        func mints() -> Int { Int((try? String(contentsOfFile: counter, encoding: .utf8)) ?? "0") ?? 0 }
+        #expect(try await waitFor(.seconds(30)) { try await passwords().count == namespaces.count } != nil, "\(ctl.log.suffix(2000))")
+        #expect(try await c.get(ServiceAccount.self, namespace: "team-3", name: "default").imagePullSecrets == ["acr-pull"])
+
+        // 2 s lifetimes: minted again at 1 s; every copy carries each new token well before the old one expires.
+        var seen: [Int: Set<String>] = [:]
+        let window = ContinuousClock.now
+        while ContinuousClock.now - window < .seconds(6) {
+            for (i, p) in try await passwords().enumerated() { seen[i, default: []].insert(p) }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(seen.values.allSatisfy { $0.count >= 4 }, "each copy followed every refresh: \(seen.values.map(\.count))")
+        // Writes ÷ (mints × targets): settle on the last mint first.
+        try "".write(toFile: failFlag, atomically: true, encoding: .utf8)
+        let last = mints()
+        #expect(try await waitFor(.seconds(10)) { try await passwords().allSatisfy { $0 == "\(Self.canary)-\(last)" } } != nil)
+        let counters = e.counters()
+        let secretWrites = (counters["create secrets"] ?? 0) + (counters["patch secrets"] ?? 0) + (counters["update secrets"] ?? 0)
+        #expect(secretWrites == last * namespaces.count, "writes \(secretWrites) for \(last) mints × \(namespaces.count) targets")
+
+        // The plugin fails from now on: the copies stay, with the last good token; failures are counted and logged.
+        try await Task.sleep(for: .seconds(4))
+        #expect(try await passwords() == Array(repeating: "\(Self.canary)-\(last)", count: namespaces.count), "a failing plugin never removes a copy")
+        #expect(e.counters()["delete secrets"] == nil)
+        let exposition = try httpGet("http://127.0.0.1:\(metricsPort)/metrics").body
+        #expect(exposition.range(of: #"dynsecret_credential_refresh_total\{credential="acr",result="error"\} [1-9]"#, options: .regularExpression) != nil, "\(exposition)")
+        #expect(exposition.contains("dynsecret_credential_refresh_total{credential=\"acr\",result=\"success\"} \(last)"), "\(exposition)")
+        #expect(exposition.contains("dynsecret_credential_expiry_timestamp_seconds{credential=\"acr\"}"))
+        let log = ctl.log
+        #expect(log.contains("credential refresh failed; the credential in use stays") && log.contains("AADSTS700024"), "\(log.suffix(2000))")
+        for text in [log, exposition] { #expect(!text.contains(Self.canary)) }
+        let stop = await ctl.stop()
+        #expect(stop.status == 0)
+    }
+}
