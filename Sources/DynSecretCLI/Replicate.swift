@@ -78,9 +78,11 @@ struct Replicate: AsyncParsableCommand {
             throw CLIError(error.description)
         }
         let hubScope = ReplicationScope(hub: clusterName)
+        let (minted, mintFailures) = await Self.mint(parsed)
         if let fromManifests {
             if parsed.isMultiCluster { CommandIO.current.warn("--from-manifests plans the hub (cluster local) only; member clusters are planned against the clusters") }
-            let state = try ReplicateInputs.read([fromManifests])
+            var state = try ReplicateInputs.read([fromManifests])
+            state.sources += minted
             let plan = ReplicationPlanner.plan(parsed, state, scope: hubScope)
             if dryRun {
                 CommandIO.current.writeStdout(output == .json ? ReplicatePlanOutput.json(plan) : Array(ReplicatePlanOutput.text(plan).utf8))
@@ -94,12 +96,14 @@ struct Replicate: AsyncParsableCommand {
             guard clusterName != nil else {
                 throw CLIError("the policy declares member clusters: give --cluster-name (this hub's name, written to every replica as \(ReplicaMarkers.sourceClusterAnnotation); the controller's --cluster-name)")
             }
-            try await ReplicateFleet(policy: parsed, hub: client, scope: hubScope, memberKubeconfig: memberKubeconfig, concurrency: concurrency, apply: once, json: output == .json).run()
+            try await ReplicateFleet(policy: parsed, hub: client, scope: hubScope, memberKubeconfig: memberKubeconfig, concurrency: concurrency, apply: once,
+                                     json: output == .json, minted: minted).run()
+            if mintFailures > 0 { throw CLIError("\(mintFailures) credential(s) could not be minted", exitCode: ExitStatus.findings) }
             return
         }
         let state: ReplicationState
         do {
-            state = try await client.replicationState(for: parsed, scope: hubScope, concurrency: concurrency)
+            state = try await client.replicationState(for: parsed, scope: hubScope, minted: minted, concurrency: concurrency)
         } catch {
             throw CLIError("reading the cluster: \(error.message)", exitCode: ExitStatus.findings)
         }
@@ -122,6 +126,24 @@ struct Replicate: AsyncParsableCommand {
         if !result.failures.isEmpty {
             throw CLIError("\(result.failures.count) write(s) failed; the other targets were written", exitCode: ExitStatus.findings)
         }
+        if mintFailures > 0 { throw CLIError("\(mintFailures) credential(s) could not be minted; their rules wrote nothing", exitCode: ExitStatus.findings) }
+    }
+
+    /// Mints the credentials the policy's rules name, once: the sources of those rules, and how many failed (each
+    /// said on stderr; a rule whose credentials all failed is reported as not minted).
+    static func mint(_ policy: ReplicationPolicy) async -> (sources: [SourceObject], failures: Int) {
+        let used = Set(policy.rules.flatMap(\.source.credentials))
+        var minted: [String: MintedCredential] = [:]
+        var failures = 0
+        for c in policy.credentials where used.contains(c.name) {
+            do throws(KubeError) {
+                minted[c.name] = try await c.mint()
+            } catch {
+                failures += 1
+                CommandIO.current.warn(error.message)
+            }
+        }
+        return (policy.rules.filter(\.source.isMinted).compactMap { MintedCredential.source($0.source.credentials, minted) }, failures)
     }
 }
 
@@ -137,6 +159,8 @@ struct ReplicateFleet {
     let concurrency: Int
     let apply: Bool
     let json: Bool
+    /// Sources minted for this run (rules with `source.credentials`).
+    var minted: [SourceObject] = []
 
     struct Outcome: Sendable {
         var cluster: String
@@ -158,12 +182,13 @@ struct ReplicateFleet {
 
     /// Every cluster's plan (and, with `apply`, its writes), the hub first, then the members by name.
     func outcomes() async throws(CLIError) -> [Outcome] {
-        let hubState: ReplicationState
+        let read: ReplicationState
         do {
-            hubState = try await hub.replicationState(for: policy, scope: scope, concurrency: concurrency)
+            read = try await hub.replicationState(for: policy, scope: scope, minted: minted, concurrency: concurrency)
         } catch {
             throw CLIError("reading the hub (cluster local): \(error.message)", exitCode: ExitStatus.findings)
         }
+        let hubState = read
         guard policy.isMultiCluster else {
             return [await Self.plan(policy, cluster: scope.cluster, scope: scope, client: hub, state: hubState, apply: apply, concurrency: concurrency)]
         }

@@ -63,7 +63,7 @@ struct Status: AsyncParsableCommand {
         }
         let client = try connection.client(namespace: nil)
         let fleet = ReplicateFleet(policy: parsed, hub: client, scope: ReplicationScope(hub: clusterName), memberKubeconfig: memberKubeconfig,
-                                   concurrency: 8, apply: false, json: output == .json)
+                                   concurrency: 8, apply: false, json: output == .json, minted: await Replicate.mint(parsed).sources)
         let rows = Self.rows(parsed, try await fleet.outcomes())
         CommandIO.current.writeStdout(output == .json ? Self.json(parsed, rows) : Array(Self.text(rows).utf8))
         if rows.contains(where: { $0.outOfDate + $0.prune + $0.conflicts + $0.errors > 0 }) {

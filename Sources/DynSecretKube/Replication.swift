@@ -158,15 +158,18 @@ extension KubeClient {
     /// name the policy uses); and, for each target where no replica exists yet, a get of the exact target name so a
     /// foreign same-name object is seen. At most `concurrency` of those gets run at once.
     ///
+    /// `minted` are the sources of rules with `source.credentials`, minted by the caller.
+    ///
     /// For a member cluster (`scope`), `sources` are the hub's (read there with `replicationSources`), and nothing
     /// is read from the member's source namespaces.
     ///
     /// With `onlyNamespaces` (a namespaced member), nothing is read cluster-wide: those namespaces are taken as they
     /// are (`ReplicationNamespace.assumed`) and replicas and ServiceAccounts are listed in each.
     public func replicationState(for policy: ReplicationPolicy, scope: ReplicationScope = .local, sources: [SourceObject]? = nil,
-                                 onlyNamespaces: [String] = [], concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
+                                 onlyNamespaces: [String] = [], minted: [SourceObject] = [], concurrency: Int = 8) async throws(KubeError) -> ReplicationState {
         var state = ReplicationState()
         if let sources { state.sources = sources }
+        state.sources += minted
         let scoped: [String?] = onlyNamespaces.isEmpty ? [nil] : onlyNamespaces
         if onlyNamespaces.isEmpty {
             state.namespaces = try await listAll(.namespaces).items.compactMap { ReplicationNamespace(apiObject: $0) }

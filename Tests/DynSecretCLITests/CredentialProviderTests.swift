@@ -57,6 +57,49 @@ import Testing
         }
     }
 
+    @Test(.enabled(if: onPath("python3") != nil, "needs python3"))
+    func mintAndReplicateFromTheCLI() async throws {
+        let dir = try TempDir()
+        let ok = try Self.plugin(dir, "ok", Self.answer.replacingOccurrences(of: "\"p-\" + req[\"image\"]", with: "\"\(Self.canary)\""))
+        let broken = try Self.plugin(dir, "broken", "sys.exit(7)\n")
+        let policy = try dir.file("policy.yaml", """
+            apiVersion: dynsecret.io/v1alpha1
+            kind: ReplicationPolicy
+            metadata: {name: minted}
+            spec:
+              credentials:
+              - {name: acr, exec: {command: "\(ok)", args: [--flag], env: [{name: PLUGIN_MODE, value: test}], image: "myreg.azurecr.io/app:1"}}
+              - {name: down, exec: {command: "\(broken)", image: "other.example.com/app:1"}}
+              rules:
+              - name: pull
+                source: {credentials: [acr]}
+                targetName: acr-pull
+                targets: {namespaces: [team-a]}
+            """)
+        var r = await dynsecret(["credentials", "mint", "--policy", policy, "acr"])
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout.range(of: #"acr\s+myreg.azurecr.io\s+u\s+2s\s+1s"#, options: .regularExpression) != nil, "\(r.stdout)")
+        r = await dynsecret(["credentials", "mint", "--policy", policy, "-o", "json"])
+        #expect(r.code == 1, "one credential fails")
+        let doc = try JSONParser.parse(Array(r.stdout.utf8))
+        #expect(doc["credentials"]?.arrayValue?.map { $0["name"]?.stringValue ?? "" } == ["acr", "down"])
+        #expect(doc["credentials"]?.arrayValue?.last?["error"]?.stringValue?.contains("exited with status 7") == true)
+        #expect(!r.stdout.contains(Self.canary) && !r.stderr.contains(Self.canary), "never the token")
+
+        let e = try await KubeEmulator.start(EmulatorOptions())
+        defer { Task { await e.stop() } }
+        let c = KubeClient(config: KubeConfig(server: e.url))
+        _ = try await c.create(.namespaces, Fixtures.namespace("team-a"))
+        let kubeconfig = try dir.file("kubeconfig", e.kubeconfig())
+        r = await dynsecret(["replicate", "--policy", policy, "--kubeconfig", kubeconfig, "--once"])
+        #expect(r.code == 0, "\(r.stderr)")
+        let copy = try await c.get(Secret.self, namespace: "team-a", name: "acr-pull")
+        #expect(try PullSecret.entries(of: copy)?.first?.credential.password == Self.canary)
+        #expect(!r.stdout.contains(Self.canary) && !r.stderr.contains(Self.canary))
+        r = await dynsecret(["replicate", "--policy", policy, "--kubeconfig", kubeconfig, "--dry-run"])
+        #expect(r.code == 0 && r.stdout.contains("policy minted: 0 create, 0 update"), "the same token again writes nothing: \(r.stdout)")
+    }
+
     @Test(.heavy, .enabled(if: onPath("python3") != nil && dynsecretBinary != nil, "needs python3 and the dynsecret binary"))
     func theControllerMintsFansOutRefreshesBeforeExpiryAndKeepsCopiesWhenThePluginFails() async throws {
         let dir = try TempDir()
