@@ -40,14 +40,7 @@ struct MintCommand: AsyncParsableCommand {
     var output: ListFormat = .text
 
     func run() async throws {
-        let parsed: ReplicationPolicy
-        do {
-            parsed = try ReplicationPolicy.load(try Input.read(policy, what: "--policy", kind: .policy), source: policy)
-        } catch let e as CLIError {
-            throw e
-        } catch {
-            throw CLIError("\(error)")
-        }
+        let parsed = try Replicate.loadPolicy(policy)
         for n in names where !parsed.credentials.contains(where: { $0.name == n }) {
             throw CLIError("no credential \(KubeNames.goQuote(n)) in \(policy) (spec.credentials: \(parsed.credentials.map(\.name).joined(separator: ", ")))")
         }

@@ -70,13 +70,7 @@ struct Replicate: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let policyBytes = try Input.read(policy, what: "--policy", kind: .policy)
-        let parsed: ReplicationPolicy
-        do {
-            parsed = try ReplicationPolicy.load(policyBytes, source: policy)
-        } catch {
-            throw CLIError(error.description)
-        }
+        let parsed = try Self.loadPolicy(policy)
         let hubScope = ReplicationScope(hub: clusterName)
         let (minted, mintFailures) = await Self.mint(parsed)
         if let fromManifests {
@@ -127,6 +121,12 @@ struct Replicate: AsyncParsableCommand {
             throw CLIError("\(result.failures.count) write(s) failed; the other targets were written", exitCode: ExitStatus.findings)
         }
         if mintFailures > 0 { throw CLIError("\(mintFailures) credential(s) could not be minted; their rules wrote nothing", exitCode: ExitStatus.findings) }
+    }
+
+    /// Reads and decodes the `--policy` file; an invalid one is a usage error naming file, line and field.
+    static func loadPolicy(_ path: String) throws(CLIError) -> ReplicationPolicy {
+        let bytes = try Input.read(path, what: "--policy", kind: .policy)
+        do { return try ReplicationPolicy.load(bytes, source: path) } catch { throw CLIError(error.description) }
     }
 
     /// Mints the credentials the policy's rules name, once: the sources of those rules, and how many failed (each

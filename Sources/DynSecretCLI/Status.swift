@@ -50,14 +50,7 @@ struct Status: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let parsed: ReplicationPolicy
-        do {
-            parsed = try ReplicationPolicy.load(try Input.read(policy, what: "--policy", kind: .policy), source: policy)
-        } catch let e as CLIError {
-            throw e
-        } catch {
-            throw CLIError("\(error)")
-        }
+        let parsed = try Replicate.loadPolicy(policy)
         if parsed.isMultiCluster && clusterName == nil {
             throw CLIError("the policy declares member clusters: give --cluster-name (the controller's), so its replicas are recognised as this hub's")
         }
