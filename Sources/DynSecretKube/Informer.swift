@@ -145,7 +145,9 @@ public final class Informer<Object: Sendable>: Sendable {
                             return e
                         }
                         // An object `include` refuses is reported as last cached (and not at all when it never was).
-                        if event.type != "DELETED" {
+                        if event.type != "DELETED" || include != nil {
+                            // With `include`, only what was cached can leave (every other object's deletion is
+                            // not this informer's business).
                             if let cached { out.yield(.deleted(cached.object)) }
                         } else if let object = transform(event.object) ?? cached?.object {
                             out.yield(.deleted(object))

@@ -198,6 +198,7 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         // A change to an object that never matched is no event at all.
         let before = collector.events.withLock { $0.count }
         _ = try await c.mergePatch(.secrets, namespace: "default", name: "asks", .object(JSONObject([("data", .object(JSONObject([("k", .string("djI="))])))])))
+        try await c.delete(.secrets, name: "asks")
         try await annotate("quiet", .string("again"))
         #expect(await collector.wait { $0.count == before + 1 })
         let last = collector.events.withLock { $0.last }
