@@ -50,6 +50,7 @@ public final class Replicator: Sendable {
         let settings = ClusterReplication.Settings(policy: policy, options: options, metrics: metrics, events: events, logger: logger, clock: clock,
                                                    canWrite: canWrite,
                                                    hubSources: { (hubBox.value.withLock { $0 }?.cache.sourceObjects ?? []) + mintedSources() },
+                                                   hubSynced: { hubBox.value.withLock { $0 }?.hasSynced ?? false },
                                                    mintedSources: mintedSources,
                                                    sourceUID: { kind, key in hubBox.value.withLock { $0 }?.cache.sourceUID(kind, key) })
         self.settings = settings
@@ -258,6 +259,8 @@ final class ClusterReplication: Sendable {
         let clock: any Clock<Duration>
         let canWrite: @Sendable () -> Bool
         let hubSources: @Sendable () -> [SourceObject]
+        /// Whether the hub's caches (its sources) are complete.
+        let hubSynced: @Sendable () -> Bool
         /// The sources the controller mints (the hub's planner adds them to its cache's).
         let mintedSources: @Sendable () -> [SourceObject]
         let sourceUID: @Sendable (ReplicatedKind, String) -> String?
@@ -266,6 +269,7 @@ final class ClusterReplication: Sendable {
     let name: String
     let cache: ClusterCache
     let queue: WorkQueue<ReplicationKey>
+    private let isMember: Bool
     private let expectations = WriteExpectations()
     private let reconciler: Reconciler
     private let settings: Settings
@@ -274,6 +278,7 @@ final class ClusterReplication: Sendable {
     init(scope: ReplicationScope, client: KubeClient, isHub: Bool, onlyNamespaces: [String] = [], settings: Settings, clusterEvents: EventRecorder,
          onSource: @escaping @Sendable (SourceObject, Bool) -> Void) {
         name = scope.cluster
+        isMember = !isHub
         self.settings = settings
         self.onSource = onSource
         queue = WorkQueue(clock: settings.clock)
@@ -357,6 +362,12 @@ final class ClusterReplication: Sendable {
             defer {
                 queue.done(key)
                 settings.metrics.setQueueDepth(queue.depth, cluster: name)
+            }
+            // A member plans with the hub's sources: until the hub has them, its keys wait (an empty source list
+            // would read as every source deleted).
+            if isMember && !settings.hubSynced() {
+                queue.add(key, after: .milliseconds(200))
+                continue
             }
             guard hasSynced, settings.canWrite() else {
                 // Caches not yet complete, or not the leader: drop the key; every namespace is queued again when the

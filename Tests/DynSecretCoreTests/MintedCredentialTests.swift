@@ -114,6 +114,7 @@ import Testing
         let acr = MintedCredential(auths: ["*.azurecr.io": RegistryCredential(username: "u", password: "t1")], lifetime: .seconds(3600))
         let ngc = MintedCredential(auths: ["nvcr.io": RegistryCredential(username: "$oauthtoken", password: "n1")], lifetime: .seconds(3600))
         #expect(MintedCredential.source(["acr", "ngc"], [:]) == nil)
+        #expect(MintedCredential.source(["acr", "ngc"], ["acr": acr]) == nil, "never a Secret missing a late credential's registries")
         let source = try #require(MintedCredential.source(["acr", "ngc"], ["acr": acr, "ngc": ngc]))
         #expect(source.key == "credentials:acr,ngc" && source.type == SecretType.dockerConfigJSON)
         let namespaces = [R.ns("team-a"), R.ns("team-b"), R.ns("other")]
@@ -138,6 +139,12 @@ import Testing
         let waiting = ReplicationPlanner.plan(p, unminted)
         #expect(waiting.writes.isEmpty)
         #expect(R.reports(waiting).contains("/registry-creds: credentials acr,ngc not minted yet"), "\(R.reports(waiting))")
+        // Whatever onSourceDelete says: a credential is never "deleted", only not minted; the copies stay.
+        var deleting = p
+        deleting.rules[0].onSourceDelete = .delete
+        let kept = ReplicationPlanner.plan(deleting, unminted)
+        #expect(kept.writes.isEmpty, "\(R.writes(kept))")
+        #expect(R.reports(kept).contains("team-a/registry-creds: credentials:acr,ngc not minted; replica retained"), "\(R.reports(kept))")
     }
 }
 

@@ -44,6 +44,17 @@ import Testing
         #expect(plan.replicas.map(\.name) == ["nvcr-pull"])
     }
 
+    @Test func aRequesterCannotPlantDynsecretMarkers() async throws {
+        var stub = Self.stub("team-a", "s")
+        stub.metadata.annotations[ReplicaMarkers.sourceClusterAnnotation] = "elsewhere"
+        stub.metadata.annotations[ReplicaMarkers.ruleAnnotation] = "q/r"
+        let (plan, _, after, again) = await R.converge(R.policy(Self.rule()), ReplicationState(namespaces: Self.namespaces, secrets: [Self.source, stub]))
+        #expect(R.writes(plan) == ["update team-a/s"])
+        let copy = try #require(after.secret("team-a", "s"))
+        #expect(copy.metadata.annotations[ReplicaMarkers.sourceClusterAnnotation] == nil && copy.metadata.annotations[ReplicaMarkers.ruleAnnotation] == "p/r")
+        #expect(again.writes.isEmpty)
+    }
+
     @Test func aSourceChangeReachesEveryRequestedCopyAndOnlyThose() async {
         let policy = R.policy(Self.rule(selector: LabelSelector(matchLabels: ["pull": "yes"]), serviceAccounts: ["default"]))
         var state = ReplicationState(namespaces: Self.namespaces + [R.ns("labelled", ["pull": "yes"])],

@@ -83,17 +83,14 @@ public struct MintedCredential: Sendable, Equatable {
     }
 
     /// The source a rule with `source.credentials: names` replicates: one `kubernetes.io/dockerconfigjson` holding
-    /// every registry of the credentials minted so far (a later credential's entry wins for one key). Nil when none
-    /// is minted yet.
+    /// every registry of the credentials (a later credential's entry wins for one key). Nil until every one of them
+    /// has been minted, so a copy never loses the registries of a credential that is late.
     public static func source(_ names: [String], _ minted: [String: MintedCredential]) -> SourceObject? {
         var config = DockerConfigJSON()
-        var any = false
         for n in names {
-            guard let m = minted[n] else { continue }
-            any = true
+            guard let m = minted[n] else { return nil }
             for (key, credential) in m.auths { config.set(credential, for: key) }
         }
-        guard any else { return nil }
         let secret = Secret(metadata: ObjectMeta(name: ReplicationRule.Source.mintedName(names), namespace: ""), type: SecretType.dockerConfigJSON,
                             data: [".dockerconfigjson": config.bytes])
         return SourceObject(secret)

@@ -323,8 +323,8 @@ public enum ReplicationPlanner {
             // replaced.
             if intent.requested, let request = targets[intent.ref] {
                 meta.labels = request.labels
-                meta.annotations = request.annotations
-                meta.annotations[ReplicaMarkers.lastApplied] = nil
+                // The requester's own copies of dynsecret's markers never stand: ours are set below.
+                meta.annotations = request.annotations.filter { !ReplicaMarkers.annotationKeys.contains($0.key) && $0.key != ReplicaMarkers.lastApplied }
             }
             for k in rule.copyLabels { if let v = source.metadata.labels[k] { meta.labels[k] = v } }
             for k in rule.copyAnnotations where k != ReplicaMarkers.lastApplied { if let v = source.metadata.annotations[k] { meta.annotations[k] = v } }
@@ -542,6 +542,9 @@ public enum ReplicationPlanner {
                     } else {
                         emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name], reason: "no longer targeted; retained (prune: false)"))
                     }
+                } else if rule.source.isMinted {
+                    // Credentials are never deleted, only not minted (yet, or a refresh failed): the copy stays.
+                    emit(.init(.report, kind, namespace: ns, name: name, rules: [rule.name], reason: "\(sourceKey) not minted; replica retained"))
                 } else if rule.onSourceDelete == .delete {
                     emit(.init(.delete, kind, namespace: ns, name: name, rules: [rule.name], reason: "source \(sourceKey) deleted (onSourceDelete: delete)", precondition: pre))
                 } else {
