@@ -148,7 +148,8 @@ struct Reconciler: Sendable {
             if !Self.isStale(status) {
                 let why = status.code == 0 ? "no answer from the API server" : http
                 let what = f.action.kind == .patchServiceAccount ? "" : f.action.objectKind.rawValue.lowercased() + " "
-                notices.append((source(for: f.action), "ReplicationFailed", "\(at)\(f.action.kind.rawValue) \(what)\(ns)/\(f.action.name) failed: \(why)", events))
+                let (object, recorder) = eventTarget(for: f.action, in: ns)
+                notices.append((object, "ReplicationFailed", "\(at)\(f.action.kind.rawValue) \(what)\(ns)/\(f.action.name) failed: \(why)", recorder))
             }
         }
         // Writes the applier skipped (a replacement whose delete failed) are neither failed nor done.
@@ -158,7 +159,8 @@ struct Reconciler: Sendable {
         var conflicts = 0
         for a in plan.actions where a.kind == .report && a.reason.hasPrefix("conflict") {
             conflicts += 1
-            notices.append((source(for: a), "ReplicaConflict", "\(at)\(ns)/\(a.name): \(a.reason)", events))
+            let (object, recorder) = eventTarget(for: a, in: ns)
+            notices.append((object, "ReplicaConflict", "\(at)\(ns)/\(a.name): \(a.reason)", recorder))
         }
         // A request that is not served is told to its namespace owner, on the requesting object.
         for a in plan.actions where a.kind == .report && a.refusesRequest {
@@ -214,11 +216,21 @@ struct Reconciler: Sendable {
 
     /// The source an action's Event is attached to: the rule's named source, or (selector rules) the source of the
     /// same name.
-    private func source(for action: ReplicationAction) -> EventRecorder.Object? {
-        guard let ruleName = action.rules.first, let rule = policy.rules.first(where: { $0.name == ruleName }) else { return nil }
+    /// Where an Event about `action` goes: on the rule's source in the hub; for a minted source (no object in any
+    /// cluster) on the replica itself, in the cluster written to.
+    private func eventTarget(for action: ReplicationAction, in namespace: String) -> (EventRecorder.Object?, EventRecorder) {
+        guard let ruleName = action.rules.first, let rule = policy.rules.first(where: { $0.name == ruleName }) else { return (nil, events) }
+        if rule.source.isMinted {
+            if action.kind == .patchServiceAccount {
+                return (EventRecorder.Object(kind: "ServiceAccount", apiVersion: "v1", namespace: namespace, name: action.name, uid: nil), clusterEvents)
+            }
+            let kind = action.objectKind
+            return (EventRecorder.Object(kind: kind.rawValue, apiVersion: "v1", namespace: namespace, name: action.name,
+                                         uid: cache.replica(kind, namespace, action.name)?.uid), clusterEvents)
+        }
         let name = rule.source.name ?? action.name
-        return EventRecorder.Object(kind: rule.source.kind.rawValue, apiVersion: "v1", namespace: rule.source.namespace, name: name,
-                                    uid: sourceUID(rule.source.kind, rule.source.namespace + "/" + name))
+        return (EventRecorder.Object(kind: rule.source.kind.rawValue, apiVersion: "v1", namespace: rule.source.namespace, name: name,
+                                     uid: sourceUID(rule.source.kind, rule.source.namespace + "/" + name)), events)
     }
 }
 

@@ -33,6 +33,9 @@ public final class Replicator: Sendable {
     private let hubClient: KubeClient
     /// The credentials minted so far, by name (a failed refresh keeps the last good one).
     private let minted = Locked<[String: MintedCredential]>([:])
+    /// The hub, for the closures every cluster shares; emptied when `run()` ends, which breaks the cycle
+    /// hub → settings → closures → hub (so a replaced policy's caches are freed).
+    private let hubBox = Locked<ClusterReplication?>(nil)
 
     public init(policy: ReplicationPolicy, client: KubeClient, options: Options = Options(), metrics: ControllerMetrics,
                 events: EventRecorder, logger: Logger, clock: any Clock<Duration> = ContinuousClock(),
@@ -40,7 +43,7 @@ public final class Replicator: Sendable {
         self.policy = policy
         hubClient = client
         let members = self.members
-        let hubBox = Locked<ClusterReplication?>(nil)
+        let hubBox = self.hubBox
         let minted = self.minted
         let mintedRules = policy.rules.filter(\.source.isMinted)
         let mintedSources: @Sendable () -> [SourceObject] = {
@@ -93,6 +96,8 @@ public final class Replicator: Sendable {
             await hub.run()
             group.cancelAll()
         }
+        hubBox.value.withLock { $0 = nil }
+        members.value.withLock { $0.removeAll() }
     }
 
     /// Stops taking work in every cluster and waits for the reconciles in flight; `run()` then returns.
@@ -128,7 +133,7 @@ public final class Replicator: Sendable {
                 if failures > 0 { logger.info("credential minted again", metadata: ["credential": "\(credential.name)", "failures": "\(failures)"]) }
                 if m.lifetime <= .zero {
                     logger.warning("credential reported no lifetime; used, and minted again after the minimum interval",
-                                   metadata: ["credential": "\(credential.name)", "interval": "\(MintedCredentialSource.minimumInterval)"])
+                                   metadata: ["credential": "\(credential.name)", "interval": "\(MintedCredentialSource.noLifetimeInterval)"])
                 }
                 failures = 0
                 backoff = .seconds(1)
@@ -153,6 +158,11 @@ public final class Replicator: Sendable {
         let resolved = await hubClient.memberClusters(of: policy, memberKubeconfig: settings.options.memberKubeconfig)
         await withTaskGroup(of: Void.self) { group in
             for m in resolved {
+                if m.isDuplicate, case .failure(let e) = m.config {
+                    // The first entry of that name runs; this one never does (two replications on one cluster).
+                    settings.logger.error("member cluster not started", metadata: ["cluster": "\(m.name)", "error": "\(e.message)"])
+                    continue
+                }
                 settings.metrics.register(cluster: m.name)
                 settings.metrics.setClusterUp(m.name, false)
                 group.addTask { await self.runMember(m) }
@@ -164,9 +174,8 @@ public final class Replicator: Sendable {
     /// with the new one when its kubeconfig Secret changes; an unresolvable configuration is retried with backoff.
     private func runMember(_ initial: ResolvedMember) async {
         let logger = settings.logger
-        let source = policy.clusters.first { $0.name == initial.name || initial.aliases.contains($0.name) }
         var secretRef: (namespace: String, name: String, key: String)?
-        if case .kubeconfigSecret(let ns, let n, let k)? = source?.access { secretRef = (ns, n, k) }
+        if let r = initial.kubeconfigSecret, r.count == 3 { secretRef = (r[0], r[1], r[2]) }
         var member = initial
         var data: [UInt8]?
         if let secretRef { (member.config, data) = await hubClient.memberKubeconfig(secretRef.namespace, secretRef.name, secretRef.key) }
@@ -218,21 +227,24 @@ public final class Replicator: Sendable {
     }
 
     /// Watches a member's kubeconfig Secret in the hub; returns it (configuration and bytes) once its kubeconfig
-    /// differs from `current`.
+    /// differs from `current` (read from the watch event itself, so a failed read never restarts a healthy member).
     private func kubeconfigChange(_ ref: (namespace: String, name: String, key: String), from current: [UInt8]?) async
         -> (config: Result<KubeConfig, KubeConfigError>, data: [UInt8]?)? {
         let informer = Informer(client: hubClient, resource: .secrets, namespace: ref.namespace,
                                 options: ListOptions(fieldSelector: "metadata.name=\(ref.name)"), clock: settings.clock) { o in
-            o["metadata"]?["resourceVersion"]?.stringValue
+            try? Secret(kubeJSON: o)
         }
         for await event in informer.events() {
+            let next: (config: Result<KubeConfig, KubeConfigError>, data: [UInt8]?)
             switch event {
-            case .added, .modified, .deleted:
-                let next = await hubClient.memberKubeconfig(ref.namespace, ref.name, ref.key)
-                if next.data == current { continue }
-                return next
+            case .added(let s), .modified(let s):
+                next = KubeClient.memberKubeconfig(in: s, ref.namespace, ref.name, ref.key)
+            case .deleted:
+                next = (.failure(KubeConfigError("kubeconfig Secret \(ref.namespace)/\(ref.name): deleted")), nil)
             case .synced: continue
             }
+            if next.data == current { continue }
+            return next
         }
         return nil
     }

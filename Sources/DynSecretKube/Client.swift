@@ -315,8 +315,9 @@ public final class KubeClient: Sendable {
 
     /// Watches from `options.resourceVersion`. The stream ends when the server closes the watch; it throws
     /// `KubeError` for a failed request or a dropped connection. An `ERROR` event (such as 410 Expired) is
-    /// delivered as an event.
-    public func watch(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions()) -> AsyncThrowingStream<WatchEvent, any Error> {
+    /// delivered as an event. `onOpen` is called when the server has accepted the watch (its 200 head).
+    public func watch(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(),
+                      onOpen: (@Sendable () -> Void)? = nil) -> AsyncThrowingStream<WatchEvent, any Error> {
         var q = options.query.filter { $0.0 != "limit" && $0.0 != "continue" }
         q.append(("watch", "true"))
         if options.allowWatchBookmarks { q.append(("allowWatchBookmarks", "true")) }
@@ -334,7 +335,10 @@ public final class KubeClient: Sendable {
                 let server = config.server
                 let response = try await transport.stream(request, onHead: { status, _ in
                     head.withLock { $0 = status }
-                    if status == 200 { observer?(APIAnswer(server: server, method: "WATCH", path: path, status: status)) }
+                    if status == 200 {
+                        observer?(APIAnswer(server: server, method: "WATCH", path: path, status: status))
+                        onOpen?()
+                    }
                 }, onData: { bytes in
                     guard head.withLock({ $0 }) == 200 else { splitter.hold(bytes); return }
                     let lines = splitter.lines(bytes)

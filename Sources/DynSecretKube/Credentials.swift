@@ -140,8 +140,45 @@ enum ExecLimits {
     /// `maxStdout`, the whole group is killed, so a child it started cannot keep the pipes open. stderr is drained
     /// on its own thread (a chatty plugin cannot block on a full pipe); both streams are read up to their caps
     /// only. The answer: exit status, stdout, and stderr's first line redacted (`redactedLine`).
+    /// Cancelling the calling task stops the process group at once (a shutdown never waits for a plugin's timeout).
     static func run(_ command: String, _ args: [String], env extra: [(String, String)], stdin: [UInt8]?, timeout: Duration,
                     what: String) async -> Result<(Int32, [UInt8], String), KubeError> {
+        let started = ProcessGroup()
+        return await withTaskCancellationHandler {
+            await runOffPool(command, args, env: extra, stdin: stdin, timeout: timeout, what: what, group: started)
+        } onCancel: {
+            started.cancel()
+        }
+    }
+
+    /// The process group of a run, for a cancellation that may come before or after it started.
+    final class ProcessGroup: Sendable {
+        private let state = Mutex<(pid: Int32, cancelled: Bool)>((0, false))
+        /// Records the started process; false (and it is killed) when the run was already cancelled.
+        func started(_ pid: Int32) -> Bool {
+            let cancelled = state.withLock { s in
+                s.pid = pid
+                return s.cancelled
+            }
+            if cancelled { Self.kill(pid) }
+            return !cancelled
+        }
+        func cancel() {
+            let pid = state.withLock { s in
+                s.cancelled = true
+                return s.pid
+            }
+            if pid != 0 { Self.kill(pid) }
+        }
+        var isCancelled: Bool { state.withLock { $0.cancelled } }
+        static func kill(_ pid: Int32) {
+            _ = Foundation.kill(-pid, SIGKILL)
+            _ = Foundation.kill(pid, SIGKILL)
+        }
+    }
+
+    private static func runOffPool(_ command: String, _ args: [String], env extra: [(String, String)], stdin: [UInt8]?, timeout: Duration,
+                                   what: String, group: ProcessGroup) async -> Result<(Int32, [UInt8], String), KubeError> {
         await offPool { () -> Result<(Int32, [UInt8], String), KubeError> in
             let p = Process()
             if command.contains("/") {
@@ -164,10 +201,8 @@ enum ExecLimits {
                 return .failure(KubeError(message: "\(what): cannot start: \(error.localizedDescription)"))
             }
             let pid = p.processIdentifier
-            let killGroup: @Sendable () -> Void = {
-                _ = kill(-pid, SIGKILL)
-                _ = kill(pid, SIGKILL)
-            }
+            let killGroup: @Sendable () -> Void = { ProcessGroup.kill(pid) }
+            _ = group.started(pid)
             let errData = Mutex<[UInt8]>([])
             let errDone = DispatchSemaphore(value: 0)
             let errHandle = err.fileHandleForReading
@@ -198,6 +233,9 @@ enum ExecLimits {
             timer.cancel()
             if o.truncated {
                 return .failure(KubeError(message: "\(what): output larger than \(maxStdout >> 10) KiB; the plugin was stopped"))
+            }
+            if group.isCancelled {
+                return .failure(KubeError(message: "\(what): cancelled; the plugin and the processes it started were stopped"))
             }
             if fired.isSet {
                 return .failure(KubeError(message: "\(what): no answer within \(timeout); the plugin and the processes it started were stopped"))

@@ -127,7 +127,9 @@ public final class Informer<Object: Sendable>: Sendable {
                 opts.resourceVersion = resourceVersion
                 opts.allowWatchBookmarks = true
                 opts.timeoutSeconds = 300
-                for try await event in client.watch(resource, namespace: namespace, options: opts) {
+                // The API server answering the watch is success: a quiet watch after one failure is a healthy one.
+                let opened: @Sendable () -> Void = { [weak self] in self?.stats.withLock { $0.consecutiveFailures = 0 } }
+                for try await event in client.watch(resource, namespace: namespace, options: opts, onOpen: opened) {
                     let id = Self.identity(event.object)
                     var type = event.type
                     if let include, type == "ADDED" || type == "MODIFIED", !include(event.object) { type = "DELETED" }

@@ -10,6 +10,10 @@ public struct ResolvedMember: Sendable {
     /// Namespaced mode: the only namespaces the hub may act in (empty: the whole cluster).
     public var namespaces: [String] = []
     public var config: Result<KubeConfig, KubeConfigError>
+    /// The hub Secret its kubeconfig is read from (`kubeconfigSecret` entries), as namespace, name and key.
+    public var kubeconfigSecret: [String]?
+    /// True when an earlier entry already yielded this name: the hub must not run it a second time.
+    public var isDuplicate = false
 
     /// The scope its plans are made in, by hub `hub`.
     public func scope(hub: String?) -> ReplicationScope { ReplicationScope(cluster: name, hub: hub, aliases: aliases) }
@@ -19,13 +23,19 @@ extension KubeClient {
     /// A member's kubeconfig held in Secret `namespace/name` under `key`, read through this (the hub's) client: the
     /// configuration, and the kubeconfig's bytes (to tell a rotation from a resync).
     public func memberKubeconfig(_ namespace: String, _ name: String, _ key: String) async -> (config: Result<KubeConfig, KubeConfigError>, data: [UInt8]?) {
-        let what = "kubeconfig Secret \(namespace)/\(name) key \(key)"
         let secret: Secret
         do throws(KubeError) {
             secret = try await get(Secret.self, namespace: namespace, name: name)
         } catch {
-            return (.failure(KubeConfigError("\(what): \(error.message)")), nil)
+            return (.failure(KubeConfigError("kubeconfig Secret \(namespace)/\(name) key \(key): \(error.message)")), nil)
         }
+        return Self.memberKubeconfig(in: secret, namespace, name, key)
+    }
+
+    /// The member kubeconfig that Secret `namespace/name` (as read or watched) holds under `key`.
+    public static func memberKubeconfig(in secret: Secret, _ namespace: String, _ name: String, _ key: String)
+        -> (config: Result<KubeConfig, KubeConfigError>, data: [UInt8]?) {
+        let what = "kubeconfig Secret \(namespace)/\(name) key \(key)"
         guard let bytes = secret.mergedData[key] else { return (.failure(KubeConfigError("\(what): no such key")), nil) }
         do throws(KubeConfigError) {
             return (.success(try KubeConfigLoader.fromData(bytes, source: what)), bytes)
@@ -58,7 +68,8 @@ extension KubeClient {
         for member in policy.clusters {
             switch member.access {
             case .kubeconfigSecret(let ns, let name, let key):
-                out.append(ResolvedMember(name: member.name, aliases: [], config: await self.memberKubeconfig(ns, name, key).config))
+                out.append(ResolvedMember(name: member.name, aliases: [], config: await self.memberKubeconfig(ns, name, key).config,
+                                          kubeconfigSecret: [ns, name, key]))
             case .context(let c):
                 out.append(ResolvedMember(name: member.name, aliases: [], config: fromContext(c)))
             case .contextPattern(let p):
@@ -77,6 +88,7 @@ extension KubeClient {
         }
         var seen: Set<String> = [ReplicationScope.localCluster]
         for i in out.indices where !seen.insert(out[i].name).inserted {
+            out[i].isDuplicate = true
             out[i].config = .failure(KubeConfigError("cluster name \(KubeNames.goQuote(out[i].name)) is given twice (a context matched by a pattern and named elsewhere?)"))
         }
         return out

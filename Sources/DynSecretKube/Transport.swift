@@ -477,7 +477,10 @@ final class Transfer: @unchecked Sendable {
         while lo < hi && isSpace(bytes[lo]) { lo += 1 }
         while hi > lo && isSpace(bytes[hi - 1]) { hi -= 1 }
         let line = bytes[lo..<hi]
-        if line.starts(with: Self.httpPrefix) {
+        if line.isEmpty {
+            // The end of a final answer's head: a watch learns it was accepted before any event arrives.
+            if status >= 200 { deliverHeadIfNeeded() }
+        } else if line.starts(with: Self.httpPrefix) {
             headers = []
             let fields = line.split(separator: 0x20, maxSplits: 2)
             status = fields.count > 1 ? Int(String(decoding: fields[1], as: UTF8.self)) ?? 0 : 0

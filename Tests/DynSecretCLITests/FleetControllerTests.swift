@@ -96,6 +96,8 @@ import Testing
               clusters:
               - {name: m1, kubeconfigSecret: {namespace: dynsecret-system, name: m1-kubeconfig}}
               - {name: gpus, contextPattern: "gpu-*"}
+              # A name the pattern already yields: an error, and never a second replication (here: into m1).
+              - {name: gpu-2, kubeconfigSecret: {namespace: dynsecret-system, name: m1-kubeconfig}}
               rules:
               - name: pull
                 source: {namespace: platform, name: regcred}
@@ -139,6 +141,10 @@ import Testing
         #expect(try await waitFor(.seconds(60)) { try converged(Self.canary + "-v1", writable) } != nil, "\(ctl.log.suffix(3000))")
         #expect(try await Fixtures.replicas(h).count == 2, "the hub is a cluster of the fleet too")
         #expect(await waitFor(.seconds(10)) { ["m1", "gpu-2", "gpu-3", "gpu-5"].allSatisfy { metrics().contains("dynsecret_cluster_up{cluster=\"\($0)\"} 1") } } != nil, "\(metrics())")
+
+        let started = ctl.log.split(separator: "\n").filter { $0.contains("member cluster started") }
+        #expect(started.count == 5 && started.filter { $0.contains("gpu-2") }.count == 1, "\(started)")
+        #expect(ctl.log.contains("member cluster not started") && ctl.log.contains("is given twice"))
 
         // gpu-4 may not create Secrets: reported (metrics, an Event on the source naming it), nothing else held up.
         #expect(try kubectlReplicas(gpus[2]).isEmpty)

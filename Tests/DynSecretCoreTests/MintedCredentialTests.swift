@@ -103,10 +103,14 @@ import Testing
         let half = MintedCredentialSource(name: "a", provider: .exec(.init(command: "x", image: "i")))
         #expect(half.refreshDelay(lifetime: .seconds(3600)) == .seconds(1800))
         #expect(half.refreshDelay(lifetime: .seconds(2)) == .seconds(1))
-        #expect(half.refreshDelay(lifetime: .zero) == MintedCredentialSource.minimumInterval)
+        #expect(half.refreshDelay(lifetime: .zero) == MintedCredentialSource.noLifetimeInterval)
+        #expect(half.refreshDelay(lifetime: .seconds(-3600)) == MintedCredentialSource.noLifetimeInterval, "an expiry already past")
+        #expect(half.refreshDelay(lifetime: .milliseconds(10)) == MintedCredentialSource.minimumInterval)
         let before = MintedCredentialSource(name: "a", provider: .exec(.init(command: "x", image: "i")), refresh: .before(.seconds(1800)))
         #expect(before.refreshDelay(lifetime: .seconds(12 * 3600)) == .seconds(12 * 3600 - 1800))
-        #expect(before.refreshDelay(lifetime: .seconds(600)) == MintedCredentialSource.minimumInterval, "an expiry sooner than `before` is refreshed at the minimum interval")
+        #expect(before.refreshDelay(lifetime: .seconds(600)) == .seconds(300), "a lifetime shorter than `before`: refreshed at half of it")
+        #expect(before.refreshDelay(lifetime: .seconds(1800)) == .seconds(900))
+        #expect(before.refreshDelay(lifetime: .seconds(1801)) == .seconds(1))
     }
 
     @Test func mintedSourcesGoThroughThePlannerLikeAnyOther() async throws {

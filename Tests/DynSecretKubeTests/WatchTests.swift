@@ -134,6 +134,27 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         #expect(e.counters()["dropped-watches", default: 0] >= 10)
     }
 
+    @Test func aQuietWatchAfterAFailureCountsAsHealthy() async throws {
+        // No bookmarks and no changes: only the watch's 200 answer says the API server is back.
+        let e = try await startEmulator { $0.bookmarkInterval = .seconds(3600) }
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        let clock = GateClock()
+        let informer = Informer(client: c, resource: .secrets, namespace: "default", clock: clock)
+        let collector = Collector(informer.events())
+        #expect(await collector.wait { Collector.syncs($0) == 1 })
+        clock.close()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while e.openWatches == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        e.dropWatches(abrupt: true)
+        while clock.sleeps == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(informer.statistics.consecutiveFailures == 1)
+        clock.open()
+        while informer.statistics.consecutiveFailures != 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(informer.statistics.consecutiveFailures == 0, "the re-established watch answered")
+        #expect(informer.statistics.lists == 1, "resumed, not relisted")
+    }
+
     @Test func goneLeadsToRelist() async throws {
         let e = try await startEmulator()
         defer { Task { await e.stop() } }

@@ -44,9 +44,11 @@ public struct MintedCredentialSource: Sendable, Equatable {
         case before(Duration)
     }
 
-    /// The shortest time between two mints of one credential, whatever its lifetime says (a lifetime of 0, or an
-    /// expiry already past, never makes a hot loop).
+    /// The shortest time between two mints of one credential with a lifetime, whatever the rule says.
     public static let minimumInterval: Duration = .seconds(1)
+    /// When a credential reported with no lifetime left (an expiry already past: clock skew, or a server answering a
+    /// fixed date) is minted again: it is used meanwhile, and never minted in a loop.
+    public static let noLifetimeInterval: Duration = .seconds(30)
 
     public var name: String
     public var provider: Provider
@@ -59,12 +61,14 @@ public struct MintedCredentialSource: Sendable, Equatable {
     }
 
     /// When to mint again after a mint that yields `lifetime`: the refresh rule, never sooner than
-    /// `minimumInterval`.
+    /// `minimumInterval`; `noLifetimeInterval` for a lifetime of 0 or less; half the lifetime when `before` is not
+    /// shorter than the lifetime (the rule cannot be honoured, and minting at the minimum interval would be a loop).
     public func refreshDelay(lifetime: Duration) -> Duration {
+        guard lifetime > .zero else { return Self.noLifetimeInterval }
         let d: Duration
         switch refresh {
         case .atFraction(let f): d = lifetime * f
-        case .before(let b): d = lifetime - b
+        case .before(let b): d = b < lifetime ? lifetime - b : lifetime / 2
         }
         return max(d, Self.minimumInterval)
     }
