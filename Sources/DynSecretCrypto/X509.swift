@@ -92,6 +92,24 @@ public final class PrivateKey: @unchecked Sendable {
         self.init(handle: key)
     }
 
+    /// An RSASSA-PKCS1-v1_5 signature with SHA-256 (JWS `RS256`, RFC 7518 §3.3) of `message`; RSA keys only.
+    public func signRS256(_ message: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard algorithm == "RSA" else { throw CryptoError(operation: "RS256 signing", openSSLErrors: ["the key is \(algorithm), not RSA"]) }
+        guard let ctx = EVP_MD_CTX_new() else { throw CryptoError.drain("RS256 signing") }
+        defer { EVP_MD_CTX_free(ctx) }
+        // RSA keys sign with PKCS#1 v1.5 padding unless told otherwise.
+        guard EVP_DigestSignInit(ctx, nil, EVP_sha256(), nil, handle) == 1 else { throw CryptoError.drain("RS256 signing init") }
+        var length = 0
+        let sized = message.withUnsafeBufferPointer { m in EVP_DigestSign(ctx, nil, &length, m.baseAddress, m.count) }
+        guard sized == 1, length > 0 else { throw CryptoError.drain("RS256 signing") }
+        var signature = [UInt8](repeating: 0, count: length)
+        let ok = message.withUnsafeBufferPointer { m in
+            signature.withUnsafeMutableBufferPointer { out in EVP_DigestSign(ctx, out.baseAddress, &length, m.baseAddress, m.count) }
+        }
+        guard ok == 1 else { throw CryptoError.drain("RS256 signing") }
+        return Array(signature.prefix(length))
+    }
+
     /// The algorithm name, such as `RSA`, `EC` or `ED25519`.
     public var algorithm: String {
         guard let name = EVP_PKEY_get0_type_name(handle) else { return "unknown" }

@@ -41,11 +41,41 @@ import Testing
         #expect(try ReplicationPolicy.decode(p.json) == p, "the policy document keeps credentials")
     }
 
+    @Test func cloudProvidersDecode() throws {
+        let p = try Self.load("""
+              credentials:
+              - name: ecr
+                ecr: {region: us-gov-west-1, registryIds: ["123456789012", "210987654321"]}
+              - name: gar
+                google: {registries: [us-docker.pkg.dev, gcr.io, "localhost:5000"]}
+                refresh: {atFraction: 0.25}
+              rules:
+              - name: pull
+                source: {credentials: [ecr, gar]}
+                targetName: cloud-pull
+                targets: {namespaces: [a]}
+            """)
+        #expect(p.credentials[0].provider == .ecr(.init(region: "us-gov-west-1", registryIDs: ["123456789012", "210987654321"])))
+        #expect(p.credentials[1].provider == .google(.init(registries: ["us-docker.pkg.dev", "gcr.io", "localhost:5000"])))
+        #expect(p.credentials[1].refresh == .atFraction(0.25))
+        #expect(try ReplicationPolicy.decode(p.json) == p, "the policy document keeps both providers")
+        for r in ["us-east-1", "eu-central-2", "cn-north-1", "ap-southeast-5", "us-gov-east-1"] { #expect(MintedCredentialSource.isAWSRegion(r), "\(r)") }
+        for r in ["us-east", "US-EAST-1", "us_east_1", "-east-1", "us--1", "us-east-1a"] { #expect(!MintedCredentialSource.isAWSRegion(r), "\(r)") }
+    }
+
     @Test(arguments: [
         ("  credentials: [{name: a, exec: {command: x}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]",
          "spec.credentials[0].exec.image: required value"),
-        ("  credentials: [{name: a, ecr: {region: us-east-1}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]",
-         "spec.credentials[0].ecr: the ecr provider is not available in this version"),
+        ("  credentials: [{name: a, ecr: {region: us-east-1}, exec: {command: x, image: i}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]",
+         "spec.credentials[0].ecr: exec and ecr are mutually exclusive"),
+        ("  credentials: [{name: a}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]", "spec.credentials[0].exec: required value: give exec, ecr or google"),
+        ("  credentials: [{name: a, ecr: {}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]", "spec.credentials[0].ecr.region: required value"),
+        ("  credentials: [{name: a, ecr: {region: US_EAST}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]", "spec.credentials[0].ecr.region: invalid value \"US_EAST\": not an AWS region"),
+        ("  credentials: [{name: a, ecr: {region: us-east-1, registryIds: [\"12345\"]}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]",
+         "spec.credentials[0].ecr.registryIds[0]: invalid value \"12345\": a registry ID is a 12-digit AWS account ID"),
+        ("  credentials: [{name: a, ecr: {region: us-east-1, roleArn: x}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]", "spec.credentials[0].ecr.roleArn: unknown field"),
+        ("  credentials: [{name: a, google: {registries: []}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]", "spec.credentials[0].google.registries: required value"),
+        ("  credentials: [{name: a, google: {registries: [\"https://gcr.io\"]}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]", "spec.credentials[0].google.registries[0]: invalid value \"https://gcr.io\""),
         ("  credentials: [{name: a, exec: {command: x, image: i, apiVersion: v9}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]",
          "spec.credentials[0].exec.apiVersion: unsupported value"),
         ("  credentials: [{name: a, exec: {command: x, image: i, timeout: soon}}]\n  rules: [{name: r, source: {namespace: p, name: s}, targets: {namespaces: [a]}}]",

@@ -32,9 +32,46 @@ public struct MintedCredentialSource: Sendable, Equatable {
         }
     }
 
+    /// Amazon ECR: `GetAuthorizationToken` in `region`, signed with the AWS default credential chain.
+    public struct ECR: Sendable, Equatable {
+        public var region: String
+        /// Registries (account IDs) to get tokens for; empty: the caller's account.
+        public var registryIDs: [String]
+
+        public init(region: String, registryIDs: [String] = []) {
+            self.region = region
+            self.registryIDs = registryIDs
+        }
+    }
+
+    /// Google Artifact Registry / Container Registry: an OAuth 2.0 access token (service-account key, external
+    /// account, or the metadata server) for `registries`.
+    public struct Google: Sendable, Equatable {
+        /// Registry hosts the token is written for (`us-docker.pkg.dev`, `gcr.io`, …).
+        public var registries: [String]
+
+        public init(registries: [String]) { self.registries = registries }
+    }
+
     public enum Provider: Sendable, Equatable {
         case exec(Exec)
+        case ecr(ECR)
+        case google(Google)
+
+        /// `exec`, `ecr` or `google`.
+        public var kind: String {
+            switch self {
+            case .exec: "exec"
+            case .ecr: "ecr"
+            case .google: "google"
+            }
+        }
     }
+
+    /// The username of an ECR token in a pull secret.
+    public static let ecrUsername = "AWS"
+    /// The username of a Google access token in a pull secret.
+    public static let googleUsername = "oauth2accesstoken"
 
     /// When a credential is minted again.
     public enum Refresh: Sendable, Equatable {
@@ -80,10 +117,14 @@ public struct MintedCredential: Sendable, Equatable {
     public var auths: [String: RegistryCredential]
     /// How long it may be used from when it was minted.
     public var lifetime: Duration
+    /// Where the credential came from (`environment`, `web identity (AWS_ROLE_ARN)`, `metadata server`, …; empty
+    /// for a plugin): for `credentials mint` and logs, never a value.
+    public var origin: String
 
-    public init(auths: [String: RegistryCredential], lifetime: Duration) {
+    public init(auths: [String: RegistryCredential], lifetime: Duration, origin: String = "") {
         self.auths = auths
         self.lifetime = lifetime
+        self.origin = origin
     }
 
     /// The source a rule with `source.credentials: names` replicates: one `kubernetes.io/dockerconfigjson` holding
@@ -171,10 +212,42 @@ extension MintedCredentialSource {
             guard let name = try r.string("name"), !name.isEmpty else { throw ManifestError("required value", field: r.child("name")) }
             if let p = KubeNames.dns1123LabelProblems(name).first { throw ManifestError(p, field: r.child("name")) }
             if out.contains(where: { $0.name == name }) { throw ManifestError("duplicate credential name \(KubeNames.goQuote(name))", field: r.child("name")) }
-            for k in ["ecr", "google"] where o[k] != nil {
-                throw ManifestError("the \(k) provider is not available in this version; use exec with the provider's kubelet credential plugin", field: r.child(k))
+            let given = ["exec", "ecr", "google"].filter { o[$0] != nil && o[$0] != .null }
+            guard given.count == 1 else {
+                throw ManifestError(given.isEmpty ? "required value: give exec, ecr or google" : "\(given.joined(separator: " and ")) are mutually exclusive",
+                                    field: r.child(given.last ?? "exec"))
             }
-            guard let e = try r.object("exec") else { throw ManifestError("required value: give exec", field: r.child("exec")) }
+            let provider: Provider
+            switch given[0] {
+            case "ecr": provider = .ecr(try decodeECR(r))
+            case "google": provider = .google(try decodeGoogle(r))
+            default: provider = .exec(try decodeExec(r))
+            }
+            var refresh = Refresh.atFraction(0.5)
+            if let ro = try r.object("refresh") {
+                let rr = FieldReader(ro, path: r.child("refresh"))
+                try ReplicationPolicy.rejectUnknown(rr, ["before", "atFraction"])
+                switch (ro["before"], ro["atFraction"]) {
+                case (nil, nil): throw ManifestError("required value: give before or atFraction", field: rr.child("before"))
+                case (.some, .some): throw ManifestError("before and atFraction are mutually exclusive", field: rr.child("atFraction"))
+                case (.some, nil):
+                    let text = try rr.string("before") ?? ""
+                    guard let d = GoDuration.parse(text) else { throw ManifestError("\(KubeNames.goQuote(text)) is not a duration (e.g. 30m)", field: rr.child("before")) }
+                    refresh = .before(d)
+                case (nil, .some(let v)):
+                    guard case .number(let n) = v, let f = Double(n), f > 0, f < 1 else {
+                        throw ManifestError("must be a number between 0 and 1 (exclusive)", field: rr.child("atFraction"))
+                    }
+                    refresh = .atFraction(f)
+                }
+            }
+            out.append(MintedCredentialSource(name: name, provider: provider, refresh: refresh))
+        }
+        return out
+    }
+
+    static func decodeExec(_ r: FieldReader) throws(ManifestError) -> Exec {
+            guard let e = try r.object("exec") else { throw ManifestError("expected object", field: r.child("exec")) }
             let x = FieldReader(e, path: r.child("exec"))
             try ReplicationPolicy.rejectUnknown(x, ["command", "args", "env", "image", "apiVersion", "timeout", "defaultCacheDuration"])
             guard let command = try x.string("command"), !command.isEmpty else { throw ManifestError("required value", field: x.child("command")) }
@@ -199,28 +272,48 @@ extension MintedCredentialSource {
                 guard let d = GoDuration.parse(text) else { throw ManifestError("\(KubeNames.goQuote(text)) is not a duration (e.g. 10s, 5m, 12h)", field: x.child(key)) }
                 return d
             }
-            let exec = Exec(command: command, args: try x.stringArray("args"), env: env, image: image, apiVersion: apiVersion,
-                            timeout: try duration("timeout", .seconds(10)), defaultCacheDuration: try duration("defaultCacheDuration", .seconds(600)))
-            var refresh = Refresh.atFraction(0.5)
-            if let ro = try r.object("refresh") {
-                let rr = FieldReader(ro, path: r.child("refresh"))
-                try ReplicationPolicy.rejectUnknown(rr, ["before", "atFraction"])
-                switch (ro["before"], ro["atFraction"]) {
-                case (nil, nil): throw ManifestError("required value: give before or atFraction", field: rr.child("before"))
-                case (.some, .some): throw ManifestError("before and atFraction are mutually exclusive", field: rr.child("atFraction"))
-                case (.some, nil):
-                    let text = try rr.string("before") ?? ""
-                    guard let d = GoDuration.parse(text) else { throw ManifestError("\(KubeNames.goQuote(text)) is not a duration (e.g. 30m)", field: rr.child("before")) }
-                    refresh = .before(d)
-                case (nil, .some(let v)):
-                    guard case .number(let n) = v, let f = Double(n), f > 0, f < 1 else {
-                        throw ManifestError("must be a number between 0 and 1 (exclusive)", field: rr.child("atFraction"))
-                    }
-                    refresh = .atFraction(f)
-                }
-            }
-            out.append(MintedCredentialSource(name: name, provider: .exec(exec), refresh: refresh))
+            return Exec(command: command, args: try x.stringArray("args"), env: env, image: image, apiVersion: apiVersion,
+                        timeout: try duration("timeout", .seconds(10)), defaultCacheDuration: try duration("defaultCacheDuration", .seconds(600)))
+    }
+
+    static func decodeECR(_ r: FieldReader) throws(ManifestError) -> ECR {
+        guard let e = try r.object("ecr") else { throw ManifestError("expected object", field: r.child("ecr")) }
+        let x = FieldReader(e, path: r.child("ecr"))
+        try ReplicationPolicy.rejectUnknown(x, ["region", "registryIds"])
+        guard let region = try x.string("region"), !region.isEmpty else { throw ManifestError("required value", field: x.child("region")) }
+        guard isAWSRegion(region) else { throw ManifestError("invalid value \(KubeNames.goQuote(region)): not an AWS region (e.g. us-east-1)", field: x.child("region")) }
+        let ids = try x.stringArray("registryIds")
+        for (i, id) in ids.enumerated() where id.count != 12 || !id.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            throw ManifestError("invalid value \(KubeNames.goQuote(id)): a registry ID is a 12-digit AWS account ID", field: x.child("registryIds") + "[\(i)]")
         }
-        return out
+        return ECR(region: region, registryIDs: ids)
+    }
+
+    static func decodeGoogle(_ r: FieldReader) throws(ManifestError) -> Google {
+        guard let g = try r.object("google") else { throw ManifestError("expected object", field: r.child("google")) }
+        let x = FieldReader(g, path: r.child("google"))
+        try ReplicationPolicy.rejectUnknown(x, ["registries"])
+        let registries = try x.stringArray("registries")
+        guard !registries.isEmpty else { throw ManifestError("required value: the registry hosts (e.g. us-docker.pkg.dev, gcr.io)", field: x.child("registries")) }
+        for (i, host) in registries.enumerated() where !isRegistryHost(host) {
+            throw ManifestError("invalid value \(KubeNames.goQuote(host)): a registry host name (e.g. us-docker.pkg.dev)", field: x.child("registries") + "[\(i)]")
+        }
+        return Google(registries: registries)
+    }
+
+    /// `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-5`: lowercase words joined by
+    /// dashes, ending in a number.
+    public static func isAWSRegion(_ s: String) -> Bool {
+        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count >= 3, let last = parts.last, !last.isEmpty, last.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+        return parts.dropLast().allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isLowercase } }
+    }
+
+    /// A DNS host name, optionally with a port: what a Google registry key is.
+    static func isRegistryHost(_ s: String) -> Bool {
+        let hostPort = s.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        if hostPort.count == 2, !(hostPort[1].count <= 5 && !hostPort[1].isEmpty && hostPort[1].allSatisfy { $0.isASCII && $0.isNumber }) { return false }
+        let host = String(hostPort[0])
+        return (host.contains(".") || host == "localhost") && KubeNames.dns1123SubdomainProblems(host).isEmpty
     }
 }

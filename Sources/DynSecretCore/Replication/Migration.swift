@@ -649,6 +649,12 @@ extension ReplicationPolicy {
                     x["timeout"] = goDuration(e.timeout)
                     x["defaultCacheDuration"] = goDuration(e.defaultCacheDuration)
                     o["exec"] = .object(x)
+                case .ecr(let e):
+                    var x = JSONObject([("region", .string(e.region))])
+                    if !e.registryIDs.isEmpty { x["registryIds"] = strings(e.registryIDs) }
+                    o["ecr"] = .object(x)
+                case .google(let g):
+                    o["google"] = .object(JSONObject([("registries", strings(g.registries))]))
                 }
                 switch c.refresh {
                 case .atFraction(let f): o["refresh"] = .object(JSONObject([("atFraction", .number(String(f)))]))
