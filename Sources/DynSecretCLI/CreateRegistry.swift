@@ -20,6 +20,12 @@ struct CreateRegistry: AsyncParsableCommand {
             Give the password on standard input (--password-stdin) or in a file (--password-file); \
             --password works but leaves it in shell history and process lists.
 
+            Short-lived cloud tokens are minted instead of given: --from-ecr (ECR GetAuthorizationToken with the \
+            AWS default credential chain; the registry is the token's proxy endpoint), --from-google (an access \
+            token from Google Application Default Credentials, for each --registry), --from-provider (a kubelet \
+            credential provider plugin, asked about --image). The token is written into the Secret only; it \
+            expires (ECR after 12 h, Google after about 1 h): let the controller keep copies current instead.
+
             Examples:
               echo "$TOKEN" | dynsecret create-registry regcred -n team-a \\
                   --server ghcr.io --username bot --password-stdin
@@ -29,6 +35,10 @@ struct CreateRegistry: AsyncParsableCommand {
                   --server nvcr.io --username '$oauthtoken' --password-file ngc.key
               echo "$TOKEN" | dynsecret create-registry regcred --verify \\
                   --server registry.example.com --username ci --password-stdin
+              dynsecret create-registry ecr-pull --from-ecr --region us-east-1
+              dynsecret create-registry gar-pull --from-google --registry us-docker.pkg.dev
+              dynsecret create-registry acr-pull --from-provider /usr/local/bin/acr-credential-provider \\
+                  --provider-arg /etc/kubernetes/azure.json --image myreg.azurecr.io/app:1
             """
     )
 
@@ -67,6 +77,30 @@ struct CreateRegistry: AsyncParsableCommand {
     @Option(name: .customLong("merge-into"), help: ArgumentHelp("Add or replace registries in this Secret manifest (- for stdin) and print the result.", valueName: "file"))
     var mergeInto: String?
 
+    @Flag(name: .customLong("from-ecr"), help: "Mint an ECR token (GetAuthorizationToken, AWS default credential chain).")
+    var fromECR = false
+
+    @Option(name: .customLong("region"), help: ArgumentHelp("AWS region of the registry, with --from-ecr.", valueName: "region"))
+    var region: String?
+
+    @Option(name: .customLong("registry-id"), help: ArgumentHelp("ECR registry (AWS account ID), with --from-ecr; repeatable (default: the caller's account).", valueName: "id"))
+    var registryIDs: [String] = []
+
+    @Flag(name: .customLong("from-google"), help: "Mint a Google access token (Application Default Credentials) for each --registry.")
+    var fromGoogle = false
+
+    @Option(name: .customLong("registry"), help: ArgumentHelp("Registry host, with --from-google; repeatable (us-docker.pkg.dev, gcr.io, ...).", valueName: "host"))
+    var googleRegistries: [String] = []
+
+    @Option(name: .customLong("from-provider"), help: ArgumentHelp("Run this kubelet credential provider plugin and use what it answers.", valueName: "plugin"))
+    var fromProvider: String?
+
+    @Option(name: .customLong("provider-arg"), help: ArgumentHelp("An argument of the --from-provider plugin; repeatable.", valueName: "arg"))
+    var providerArgs: [String] = []
+
+    @Option(name: .customLong("image"), help: ArgumentHelp("The image the --from-provider plugin is asked about.", valueName: "image"))
+    var image: String?
+
     @Flag(name: .customLong("apply"), help: "Create the Secret in the cluster, or update it there, instead of printing it.")
     var apply = false
 
@@ -82,6 +116,19 @@ struct CreateRegistry: AsyncParsableCommand {
 
     func validate() throws {
         if noVerifyFail && !verify { throw ValidationError("--no-verify-fail needs --verify") }
+        let minters = [fromECR, fromGoogle, fromProvider != nil].filter { $0 }.count
+        if minters > 1 { throw ValidationError("give one of --from-ecr, --from-google and --from-provider") }
+        if minters == 1 {
+            if username != nil || passwordStdin || passwordFile != nil || password != nil || fromDockerConfig != nil || !servers.isEmpty {
+                throw ValidationError("a minted credential brings its own registries and token: --from-ecr, --from-google and --from-provider take no --server, --username, password or --from-docker-config")
+            }
+        }
+        if fromECR && region == nil { throw ValidationError("--from-ecr needs --region") }
+        if !fromECR && (region != nil || !registryIDs.isEmpty) { throw ValidationError("--region and --registry-id go with --from-ecr") }
+        if fromGoogle && googleRegistries.isEmpty { throw ValidationError("--from-google needs --registry (the registry hosts the token is for)") }
+        if !fromGoogle && !googleRegistries.isEmpty { throw ValidationError("--registry goes with --from-google") }
+        if fromProvider != nil && image == nil { throw ValidationError("--from-provider needs --image (the plugin is asked about an image, as the kubelet asks)") }
+        if fromProvider == nil && (image != nil || !providerArgs.isEmpty) { throw ValidationError("--image and --provider-arg go with --from-provider") }
         try registry.check()
         let passwordSources = [passwordStdin, passwordFile != nil, password != nil].filter { $0 }.count
         if passwordSources > 1 {
@@ -100,7 +147,7 @@ struct CreateRegistry: AsyncParsableCommand {
         if password != nil {
             io.warn("--password leaves the password in shell history and process lists; use --password-stdin or --password-file")
         }
-        let secret = try build()
+        let secret = try build(minted: try await mint())
         if verify { try await verifyCredentials(of: secret) }
         guard apply else {
             io.writeStdout(output.render(secret))
@@ -136,8 +183,39 @@ struct CreateRegistry: AsyncParsableCommand {
                        exitCode: ExitStatus.findings)
     }
 
+    /// The credential the `--from-*` flag names, minted once (nil without one). The source is checked as a policy's
+    /// `spec.credentials` entry would be.
+    func mint() async throws(CLIError) -> MintedCredential? {
+        let provider: MintedCredentialSource.Provider
+        if fromECR, let region {
+            guard MintedCredentialSource.isAWSRegion(region) else { throw CLIError("--region \(KubeNames.goQuote(region)): not an AWS region (e.g. us-east-1)") }
+            for id in registryIDs where id.count != 12 || !id.allSatisfy({ $0.isASCII && $0.isNumber }) {
+                throw CLIError("--registry-id \(KubeNames.goQuote(id)): a registry ID is a 12-digit AWS account ID")
+            }
+            provider = .ecr(.init(region: region, registryIDs: registryIDs))
+        } else if fromGoogle {
+            for host in googleRegistries where (try? RegistryServer.authKey(for: host)) != host {
+                throw CLIError("--registry \(KubeNames.goQuote(host)): a registry host name (e.g. us-docker.pkg.dev)")
+            }
+            provider = .google(.init(registries: googleRegistries))
+        } else if let fromProvider, let image {
+            provider = .exec(.init(command: fromProvider, args: providerArgs, image: image))
+        } else {
+            return nil
+        }
+        let source = MintedCredentialSource(name: "create-registry", provider: provider)
+        do throws(KubeError) {
+            let m = try await source.mint(environment: CommandIO.current.environment)
+            let expires = RFC3339.format(Int64(Date().timeIntervalSince1970) + m.lifetime.components.seconds)
+            CommandIO.current.writeStderr("minted \(m.auths.keys.sorted(by: utf8Less).joined(separator: ", "))\(m.origin.isEmpty ? "" : " (\(m.origin))"), expires \(expires)\n")
+            return m
+        } catch {
+            throw CLIError("--from-\(provider.kind == "exec" ? "provider" : provider.kind): \(error.message.replacingOccurrences(of: "credential create-registry: ", with: ""))")
+        }
+    }
+
     /// Everything is read and checked before anything is printed.
-    func build() throws(CLIError) -> Secret {
+    func build(minted: MintedCredential? = nil) throws(CLIError) -> Secret {
         // The Secret to start from.
         var base: Secret?
         var config = DockerConfigJSON()
@@ -168,8 +246,10 @@ struct CreateRegistry: AsyncParsableCommand {
             } else {
                 for (key, credential) in imported.credentials { config.set(credential, for: key) }
             }
+        } else if let minted {
+            for key in minted.auths.keys.sorted(by: utf8Less) { config.set(minted.auths[key]!, for: key) }
         } else if explicit == nil && mergeInto == nil {
-            throw CLIError("--username and a password (--password-stdin, --password-file or --password) are required, or --from-docker-config")
+            throw CLIError("--username and a password (--password-stdin, --password-file or --password) are required, or --from-docker-config, --from-ecr, --from-google or --from-provider")
         } else if explicit == nil {
             throw CLIError("--merge-into needs the credentials to add: --username and a password (--password-stdin, --password-file or --password), or --from-docker-config")
         }

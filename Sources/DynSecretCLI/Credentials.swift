@@ -47,18 +47,23 @@ struct MintCommand: AsyncParsableCommand {
         let chosen = parsed.credentials.filter { names.isEmpty || names.contains($0.name) }
         if chosen.isEmpty { throw CLIError("\(policy) declares no credentials (spec.credentials)") }
         var results: [(MintedCredentialSource, Result<MintedCredential, KubeError>)] = []
+        var mintedAt: [String: Int64] = [:]
         for c in chosen {
-            do throws(KubeError) { results.append((c, .success(try await c.mint()))) } catch { results.append((c, .failure(error))) }
+            mintedAt[c.name] = Int64(Date().timeIntervalSince1970)
+            do throws(KubeError) { results.append((c, .success(try await c.mint(environment: CommandIO.current.environment)))) } catch { results.append((c, .failure(error))) }
         }
+        func expires(_ c: MintedCredentialSource, _ m: MintedCredential) -> String { RFC3339.format((mintedAt[c.name] ?? 0) + m.lifetime.components.seconds) }
         let io = CommandIO.current
         if output == .json {
             let items: [JSONValue] = results.map { c, r in
-                var o: [(String, JSONValue)] = [("name", .string(c.name))]
+                var o: [(String, JSONValue)] = [("name", .string(c.name)), ("provider", .string(c.provider.kind))]
                 switch r {
                 case .success(let m):
                     o.append(("registries", .array(m.auths.keys.sorted(by: utf8Less).map { k in
                         .object(JSONObject([("registry", .string(k)), ("username", .string(m.auths[k]!.username))]))
                     })))
+                    if !m.origin.isEmpty { o.append(("origin", .string(m.origin))) }
+                    o.append(("expiresAt", .string(expires(c, m))))
                     o.append(("lifetimeSeconds", .number(String(m.lifetime.components.seconds))))
                     o.append(("refreshAfterSeconds", .number(String(c.refreshDelay(lifetime: m.lifetime).components.seconds))))
                 case .failure(let e): o.append(("error", .string(e.message)))
@@ -67,13 +72,14 @@ struct MintCommand: AsyncParsableCommand {
             }
             io.writeStdout(GoJSONWriter.indented(.object(JSONObject([("credentials", .array(items))]))))
         } else {
-            var rows: [[String]] = [["CREDENTIAL", "REGISTRY", "USERNAME", "LIFETIME", "REFRESH AFTER"]]
+            var rows: [[String]] = [["CREDENTIAL", "PROVIDER", "REGISTRY", "USERNAME", "EXPIRES", "LIFETIME", "REFRESH AFTER"]]
             var errors = ""
             for (c, r) in results {
                 switch r {
                 case .success(let m):
                     for k in m.auths.keys.sorted(by: utf8Less) {
-                        rows.append([c.name, k, m.auths[k]!.username, "\(m.lifetime.components.seconds)s", "\(c.refreshDelay(lifetime: m.lifetime).components.seconds)s"])
+                        rows.append([c.name, m.origin.isEmpty ? c.provider.kind : "\(c.provider.kind) (\(m.origin))", k, m.auths[k]!.username, expires(c, m),
+                                     "\(m.lifetime.components.seconds)s", "\(c.refreshDelay(lifetime: m.lifetime).components.seconds)s"])
                     }
                 case .failure(let e): errors += "\(c.name): \(e.message)\n"
                 }

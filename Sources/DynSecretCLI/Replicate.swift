@@ -137,7 +137,7 @@ struct Replicate: AsyncParsableCommand {
         var failures = 0
         for c in policy.credentials where used.contains(c.name) {
             do throws(KubeError) {
-                minted[c.name] = try await c.mint()
+                minted[c.name] = try await c.mint(environment: CommandIO.current.environment)
             } catch {
                 failures += 1
                 CommandIO.current.warn(error.message)

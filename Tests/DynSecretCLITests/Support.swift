@@ -17,14 +17,14 @@ final class Capture: Sendable {
 }
 
 /// Runs `dynsecret args` in-process with `stdin` as standard input.
-func dynsecret(_ args: [String], stdin: String = "") async -> RunResult {
+func dynsecret(_ args: [String], stdin: String = "", environment: [String: String] = [:]) async -> RunResult {
     let capture = Capture()
     let input = Array(stdin.utf8)
     let io = CommandIO(
         readStdin: { limit in Array(input.prefix(limit + 1)) },
         writeStdout: { bytes in capture.out.withLock { $0 += bytes } },
         writeStderr: { text in capture.err.withLock { $0 += text } },
-        environment: [:]
+        environment: environment
     )
     let code = await CLI.run(args, io: io)
     return RunResult(code: code, stdout: String(decoding: capture.out.withLock { $0 }, as: UTF8.self), stderr: capture.err.withLock { $0 })
