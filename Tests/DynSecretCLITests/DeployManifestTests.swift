@@ -452,4 +452,45 @@ let checkovPath: String? = onPath("checkov")
         let stopped = await ctl.stop(SIGTERM)
         #expect(stopped.status == 0, "\(ctl.log.suffix(2000))")
     }
+
+    // MARK: Cloud identity components
+
+    struct CloudComponent: Sendable, CustomTestStringConvertible {
+        var name: String
+        var annotation: String?
+        var egress: [String]
+        var testDescription: String { name }
+    }
+
+    static let cloudComponents: [CloudComponent] = [
+        CloudComponent(name: "aws-irsa", annotation: "eks.amazonaws.com/role-arn", egress: []),
+        CloudComponent(name: "aws-pod-identity", annotation: nil, egress: ["169.254.170.23/32:80", "fd00:ec2::23/128:80"]),
+        CloudComponent(name: "gke-workload-identity", annotation: "iam.gke.io/gcp-service-account", egress: ["169.254.169.254/32:80", "169.254.169.252/32:988"]),
+    ]
+
+    static func egressRules(_ objects: [JSONValue]) throws -> [String] {
+        var out: [String] = []
+        for rule in try DeployManifestTests.object(objects, kind: "NetworkPolicy")["spec"]?["egress"]?.arrayValue ?? [] {
+            var ports: [String] = []
+            for p in rule["ports"]?.arrayValue ?? [] { if case .number(let n)? = p["port"] { ports.append(n) } }
+            for to in rule["to"]?.arrayValue ?? [] {
+                guard let cidr = to["ipBlock"]?["cidr"]?.stringValue else { continue }
+                for port in ports { out.append(cidr + ":" + port) }
+            }
+        }
+        return out
+    }
+
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"), arguments: Self.cloudComponents)
+    func cloudIdentityComponentsChangeOnlyTheServiceAccountAndEgress(_ component: CloudComponent) throws {
+        let base = try DeployManifestTests.objects(try DeployManifestTests.render(DeployManifestTests.deploy.appendingPathComponent("base")))
+        let rendered = try DeployManifestTests.objects(try DeployManifestTests.renderOverlay(components: [component.name]))
+        let sa = try DeployManifestTests.object(rendered, kind: "ServiceAccount")
+        let annotations: [String] = sa["metadata"]?["annotations"]?.objectValue?.members.map { $0.key } ?? []
+        #expect(annotations == (component.annotation.map { [$0] } ?? []), "\(annotations)")
+        #expect(try Self.egressRules(rendered) == (try Self.egressRules(base)) + component.egress)
+        // Everything else is the base as it is.
+        let others: (JSONValue) -> Bool = { !["ServiceAccount", "NetworkPolicy"].contains($0["kind"]?.stringValue ?? "") }
+        #expect(rendered.filter(others) == base.filter(others))
+    }
 }
