@@ -172,7 +172,13 @@ case "scale":
     try await benchScale(parseScaleOptions(args.dropFirst()))
 case "fleet":
     try await benchFleet(args.dropFirst())
+case "ecr":
+    var o = parseOptions(args.dropFirst())
+    if o.runs == Options().runs { o.runs = 20 }
+    try benchECR(o)
+case "mint-refresh":
+    try await benchMintRefresh(args.dropFirst())
 default:
-    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller|scale|fleet|verify [options]")
+    print("usage: dynsecret-bench create-registry|index|validate|crypto|replicate|kube|replicate-cluster|controller|scale|fleet|ecr|mint-refresh|verify [options]")
     exit(args.isEmpty ? 0 : 2)
 }
