@@ -78,7 +78,7 @@ import Testing
             """)
         var r = await dynsecret(["credentials", "mint", "--policy", policy, "acr"])
         #expect(r.code == 0, "\(r.stderr)")
-        #expect(r.stdout.range(of: #"acr\s+myreg.azurecr.io\s+u\s+2s\s+1s"#, options: .regularExpression) != nil, "\(r.stdout)")
+        #expect(r.stdout.range(of: #"acr\s+exec\s+myreg.azurecr.io\s+u\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+2s\s+1s"#, options: .regularExpression) != nil, "\(r.stdout)")
         r = await dynsecret(["credentials", "mint", "--policy", policy, "-o", "json"])
         #expect(r.code == 1, "one credential fails")
         let doc = try JSONParser.parse(Array(r.stdout.utf8))
@@ -145,7 +145,7 @@ import Testing
                                          "--health-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"],
                                         log: dir.url.appendingPathComponent("controller.log").path)
         defer { Task { _ = await ctl.stop() } }
-        let metricsPort = try await ctl.port("metrics")
+        let metricsPort = try await ctl.port("metrics"), healthPort = try await ctl.port("health")
         func passwords() async throws -> [String] {
             try await c.list(Secret.self, namespace: nil, options: ListOptions(labelSelector: "dynsecret.io/replica=true")).items.map { s in
                 (try? PullSecret.entries(of: s))??.first?.credential.password ?? ""
@@ -180,6 +180,7 @@ import Testing
         try await Task.sleep(for: .seconds(4))
         #expect(try await passwords() == Array(repeating: "\(Self.canary)-\(last)", count: targets), "a failing plugin never removes a copy")
         #expect(e.counters()["delete secrets"] == nil)
+        #expect(try httpGet("http://127.0.0.1:\(healthPort)/readyz").status == 200, "a failing credential never makes the controller unready")
         let exposition = try httpGet("http://127.0.0.1:\(metricsPort)/metrics").body
         #expect(exposition.range(of: #"dynsecret_credential_refresh_total\{credential="acr",result="error"\} [1-9]"#, options: .regularExpression) != nil, "\(exposition)")
         #expect(exposition.contains("dynsecret_credential_refresh_total{credential=\"acr\",result=\"success\"} \(last)"), "\(exposition)")
