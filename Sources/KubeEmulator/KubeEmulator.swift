@@ -29,14 +29,21 @@ public struct EmulatorOptions: Sendable {
 /// Leases): discovery, CRUD with resourceVersion, selectors, paging, watch with bookmarks and 410, Secret validation,
 /// bearer tokens with per-token permissions, fault injection and request counters. For tests and development only.
 public final class KubeEmulator: Sendable {
-    private let server: HTTPServer
+    private let listening: Mutex<HTTPServer>
+    private var server: HTTPServer { listening.withLock { $0 } }
     private let router: Router
+    private let tls: NIOSSLContext?
+    private let interval: TimeAmount
+    private let boundPort: Int
     /// The options it was started with.
     public let options: EmulatorOptions
 
-    private init(server: HTTPServer, router: Router, options: EmulatorOptions) {
-        self.server = server
+    private init(server: HTTPServer, router: Router, tls: NIOSSLContext?, interval: TimeAmount, options: EmulatorOptions) {
+        listening = Mutex(server)
+        boundPort = server.port
         self.router = router
+        self.tls = tls
+        self.interval = interval
         self.options = options
     }
 
@@ -63,13 +70,13 @@ public final class KubeEmulator: Sendable {
         let c = options.bookmarkInterval.components
         let interval = TimeAmount.nanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
         let server = try await HTTPServer(host: options.host, port: options.port, router: router, tls: tls, bookmarkInterval: interval)
-        let emulator = KubeEmulator(server: server, router: router, options: options)
+        let emulator = KubeEmulator(server: server, router: router, tls: tls, interval: interval, options: options)
         router.serverURL.withLock { $0 = emulator.url }
         return emulator
     }
 
     /// The bound port.
-    public var port: Int { server.port }
+    public var port: Int { boundPort }
 
     /// The base URL clients use, such as `https://127.0.0.1:40123`.
     public var url: String {
@@ -121,6 +128,17 @@ public final class KubeEmulator: Sendable {
 
     /// Stops listening and closes every connection.
     public func stop() async { await server.stop() }
+
+    /// Stops serving (every connection closed, the port released) but keeps the stored objects: `resume()` then
+    /// serves them again on the same port, as an API server restarted with its etcd intact.
+    public func pause() async { await server.stop() }
+
+    /// Serves again on the port it had (after `pause()`).
+    public func resume() async throws {
+        let port = self.port
+        let next = try await HTTPServer(host: options.host, port: port, router: router, tls: tls, bookmarkInterval: interval)
+        listening.withLock { $0 = next }
+    }
 }
 
 /// An emulator start-up problem.

@@ -184,7 +184,7 @@ import Testing
         } != nil, "\(ctlB.log.suffix(2000))")
 
         // gpu-3's API server dies; the source changes: the others follow, gpu-3 is reported down, the hub stays ready.
-        await gpus[1].emulator.stop()
+        await gpus[1].emulator.pause()
         try await Self.setSource(h, Self.canary + "-v2")
         let live = [m1, gpus[0], gpus[3]]
         #expect(try await waitFor(.seconds(30)) { try converged(Self.canary + "-v2", live) } != nil, "\(ctl.log.suffix(3000))")
@@ -196,6 +196,12 @@ import Testing
         #expect(after.count == before.count && after.allSatisfy { $0.metadata.annotations[ReplicaMarkers.sourceClusterAnnotation] == "hub-a" })
         #expect(Set(after.map { $0.metadata.uid ?? "" }) == Set(before.map { $0.metadata.uid ?? "" }))
         #expect(Fixtures.writes(gpus[3].emulator.counters(), by: "hub-b") == 0, "hub-b wrote nothing to hub-a's replicas: \(gpus[3].emulator.counters())")
+
+        // gpu-3 comes back (its objects kept, as an API server restarted on its etcd): it converges without a
+        // restart of the controller and is reported up again.
+        try await gpus[1].emulator.resume()
+        #expect(try await waitFor(.seconds(60)) { try converged(Self.canary + "-v2", [gpus[1]]) } != nil, "\(ctl.log.suffix(3000))")
+        #expect(await waitFor(.seconds(30)) { metrics().contains("dynsecret_cluster_up{cluster=\"gpu-3\"} 1") } != nil, "\(metrics())")
 
         // m1's credential rotates: the Secret gets the new token, the old one is revoked.
         _ = try await h.mergePatch(Secret.self, namespace: "dynsecret-system", name: "m1-kubeconfig", .object(JSONObject([
