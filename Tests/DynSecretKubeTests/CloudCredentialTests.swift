@@ -232,6 +232,14 @@ final class PythonPeer: Sendable {
             "PUT /latest/api/token", "GET /latest/meta-data/iam/security-credentials/", "GET /latest/meta-data/iam/security-credentials/node-role",
         ])
         #expect(imds.dropFirst().allSatisfy { $0["imdsToken"] == .bool(true) }, "every IMDS read carries the session token")
+        // Nothing anywhere and no IMDS answering (port 1 on loopback is closed): the error says what was tried.
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:1"
+        do {
+            _ = try await Self.ecr().mint(environment: env)
+            Issue.record("minted without an IMDS")
+        } catch {
+            #expect(error.message.contains("AWS credentials: none found (environment, web identity, shared files, container credentials), and IMDS: "), "\(error.message)")
+        }
     }
 
     @Test func endpointsAsTheSDKsResolveThem() {

@@ -66,7 +66,12 @@ public enum AWS {
         if let resolved = try await sharedFiles(region: region, env, transport: transport) { return resolved }
         if let resolved = try await container(env, transport: transport) { return resolved }
         if env["AWS_EC2_METADATA_DISABLED"]?.lowercased() != "true" {
-            return try await imds(env, transport: transport)
+            do throws(KubeError) {
+                return try await imds(env, transport: transport)
+            } catch {
+                throw KubeError(message: "AWS credentials: none found (environment, web identity, shared files, container credentials), and IMDS: \(error.message)",
+                                httpStatus: error.httpStatus)
+            }
         }
         throw KubeError(message: "AWS credentials: none found (environment, web identity, shared files, container credentials; IMDS disabled)")
     }
@@ -212,7 +217,9 @@ public enum AWS {
                   let decoded = Base64.decode(token), let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else {
                 throw KubeError(message: "\(what): an authorizationData entry is not a token and proxyEndpoint")
             }
-            let host = URLComponents(string: endpoint)?.host.map { h in URLComponents(string: endpoint)?.port.map { "\(h):\($0)" } ?? h } ?? endpoint
+            // The registry key is the proxy endpoint's host (and port, if it has one).
+            let url = URLComponents(string: endpoint)
+            let host = url?.host.map { h in url?.port.map { "\(h):\($0)" } ?? h } ?? endpoint
             auths[host] = RegistryCredential(username: String(decoding: decoded[..<colon], as: UTF8.self),
                                              password: String(decoding: decoded[(colon + 1)...], as: UTF8.self))
             if case .number(let n)? = item["expiresAt"], let t = Double(n) { expiry = min(expiry, t) }
