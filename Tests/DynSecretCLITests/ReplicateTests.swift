@@ -298,6 +298,15 @@ import Testing
                 if mutate == "rename": r["source"] = {"namespace": "x", "selector": {}}
                 if mutate == "empty": r["source"] = {"namespace": "x", "selector": {}}; r.pop("targetName", None)
                 if v.is_valid(d): print("accepted", mutate); sys.exit(1)
+            cloud = yaml.safe_load(open(root + "/policies/cloud-pull-secrets.yaml"))
+            for mutate in ("no-region", "two-providers", "no-provider", "short-id", "no-registries"):
+                d = json.loads(json.dumps(cloud)); c = d["spec"]["credentials"]
+                if mutate == "no-region": c[0]["ecr"].pop("region")
+                if mutate == "two-providers": c[0]["google"] = {"registries": ["gcr.io"]}
+                if mutate == "no-provider": c[0].pop("ecr")
+                if mutate == "short-id": c[0]["ecr"]["registryIds"] = ["12345"]
+                if mutate == "no-registries": c[1]["google"]["registries"] = []
+                if v.is_valid(d): print("accepted", mutate); sys.exit(1)
             print("ok")
             """
         let r = try runProcess(Self.python3!, ["-c", script, Self.repoRoot.path])
