@@ -194,7 +194,7 @@ struct CreateRegistry: AsyncParsableCommand {
             }
             provider = .ecr(.init(region: region, registryIDs: registryIDs))
         } else if fromGoogle {
-            for host in googleRegistries where (try? RegistryServer.authKey(for: host)) != host {
+            for host in googleRegistries where !MintedCredentialSource.isRegistryHost(host) {
                 throw CLIError("--registry \(KubeNames.goQuote(host)): a registry host name (e.g. us-docker.pkg.dev)")
             }
             provider = .google(.init(registries: googleRegistries))

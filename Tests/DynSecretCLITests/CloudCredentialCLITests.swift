@@ -109,6 +109,44 @@ final class MotoServer: Sendable {
         #expect(!r.stdout.contains("auth-token"))
     }
 
+    static let hasPyJWT: Bool = {
+        guard let python = onPath("python3") else { return false }
+        return (try? runProcess(python, ["-c", "import jwt, cryptography"]).code) == 0
+    }()
+
+    @Test(.enabled(if: hasPyJWT, "needs PyJWT and cryptography"))
+    func createRegistryFromGoogle() async throws {
+        let dir = try TempDir()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DynSecretKubeTests/Peers/google_peer.py").path
+        let token = "ya29." + Self.canary
+        _ = try dir.file("subject", "unused")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try #require(onPath("python3")))
+        p.arguments = [script, dir.url.appendingPathComponent("sa.json").path, dir.url.appendingPathComponent("ext.json").path,
+                       dir.url.appendingPathComponent("subject").path, token]
+        let out = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = input
+        try p.run()
+        defer {
+            try? input.fileHandleForWriting.close()
+            p.waitUntilExit()
+        }
+        while let c = try out.fileHandleForReading.read(upToCount: 1), let b = c.first, b != 0x0A {}
+        let env = ["HOME": dir.url.path, "GOOGLE_APPLICATION_CREDENTIALS": dir.url.appendingPathComponent("sa.json").path]
+        let r = await dynsecret(["create-registry", "gar-pull", "--from-google", "--registry", "us-docker.pkg.dev", "--registry", "gcr.io", "-o", "json"],
+                                environment: env)
+        #expect(r.code == 0, "\(r.stderr)")
+        let entries = try #require(try PullSecret.entries(of: try Secret.decode(try JSONParser.parse(r.stdout)).secret))
+        #expect(Set(entries.map(\.key)) == ["us-docker.pkg.dev", "gcr.io"])
+        #expect(entries.allSatisfy { $0.credential == RegistryCredential(username: "oauth2accesstoken", password: token) })
+        #expect(r.stderr.contains("(service account puller@project.iam.gserviceaccount.com), expires ") && !r.stderr.contains(Self.canary), "\(r.stderr)")
+        let bad = await dynsecret(["create-registry", "gar-pull", "--from-google", "--registry", "https://gcr.io"], environment: env)
+        #expect(bad.code == 2 && bad.stderr.contains("--registry \"https://gcr.io\": a registry host name"), "\(bad.stderr)")
+    }
+
     @Test(.enabled(if: dockerRegistryPath != nil && onPath("python3") != nil, "needs docker-registry and python3"))
     func createRegistryFromAProviderPluginLogsInToARealRegistry() async throws {
         let lab = try RegistryLab()

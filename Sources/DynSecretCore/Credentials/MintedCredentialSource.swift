@@ -310,7 +310,7 @@ extension MintedCredentialSource {
     }
 
     /// A DNS host name, optionally with a port: what a Google registry key is.
-    static func isRegistryHost(_ s: String) -> Bool {
+    public static func isRegistryHost(_ s: String) -> Bool {
         let hostPort = s.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         if hostPort.count == 2, !(hostPort[1].count <= 5 && !hostPort[1].isEmpty && hostPort[1].allSatisfy { $0.isASCII && $0.isNumber }) { return false }
         let host = String(hostPort[0])
