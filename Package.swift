@@ -65,10 +65,24 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The validating admission webhook: informer-backed state, HTTPS server (swift-nio-ssl), metrics (docs/admission.md).
+        .target(
+            name: "DynSecretAdmission",
+            dependencies: [
+                "DynSecretCore", "DynSecretCrypto", "DynSecretKube",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "DynSecretCLI",
             dependencies: [
-                "DynSecretCore", "DynSecretCrypto", "DynSecretKube", "DynSecretController",
+                "DynSecretCore", "DynSecretCrypto", "DynSecretKube", "DynSecretController", "DynSecretAdmission",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

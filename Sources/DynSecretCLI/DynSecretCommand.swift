@@ -13,7 +13,7 @@ public struct DynSecretCommand: AsyncParsableCommand {
         // Grouped by task in `--help`; `version` comes last, on its own.
         groupedSubcommands: [
             CommandGroup(name: "Registry credentials", subcommands: [CreateRegistry.self, Verify.self, CredentialsCommand.self]),
-            CommandGroup(name: "Checks", subcommands: [Validate.self, IndexCommand.self, Which.self]),
+            CommandGroup(name: "Checks", subcommands: [Validate.self, IndexCommand.self, Which.self, WebhookCommand.self]),
             CommandGroup(name: "Replication", subcommands: [Replicate.self, Status.self, ControllerCommand.self, Migrate.self, ClusterCommand.self]),
             CommandGroup(name: "At rest", subcommands: [Keys.self, Encrypt.self, Decrypt.self, StoreCommand.self]),
             CommandGroup(name: "Other", subcommands: [VersionCommand.self]),

@@ -38,6 +38,8 @@ enum Routed: Sendable {
     case response(APIResponse)
     /// Start a watch: the server streams the frames; `start` registers with the store and returns the watcher id.
     case watch(start: @Sendable (@escaping @Sendable (WatchFrame) -> Void) -> Int?, bookmarks: Bool, timeout: Int?)
+    /// Answer after asynchronous work (admission webhooks).
+    case deferred(@Sendable () async -> APIResponse)
 }
 
 /// Who may do what: a bearer token's user and verbs/resources (nil = all).
@@ -139,9 +141,11 @@ final class Router: Sendable {
     let faults: Mutex<Faults>
     let counters = Mutex<[String: Int]>([:])
     let serverURL: Mutex<String> = Mutex("")
+    let webhooks: AdmissionWebhooks
 
     init(store: Store, grants: [TokenGrant], faults: Faults) {
         self.store = store
+        webhooks = AdmissionWebhooks(store: store)
         var g: [String: TokenGrant] = [:]
         for t in grants { g[t.token] = t }
         self.grants = Mutex(g)
@@ -183,21 +187,21 @@ final class Router: Sendable {
                 ("serverAddressByClientCIDRs", .array([.object(JSONObject([("clientCIDR", .string("0.0.0.0/0")), ("serverAddress", .string(serverURL.withLock { $0 }))]))])),
             ]))))
         case "/apis":
-            let group = JSONObject([
-                ("name", .string("coordination.k8s.io")),
-                ("versions", .array([.object(JSONObject([("groupVersion", .string("coordination.k8s.io/v1")), ("version", .string("v1"))]))])),
-                ("preferredVersion", .object(JSONObject([("groupVersion", .string("coordination.k8s.io/v1")), ("version", .string("v1"))]))),
-            ])
-            return .response(.json(200, .object(JSONObject([("kind", .string("APIGroupList")), ("apiVersion", .string("v1")), ("groups", .array([.object(group)]))]))))
+            let groups: [JSONValue] = Kind.groups.map { g in
+                let gv = JSONValue.object(JSONObject([("groupVersion", .string("\(g)/v1")), ("version", .string("v1"))]))
+                return .object(JSONObject([("name", .string(g)), ("versions", .array([gv])), ("preferredVersion", gv)]))
+            }
+            return .response(.json(200, .object(JSONObject([("kind", .string("APIGroupList")), ("apiVersion", .string("v1")), ("groups", .array(groups))]))))
         case "/api/v1":
             return .response(.json(200, resourceList("v1", Kind.all.filter { $0.group.isEmpty })))
-        case "/apis/coordination.k8s.io/v1":
-            return .response(.json(200, resourceList("coordination.k8s.io/v1", [.lease])))
-        case "/apis/coordination.k8s.io":
+        case let p where p.hasPrefix("/apis/") && Kind.groups.contains(where: { p == "/apis/\($0)/v1" }):
+            let g = String(p.dropFirst("/apis/".count).dropLast("/v1".count))
+            return .response(.json(200, resourceList("\(g)/v1", Kind.all.filter { $0.group == g })))
+        case let p where p.hasPrefix("/apis/") && Kind.groups.contains(where: { p == "/apis/\($0)" }):
+            let g = String(p.dropFirst("/apis/".count))
+            let gv = JSONValue.object(JSONObject([("groupVersion", .string("\(g)/v1")), ("version", .string("v1"))]))
             return .response(.json(200, .object(JSONObject([
-                ("kind", .string("APIGroup")), ("apiVersion", .string("v1")), ("name", .string("coordination.k8s.io")),
-                ("versions", .array([.object(JSONObject([("groupVersion", .string("coordination.k8s.io/v1")), ("version", .string("v1"))]))])),
-                ("preferredVersion", .object(JSONObject([("groupVersion", .string("coordination.k8s.io/v1")), ("version", .string("v1"))]))),
+                ("kind", .string("APIGroup")), ("apiVersion", .string("v1")), ("name", .string(g)), ("versions", .array([gv])), ("preferredVersion", gv),
             ]))))
         case "/openapi/v2":
             // An empty, valid OpenAPI v2 protobuf document: enough for kubectl apply / create -f.
@@ -349,22 +353,34 @@ final class Router: Sendable {
             }, bookmarks: r.query["allowWatchBookmarks"] == "true", timeout: Int(r.query["timeoutSeconds"] ?? ""))
         case "create":
             let (obj, warnings) = try decodeBody(r, kind: kind)
-            let created = try store.create(kind, namespace: namespace, obj, dryRun: dryRun)
-            return .response(.json(201, .object(created), headers: warnings))
+            let store = self.store
+            let namespace = namespace
+            return try admitted(kind, "CREATE", namespace: namespace, dryRun: dryRun, user: user, status: 201, headers: warnings) { (dry: Bool) throws(APIError) in
+                (try store.create(kind, namespace: namespace, obj, dryRun: dry), nil)
+            }
         case "update":
             let (obj, warnings) = try decodeBody(r, kind: kind)
             if kind.namespaced, let bodyNS = obj["metadata"]?["namespace"]?.stringValue, !bodyNS.isEmpty, bodyNS != namespace {
                 throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
             }
-            let updated = try store.update(kind, namespace: namespace, name: name!, dryRun: dryRun) { _ throws(APIError) in obj }
-            return .response(.json(200, .object(updated), headers: warnings))
+            let store = self.store
+            let n = name!
+            let namespace = namespace
+            return try admitted(kind, "UPDATE", namespace: namespace, dryRun: dryRun, user: user, status: 200, headers: warnings) { (dry: Bool) throws(APIError) in
+                let old = try store.get(kind, namespace: namespace, name: n)
+                return (try store.update(kind, namespace: namespace, name: n, dryRun: dry) { _ throws(APIError) in obj }, old)
+            }
         case "patch":
             let ct = (r.header("content-type") ?? "").split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             let patch: JSONValue
             do { patch = try JSONParser.parse(r.body) } catch {
                 throw APIError.badRequest("error decoding patch: \(error.message)")
             }
-            let updated = try store.update(kind, namespace: namespace, name: name!, dryRun: dryRun) { (old: JSONObject) throws(APIError) -> JSONObject in
+            let store = self.store
+            let n = name!
+            let namespace = namespace
+            let strict = r.query["fieldValidation"] == "Strict"
+            let patchOne: @Sendable (JSONObject) throws(APIError) -> JSONObject = { (old: JSONObject) throws(APIError) -> JSONObject in
                 let result: JSONValue
                 switch ct {
                 case "application/merge-patch+json": result = Patch.merge(.object(old), patch)
@@ -379,13 +395,16 @@ final class Router: Sendable {
                     m["resourceVersion"] = old["metadata"]?["resourceVersion"]
                     o["metadata"] = .object(m)
                 }
-                if r.query["fieldValidation"] == "Strict" {
+                if strict {
                     let unknown = kind.unknownFields(o)
-                    if !unknown.isEmpty { throw strictError(kind, unknown) }
+                    if !unknown.isEmpty { throw Router.strictError(kind, unknown) }
                 }
                 return o
             }
-            return .response(.json(200, .object(updated)))
+            return try admitted(kind, "UPDATE", namespace: namespace, dryRun: dryRun, user: user, status: 200, headers: []) { (dry: Bool) throws(APIError) in
+                let old = try store.get(kind, namespace: namespace, name: n)
+                return (try store.update(kind, namespace: namespace, name: n, dryRun: dry, patchOne), old)
+            }
         case "delete":
             var uid: String?
             var rv: String?
@@ -436,7 +455,41 @@ final class Router: Sendable {
         APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource", details: JSONObject())
     }
 
-    func strictError(_ kind: Kind, _ unknown: [String]) -> APIError {
+    /// A write, run at once when no validating webhook matches it, otherwise after the webhooks allowed its result
+    /// (computed first as a dry run, as the API server admits the object it is about to store).
+    func admitted(_ kind: Kind, _ operation: String, namespace: String?, dryRun: Bool, user: String, status: Int, headers: [(String, String)],
+                  write: @escaping @Sendable (Bool) throws(APIError) -> (JSONObject, JSONObject?)) throws(APIError) -> Routed {
+        let probe = AdmissionAttributes(kind: kind, operation: operation, namespace: namespace, name: "", object: JSONObject(), oldObject: nil,
+                                        dryRun: dryRun, user: user)
+        let hooks = kind.kind == "ValidatingWebhookConfiguration" ? [] : webhooks.matching(probe, objectSelectors: false)
+        if hooks.isEmpty {
+            return .response(.json(status, .object(try write(dryRun).0), headers: headers))
+        }
+        let (candidate, old) = try write(true)
+        var a = probe
+        a.object = candidate
+        a.oldObject = old
+        a.name = candidate["metadata"]?["name"]?.stringValue ?? ""
+        let webhooks = self.webhooks
+        let attributes = a
+        return .deferred {
+            // Selectors are evaluated against the object itself.
+            let matching = webhooks.matching(attributes)
+            let verdict = await webhooks.admit(attributes, matching)
+            if let error = verdict.error {
+                var e = error
+                e.headers += verdict.warnings
+                return .error(e)
+            }
+            do throws(APIError) {
+                return .json(status, .object(try write(dryRun).0), headers: headers + verdict.warnings)
+            } catch {
+                return .error(error)
+            }
+        }
+    }
+
+    static func strictError(_ kind: Kind, _ unknown: [String]) -> APIError {
         let what = unknown.count == 1 ? "unknown field \(KubeNames.goQuote(unknown[0]))" : unknown.map { "unknown field \(KubeNames.goQuote($0))" }.joined(separator: ", ")
         return APIError.badRequest("\(kind.kind) in version \(KubeNames.goQuote(kind.version)) cannot be handled as a \(kind.kind): strict decoding error: \(what)")
     }
@@ -466,7 +519,7 @@ final class Router: Sendable {
         var warnings: [(String, String)] = []
         if !unknown.isEmpty {
             switch r.query["fieldValidation"] ?? "Warn" {
-            case "Strict": throw strictError(kind, unknown)
+            case "Strict": throw Router.strictError(kind, unknown)
             case "Ignore": break
             default: warnings = unknown.map { ("Warning", "299 - \(KubeNames.goQuote("unknown field \(KubeNames.goQuote($0))"))") }
             }

@@ -41,7 +41,29 @@ struct Kind: Sendable {
     static let lease = Kind(group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true, shortNames: [],
                             fields: ["apiVersion", "kind", "metadata", "spec"], extraFieldLabels: [:])
 
-    static let all: [Kind] = [.namespace, .secret, .configMap, .serviceAccount, .event, .lease]
+    /// Workload kinds, stored as given (no controllers run: a Deployment makes no ReplicaSet); they exist so that
+    /// admission webhooks see what `kubectl apply` sends.
+    static func workload(_ group: String, _ plural: String, _ kind: String, _ shortNames: [String]) -> Kind {
+        Kind(group: group, version: "v1", plural: plural, singular: kind.lowercased(), kind: kind, namespaced: true, shortNames: shortNames,
+             fields: ["apiVersion", "kind", "metadata", "spec", "status"], extraFieldLabels: [:])
+    }
+    static let pod = workload("", "pods", "Pod", ["po"])
+    static let replicationController = workload("", "replicationcontrollers", "ReplicationController", ["rc"])
+    static let deployment = workload("apps", "deployments", "Deployment", ["deploy"])
+    static let statefulSet = workload("apps", "statefulsets", "StatefulSet", ["sts"])
+    static let daemonSet = workload("apps", "daemonsets", "DaemonSet", ["ds"])
+    static let replicaSet = workload("apps", "replicasets", "ReplicaSet", ["rs"])
+    static let job = workload("batch", "jobs", "Job", [])
+    static let cronJob = workload("batch", "cronjobs", "CronJob", ["cj"])
+    static let validatingWebhookConfiguration = Kind(
+        group: "admissionregistration.k8s.io", version: "v1", plural: "validatingwebhookconfigurations", singular: "validatingwebhookconfiguration",
+        kind: "ValidatingWebhookConfiguration", namespaced: false, shortNames: [], fields: ["apiVersion", "kind", "metadata", "webhooks"], extraFieldLabels: [:])
+
+    static let all: [Kind] = [.namespace, .secret, .configMap, .serviceAccount, .event, .lease, .pod, .replicationController, .deployment, .statefulSet,
+                              .daemonSet, .replicaSet, .job, .cronJob, .validatingWebhookConfiguration]
+
+    /// API groups served besides the core group, in discovery order.
+    static let groups = ["coordination.k8s.io", "apps", "batch", "admissionregistration.k8s.io"]
 
     static let objectMetaFields: Set<String> = [
         "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",

@@ -75,16 +75,12 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let request = APIRequest(method: h.method.rawValue, path: path, query: query, headers: h.headers.map { ($0.name, $0.value) }, body: body)
         switch router.route(request) {
         case .response(let r):
-            var headers = HTTPHeaders()
-            for (n, v) in r.headers { headers.add(name: n, value: v) }
-            headers.add(name: "Content-Length", value: String(r.body.count))
-            if !h.isKeepAlive { headers.add(name: "Connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: HTTPResponseStatus(statusCode: r.status), headers: headers))), promise: nil)
-            if !r.body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: r.body)))), promise: nil) }
-            let keepAlive = h.isKeepAlive
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
-                if !keepAlive { channel.close(promise: nil) }
-            }
+            write(r, context: context, head: h)
+        case .deferred(let run):
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let promise = context.eventLoop.makePromise(of: APIResponse.self)
+            promise.completeWithTask { await run() }
+            promise.futureResult.whenSuccess { r in bound.value.0.write(r, context: bound.value.1, head: h) }
         case .watch(let start, let bookmarks, let timeout):
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/json")
@@ -131,6 +127,19 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     }
                 }
             }
+        }
+    }
+
+    private func write(_ r: APIResponse, context: ChannelHandlerContext, head h: HTTPRequestHead) {
+        var headers = HTTPHeaders()
+        for (n, v) in r.headers { headers.add(name: n, value: v) }
+        headers.add(name: "Content-Length", value: String(r.body.count))
+        if !h.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: HTTPResponseStatus(statusCode: r.status), headers: headers))), promise: nil)
+        if !r.body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: r.body)))), promise: nil) }
+        let keepAlive = h.isKeepAlive
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { [channel = context.channel] _ in
+            if !keepAlive { channel.close(promise: nil) }
         }
     }
 

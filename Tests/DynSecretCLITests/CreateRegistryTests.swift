@@ -133,7 +133,7 @@ private let canary = "CANARY-pw-5e1f0c"
             }
         }
         #expect(sections.map(\.0) == ["REGISTRY CREDENTIALS SUBCOMMANDS", "CHECKS SUBCOMMANDS", "REPLICATION SUBCOMMANDS", "AT REST SUBCOMMANDS", "OTHER SUBCOMMANDS"])
-        #expect(sections.map(\.1) == [["create-registry", "verify", "credentials"], ["validate", "index", "which"], ["replicate", "status", "controller", "migrate", "cluster"],
+        #expect(sections.map(\.1) == [["create-registry", "verify", "credentials"], ["validate", "index", "which", "webhook"], ["replicate", "status", "controller", "migrate", "cluster"],
                                        ["keys", "encrypt", "decrypt", "store"], ["version"]], "\(help.stdout)")
     }
 }

@@ -185,6 +185,27 @@ let checkovPath: String? = onPath("checkov")
         }
     }
 
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"))
+    func webhookComponentRenders() throws {
+        let objects = try Self.objects(try Self.renderOverlay(components: ["webhook"]))
+        func named(_ kind: String) throws -> JSONValue {
+            try #require(objects.first { $0["kind"]?.stringValue == kind && $0["metadata"]?["name"]?.stringValue == "dynsecret-webhook" }, "\(kind)")
+        }
+        let vwc = try named("ValidatingWebhookConfiguration")
+        let hook = try #require(vwc["webhooks"]?.arrayValue?.first)
+        #expect(hook["failurePolicy"]?.stringValue == "Ignore" && hook["sideEffects"]?.stringValue == "None")
+        #expect(Self.strings(hook["admissionReviewVersions"]) == ["v1"] && hook["timeoutSeconds"] == .number("5"))
+        let excluded = Self.strings(hook["namespaceSelector"]?["matchExpressions"]?.arrayValue?.first?["values"])
+        #expect(["kube-system", "kube-public", "kube-node-lease", "dynsecret-system"].allSatisfy(excluded.contains))
+        #expect(hook["clientConfig"]?["service"]?["namespace"]?.stringValue == "dynsecret-system")
+        let role = try named("ClusterRole")
+        for rule in role["rules"]?.arrayValue ?? [] { #expect(Set(Self.strings(rule["verbs"])) == ["list", "watch"]) }
+        #expect(Set((role["rules"]?.arrayValue ?? []).flatMap { Self.strings($0["resources"]) }) == ["secrets", "serviceaccounts", "namespaces"])
+        #expect(try named("Deployment")["spec"]?["replicas"] == .number("2"))
+        #expect(try named("Deployment")["metadata"]?["namespace"]?.stringValue == "dynsecret-system")
+        for kind in ["Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "ClusterRoleBinding"] { _ = try named(kind) }
+    }
+
     // MARK: The pod
 
     /// The Deployment's pod template, and the StatefulSet's when the persistent-store component is used.
@@ -196,7 +217,10 @@ let checkovPath: String? = onPath("checkov")
 
     @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"))
     func podFollowsTheRestrictedPodSecurityStandard() throws {
-        for (variant, workload) in try Self.podTemplates() {
+        let webhook = try Self.objects(try Self.renderOverlay(components: ["webhook"])).first {
+            $0["kind"]?.stringValue == "Deployment" && $0["metadata"]?["name"]?.stringValue == "dynsecret-webhook"
+        }
+        for (variant, workload) in try Self.podTemplates() + [("webhook", try #require(webhook))] {
             let pod = try #require(workload["spec"]?["template"]?["spec"], "\(variant)")
             let psc = pod["securityContext"]
             #expect(psc?["runAsNonRoot"] == .bool(true), "\(variant)")

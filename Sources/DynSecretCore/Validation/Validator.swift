@@ -59,31 +59,36 @@ public struct Validator: Sendable {
         for doc in documents { run.add(doc) }
         return run.finish()
     }
-    func checkCoverage(_ w: ValidationRun.Workload, secrets: [String: SecretCheck], serviceAccounts: [String: ServiceAccount], hints: CoverageHints,
-                       into findings: inout [Finding], pulls: inout [ImagePull]) {
+    /// Decides image coverage for one pod spec as the kubelet would, reading pull secrets and ServiceAccounts from
+    /// `lookup` (the input for `validate`, the informer caches for admission).
+    func checkCoverage(_ w: ValidationRun.Workload, lookup: some CoverageLookup, into findings: inout [Finding], pulls: inout [ImagePull]) {
         func add(_ rule: ValidationRule, _ message: String, field: String?, severity: Severity? = nil) {
             findings.append(w.location.finding(rule, message, object: w.ref, field: field, severity: severity))
         }
         // The ServiceAccount admission plugin copies the ServiceAccount's imagePullSecrets only into pods that name none.
-        var refs: [(name: String, field: String)] = w.spec.imagePullSecrets.enumerated().map { ($0.element, "\(w.spec.field).imagePullSecrets[\($0.offset)].name") }
+        var refs: [(name: String, field: String)] = w.spec.imagePullSecrets.enumerated().map {
+            ($0.element, (w.spec.field.isEmpty ? "" : w.spec.field + ".") + "imagePullSecrets[\($0.offset)].name")
+        }
         if refs.isEmpty {
-            let saKey = "\(w.namespace)/\(w.spec.serviceAccountName)"
-            if let sa = serviceAccounts[saKey] {
+            if let sa = lookup.serviceAccount(w.namespace, w.spec.serviceAccountName) {
                 refs = sa.imagePullSecrets.map { ($0, "ServiceAccount \(w.namespace)/\(w.spec.serviceAccountName) imagePullSecrets") }
             } else if w.spec.serviceAccountName != "default" {
-                add(.serviceAccountUnknown, "ServiceAccount \(KubeNames.goQuote(w.spec.serviceAccountName)) is not in the input; its imagePullSecrets are not known",
+                add(.serviceAccountUnknown, "ServiceAccount \(KubeNames.goQuote(w.spec.serviceAccountName)) is not in \(lookup.scope); its imagePullSecrets are not known",
                     field: "\(w.spec.field).serviceAccountName")
             }
         }
         var keyring = CredentialKeyring()
         var broken = false
+        // Why each named pull secret did not help, for the message of an uncovered image.
+        var reasons: [String: String] = [:]
         for (name, field) in refs {
             guard !name.isEmpty else {
                 add(.pullSecretEmptyRef, "an imagePullSecrets entry has no name", field: field)
                 continue
             }
-            guard let check = secrets["\(w.namespace)/\(name)"] else {
-                add(.pullSecretMissing, "pull secret \(KubeNames.goQuote(name)) is not in the input (namespace \(w.namespace))", field: field)
+            guard let check = lookup.pullSecret(w.namespace, name) else {
+                reasons[name] = lookup.notFound
+                add(.pullSecretMissing, "pull secret \(KubeNames.goQuote(name)) is not in \(lookup.scope) (namespace \(w.namespace))", field: field)
                 continue
             }
             if let error = check.pullError {
@@ -93,6 +98,7 @@ public struct Validator: Sendable {
             }
             guard let entries = check.pullEntries else {
                 let type = check.secret?.effectiveType ?? "unknown"
+                reasons[name] = "wrong type \(type)"
                 add(.pullSecretWrongType, "pull secret \(KubeNames.goQuote(name)) has type \(KubeNames.goQuote(type)); the kubelet uses only kubernetes.io/dockerconfigjson and kubernetes.io/dockercfg", field: field)
                 continue
             }
@@ -122,12 +128,14 @@ public struct Validator: Sendable {
                     CredentialKeyring.normalize(glob).map { CredentialKeyring.urlsMatch($0, ref.name) } ?? false
                 }
                 let names = refs.map(\.name).filter { !$0.isEmpty }
-                let tried = names.isEmpty ? "the pod has no pull secrets" : "none of \(names.joined(separator: ", ")) has credentials for it"
-                let candidates = hints.candidates(ref, w.namespace).filter { !names.contains($0.secret) }
+                let why = names.map { "\($0): \(reasons[$0] ?? "no key matches")" }.joined(separator: "; ")
+                let tried = names.isEmpty ? "the pod has no pull secrets" : "none of \(names.joined(separator: ", ")) has credentials for it (\(why))"
+                let candidates = lookup.candidates(ref, w.namespace).filter { !names.contains($0.secret) }
                 let hint = candidates.isEmpty ? "" : "; " + candidates.map {
                     "pull secret \($0.secret) (key \($0.configKey)) would cover it: add imagePullSecrets: [\($0.imagePullSecretsEntry)] to the pod or its ServiceAccount"
                 }.joined(separator: "; ")
-                add(.imageUncovered, "image \(text) (registry \(ref.domain)): \(tried)" + (isPrivate ? "; the registry is private" : "; the pull is anonymous") + hint,
+                let container = image.container.isEmpty ? "" : "container \(KubeNames.goQuote(image.container)): "
+                add(.imageUncovered, container + "image \(text) (registry \(ref.domain)): \(tried)" + (isPrivate ? "; the registry is private" : "; the pull is anonymous") + hint,
                     field: image.field, severity: isPrivate ? .error : .note)
             }
         }
@@ -208,14 +216,38 @@ public struct ValidationRun: Sendable {
     /// Checks image coverage across everything added and returns the report.
     public func finish() -> ValidationReport {
         var report = report
-        let hints = CoverageHints(secrets)
+        let lookup = InputLookup(secrets: secrets, serviceAccounts: serviceAccounts, hints: CoverageHints(secrets))
         for w in workloads {
             report.podSpecs += 1
             report.images += w.spec.images.count
-            validator.checkCoverage(w, secrets: secrets, serviceAccounts: serviceAccounts, hints: hints, into: &report.findings, pulls: &report.imagePulls)
+            validator.checkCoverage(w, lookup: lookup, into: &report.findings, pulls: &report.imagePulls)
         }
         return report
     }
+}
+
+/// Where image coverage reads the pod's pull secrets and ServiceAccount.
+protocol CoverageLookup {
+    /// Where objects come from, for messages: "the input", "the cluster".
+    var scope: String { get }
+    /// Why a named pull secret is not found, in an uncovered image's message.
+    var notFound: String { get }
+    func pullSecret(_ namespace: String, _ name: String) -> SecretCheck?
+    func serviceAccount(_ namespace: String, _ name: String) -> ServiceAccount?
+    /// The namespace's pull secrets (other than the pod's) with a key matching `image`, for the message's hint.
+    func candidates(_ image: ImageReference, _ namespace: String) -> [PullSecretCandidate]
+}
+
+/// Coverage over the documents of a validation run.
+struct InputLookup: CoverageLookup {
+    var secrets: [String: SecretCheck]
+    var serviceAccounts: [String: ServiceAccount]
+    var hints: CoverageHints
+    var scope: String { "the input" }
+    var notFound: String { "not found" }
+    func pullSecret(_ namespace: String, _ name: String) -> SecretCheck? { secrets[namespace + "/" + name] }
+    func serviceAccount(_ namespace: String, _ name: String) -> ServiceAccount? { serviceAccounts[namespace + "/" + name] }
+    func candidates(_ image: ImageReference, _ namespace: String) -> [PullSecretCandidate] { hints.candidates(image, namespace) }
 }
 
 /// The pull secrets of each namespace that would cover an image the pod does not cover, found once per
