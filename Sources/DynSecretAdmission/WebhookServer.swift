@@ -149,7 +149,12 @@ final class WebhookHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "Content-Type", value: answer.contentType)
             headers.add(name: "Content-Length", value: String(answer.body.count))
             let keepAlive = h.isKeepAlive && !tooLarge
-            if !keepAlive { headers.add(name: "Connection", value: "close") }
+            if !keepAlive {
+                headers.add(name: "Connection", value: "close")
+            } else if h.version.major == 1 && h.version.minor == 0 {
+                // HTTP/1.0 keeps a connection only when the answer says so.
+                headers.add(name: "Connection", value: "keep-alive")
+            }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: answer.status, headers: headers))), promise: nil)
             if h.method != .HEAD {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
