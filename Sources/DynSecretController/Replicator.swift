@@ -177,8 +177,7 @@ public final class Replicator: Sendable {
         var secretRef: (namespace: String, name: String, key: String)?
         if let r = initial.kubeconfigSecret, r.count == 3 { secretRef = (r[0], r[1], r[2]) }
         var member = initial
-        var data: [UInt8]?
-        if let secretRef { (member.config, data) = await hubClient.memberKubeconfig(secretRef.namespace, secretRef.name, secretRef.key) }
+        var data = initial.kubeconfigData
         var backoff: Duration = .seconds(1)
         while !Task.isCancelled {
             let config: KubeConfig

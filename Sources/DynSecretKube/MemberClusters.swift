@@ -12,6 +12,8 @@ public struct ResolvedMember: Sendable {
     public var config: Result<KubeConfig, KubeConfigError>
     /// The hub Secret its kubeconfig is read from (`kubeconfigSecret` entries), as namespace, name and key.
     public var kubeconfigSecret: [String]?
+    /// The kubeconfig's bytes as read from that Secret (to tell its rotation from a resync).
+    public var kubeconfigData: [UInt8]?
     /// True when an earlier entry already yielded this name: the hub must not run it a second time.
     public var isDuplicate = false
 
@@ -68,8 +70,8 @@ extension KubeClient {
         for member in policy.clusters {
             switch member.access {
             case .kubeconfigSecret(let ns, let name, let key):
-                out.append(ResolvedMember(name: member.name, aliases: [], config: await self.memberKubeconfig(ns, name, key).config,
-                                          kubeconfigSecret: [ns, name, key]))
+                let (config, data) = await self.memberKubeconfig(ns, name, key)
+                out.append(ResolvedMember(name: member.name, aliases: [], config: config, kubeconfigSecret: [ns, name, key], kubeconfigData: data))
             case .context(let c):
                 out.append(ResolvedMember(name: member.name, aliases: [], config: fromContext(c)))
             case .contextPattern(let p):

@@ -4,6 +4,24 @@ import Foundation
 import KubeEmulator
 import Testing
 
+/// Starts a peer of Tests/DynSecretKubeTests/Peers (python3) with `args`; returns it, its stdin (closing it stops the
+/// peer) and the first line it printed.
+func startKubeTestPeer(_ script: String, _ args: [String]) throws -> (Process, Pipe, String) {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("DynSecretKubeTests/Peers/\(script)").path
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try #require(onPath("python3")))
+    p.arguments = [path] + args
+    let out = Pipe(), input = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    p.standardInput = input
+    try p.run()
+    var line: [UInt8] = []
+    while let c = try out.fileHandleForReading.read(upToCount: 1), let b = c.first, b != 0x0A { line.append(b) }
+    return (p, input, String(decoding: line, as: UTF8.self))
+}
+
 /// moto in server mode (Tests/DynSecretKubeTests/Peers/moto_peer.py) with its signature and IAM checks on: the
 /// users `minter` (may call ecr:GetAuthorizationToken) and `nobody` (may not).
 final class MotoServer: Sendable {
@@ -19,19 +37,8 @@ final class MotoServer: Sendable {
     }()
 
     init() throws {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("DynSecretKubeTests/Peers/moto_peer.py").path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try #require(onPath("python3")))
-        p.arguments = [script]
-        let out = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = input
-        try p.run()
-        var line: [UInt8] = []
-        while let c = try out.fileHandleForReading.read(upToCount: 1), let b = c.first, b != 0x0A { line.append(b) }
-        let v = try JSONParser.parse(line)
+        let (p, input, line) = try startKubeTestPeer("moto_peer.py", [])
+        let v = try JSONParser.parse(Array(line.utf8))
         guard case .number(let port)? = v["port"] else { throw TestFailure("moto_peer.py did not start") }
         endpoint = "http://127.0.0.1:\(port)"
         minter = v["minter"]?.arrayValue?.compactMap(\.stringValue) ?? []
@@ -117,24 +124,14 @@ final class MotoServer: Sendable {
     @Test(.enabled(if: hasPyJWT, "needs PyJWT and cryptography"))
     func createRegistryFromGoogle() async throws {
         let dir = try TempDir()
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("DynSecretKubeTests/Peers/google_peer.py").path
         let token = "ya29." + Self.canary
         _ = try dir.file("subject", "unused")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try #require(onPath("python3")))
-        p.arguments = [script, dir.url.appendingPathComponent("sa.json").path, dir.url.appendingPathComponent("ext.json").path,
-                       dir.url.appendingPathComponent("subject").path, token]
-        let out = Pipe(), input = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = input
-        try p.run()
+        let (p, input, _) = try startKubeTestPeer("google_peer.py", [dir.url.appendingPathComponent("sa.json").path, dir.url.appendingPathComponent("ext.json").path,
+                                                                     dir.url.appendingPathComponent("subject").path, token])
         defer {
             try? input.fileHandleForWriting.close()
             p.waitUntilExit()
         }
-        while let c = try out.fileHandleForReading.read(upToCount: 1), let b = c.first, b != 0x0A {}
         let env = ["HOME": dir.url.path, "GOOGLE_APPLICATION_CREDENTIALS": dir.url.appendingPathComponent("sa.json").path]
         let r = await dynsecret(["create-registry", "gar-pull", "--from-google", "--registry", "us-docker.pkg.dev", "--registry", "gcr.io", "-o", "json"],
                                 environment: env)
