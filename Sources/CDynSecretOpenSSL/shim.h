@@ -11,6 +11,8 @@
 #include <openssl/opensslv.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/bn.h>
 
 // OPENSSL_free is a function-like macro (it passes file and line).
 static inline void cdynsecret_openssl_free(void *ptr) {

@@ -48,7 +48,7 @@ public final class X509Certificate: @unchecked Sendable {
     /// End of validity, seconds since the Unix epoch.
     public var notAfter: Int64 { Self.epochSeconds(X509_get0_notAfter(handle)) }
 
-    private static func epochSeconds(_ time: UnsafePointer<ASN1_TIME>?) -> Int64 {
+    static func epochSeconds(_ time: UnsafePointer<ASN1_TIME>?) -> Int64 {
         guard let time else { return 0 }
         var t = tm()
         guard ASN1_TIME_to_tm(time, &t) == 1 else { return 0 }
