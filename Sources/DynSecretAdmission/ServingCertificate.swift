@@ -4,14 +4,16 @@ internal import Synchronization
 internal import Foundation
 
 /// The webhook's serving certificate, read from files and reloaded when they change (cert-manager and Secret volumes
-/// replace them in place).
+/// replace them in place), or installed from memory (`--self-signed-ca`).
 ///
 /// Every new connection takes the current TLS context; a connection keeps the context it started with, so a reload
 /// never drops a request in flight. A pair that does not load (unreadable, not PEM, or a key that does not belong to
 /// the certificate, as between the two writes of a rotation) is reported and the previous pair stays in force.
 public final class ServingCertificate: Sendable {
+    /// The files, or what the pair is named by in messages when it came from memory.
     public let certificatePath: String
     public let keyPath: String
+    private let fromFiles: Bool
     private struct Loaded {
         var context: NIOSSLContext
         var certificate: [UInt8]
@@ -23,8 +25,26 @@ public final class ServingCertificate: Sendable {
     public init(certificatePath: String, keyPath: String) throws(WebhookError) {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
+        fromFiles = true
         state = Mutex(try Self.load(certificatePath, keyPath))
     }
+
+    /// A pair held in memory; `name` stands for it in messages.
+    init(certificate: [UInt8], key: [UInt8], name: String) throws(WebhookError) {
+        certificatePath = name
+        keyPath = name
+        fromFiles = false
+        state = Mutex(try Self.make(certificate, key, name, name))
+    }
+
+    /// Replaces the pair held in memory; throws (keeping the previous pair) when the new one cannot be used.
+    func install(certificate: [UInt8], key: [UInt8]) throws(WebhookError) {
+        let loaded = try Self.make(certificate, key, certificatePath, keyPath)
+        state.withLock { $0 = loaded }
+    }
+
+    /// The certificate in use.
+    var certificate: [UInt8] { state.withLock { $0.certificate } }
 
     var context: NIOSSLContext { state.withLock { $0.context } }
 
@@ -32,6 +52,7 @@ public final class ServingCertificate: Sendable {
     /// reload, and throws (keeping the previous pair) when the new content cannot be used.
     @discardableResult
     public func reloadIfChanged() throws(WebhookError) -> Bool? {
+        guard fromFiles else { return nil }
         let cert = try Self.read(certificatePath, "certificate")
         let key = try Self.read(keyPath, "private key")
         let unchanged = state.withLock { $0.certificate == cert && $0.key == key }

@@ -3,15 +3,20 @@ public import DynSecretKube
 public import Logging
 public import ServiceLifecycle
 internal import NIOCore
+internal import DynSecretCrypto
+internal import Foundation
 
 /// Settings of `Webhook`, with their defaults.
 public struct WebhookConfiguration: Sendable {
     public var host = "0.0.0.0"
     public var port = 8443
+    /// The serving certificate files; unused with `selfSigned`.
     public var certificatePath: String
     public var keyPath: String
+    /// Set for `--self-signed-ca`: the certificate comes from a Secret the webhook keeps itself.
+    public var selfSigned: SelfSignedSettings?
     public var policy = AdmissionPolicy()
-    /// How often the certificate files are checked for changes.
+    /// How often the certificate files (or the self-signed Secret) are checked for changes.
     public var certificatePollInterval: Duration = .seconds(2)
     /// Event loop threads of the server.
     public var threads = System.coreCount
@@ -19,6 +24,12 @@ public struct WebhookConfiguration: Sendable {
     public init(certificatePath: String, keyPath: String) {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
+    }
+
+    public init(selfSigned: SelfSignedSettings) {
+        certificatePath = ""
+        keyPath = ""
+        self.selfSigned = selfSigned
     }
 }
 
@@ -28,13 +39,15 @@ public final class Webhook: Service {
     public let configuration: WebhookConfiguration
     public let metrics: WebhookMetrics
     private let cache: AdmissionCache
-    private let certificate: ServingCertificate
+    /// The files' pair, loaded at init; nil with `selfSigned` until `run()` has one.
+    private let fileCertificate: ServingCertificate?
+    private let selfSigned: SelfSignedCertificates?
     private let logger: Logger
     private let clock: any Clock<Duration>
     /// Set once the server listens (for tests that bind port 0).
     private let bound = AsyncStream<Int>.makeStream()
 
-    /// Loads the serving certificate (a `WebhookError` when it cannot be used); nothing listens before `run()`.
+    /// Loads the serving certificate files (a `WebhookError` when they cannot be used); nothing listens before `run()`.
     public init(client: KubeClient, configuration: WebhookConfiguration, metrics: WebhookMetrics = WebhookMetrics(), logger: Logger,
                 clock: any Clock<Duration> = ContinuousClock()) throws(WebhookError) {
         self.configuration = configuration
@@ -42,7 +55,13 @@ public final class Webhook: Service {
         self.logger = logger
         self.clock = clock
         cache = AdmissionCache(client: client, clock: clock)
-        certificate = try ServingCertificate(certificatePath: configuration.certificatePath, keyPath: configuration.keyPath)
+        if let settings = configuration.selfSigned {
+            fileCertificate = nil
+            selfSigned = SelfSignedCertificates(client: client, settings: settings)
+        } else {
+            fileCertificate = try ServingCertificate(certificatePath: configuration.certificatePath, keyPath: configuration.keyPath)
+            selfSigned = nil
+        }
     }
 
     /// The port once listening (waits for it).
@@ -52,6 +71,14 @@ public final class Webhook: Service {
     }
 
     public func run() async throws {
+        let certificate: ServingCertificate
+        if let selfSigned {
+            guard let first = try await firstSelfSigned(selfSigned) else { return }
+            certificate = first
+        } else {
+            certificate = fileCertificate!
+            if let leaf = try? X509Certificate.parseChain(pem: certificate.certificate).first { metrics.setCertificateExpiry(leaf.notAfter) }
+        }
         let server = try await WebhookServer(host: configuration.host, port: configuration.port, certificate: certificate,
                                              reviewer: AdmissionReviewer(policy: configuration.policy), state: cache, metrics: metrics,
                                              logger: logger, threads: configuration.threads)
@@ -63,7 +90,11 @@ public final class Webhook: Service {
         await withDiscardingTaskGroup { group in
             let cache = self.cache
             group.addTask { await cache.run() }
-            group.addTask { await self.watchCertificate() }
+            if let selfSigned = self.selfSigned {
+                group.addTask { await self.keepSelfSigned(selfSigned, certificate) }
+            } else {
+                group.addTask { await self.watchCertificate(certificate) }
+            }
             group.addTask { await self.reportSync() }
             // Everything ends on graceful shutdown (or cancellation).
             try? await gracefulShutdown()
@@ -73,17 +104,80 @@ public final class Webhook: Service {
         logger.info("webhook.stopped")
     }
 
-    private func watchCertificate() async {
+    private func watchCertificate(_ certificate: ServingCertificate) async {
         while !Task.isCancelled {
             do { try await clock.sleep(for: configuration.certificatePollInterval) } catch { return }
             do {
                 if try certificate.reloadIfChanged() != nil {
                     metrics.certificateReloaded(success: true)
+                    if let leaf = try? X509Certificate.parseChain(pem: certificate.certificate).first { metrics.setCertificateExpiry(leaf.notAfter) }
                     logger.info("webhook.certificate-reloaded", metadata: ["certificate": "\(certificate.certificatePath)"])
                 }
             } catch {
                 metrics.certificateReloaded(success: false)
                 logger.warning("webhook.certificate-reload-failed", metadata: ["error": "\(error.message)"])
+            }
+        }
+    }
+
+    /// The first self-signed pair: retried while the API server cannot be reached or refuses; nil when cancelled.
+    /// A foreign Secret of that name is an error that ends the webhook.
+    private func firstSelfSigned(_ manager: SelfSignedCertificates) async throws -> ServingCertificate? {
+        var delay = Duration.milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                let material = try await manager.ensure()
+                _ = await inject(manager, material)
+                let certificate = try ServingCertificate(certificate: material.certificate, key: material.key, name: "Secret \(manager.secretRef)")
+                metrics.setCertificateExpiry(material.notAfter)
+                logger.info("webhook.self-signed-certificate", metadata: ["secret": "\(manager.secretRef)", "not-after": "\(material.notAfter)"])
+                return certificate
+            } catch let error as WebhookError {
+                throw error  // a foreign Secret, or a pair that cannot serve TLS
+            } catch let error as CryptoError {
+                throw WebhookError("--self-signed-ca: \(error)")
+            } catch {
+                logger.warning("webhook.self-signed-unavailable", metadata: ["secret": "\(manager.secretRef)", "error": "\(error)", "retry-in": "\(delay)"])
+                do { try await clock.sleep(for: delay) } catch { return nil }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+        return nil
+    }
+
+    /// Sets the CA bundle in the webhook configuration; true when the API server trusts `material`'s CA (or there is
+    /// no configuration to update yet).
+    private func inject(_ manager: SelfSignedCertificates, _ material: SelfSignedMaterial) async -> Bool {
+        do {
+            if try await manager.inject(material.bundle) { return true }
+            logger.warning("webhook.configuration-not-found", metadata: ["validatingwebhookconfiguration": "\(manager.settings.webhookConfiguration)"])
+            return true
+        } catch {
+            logger.warning("webhook.ca-bundle-not-injected", metadata: ["validatingwebhookconfiguration": "\(manager.settings.webhookConfiguration)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Checks the self-signed Secret every poll interval: renews what is due, keeps the bundle injected, and serves a
+    /// new certificate once the configuration trusts its CA (or when the one in use is about to expire anyway).
+    private func keepSelfSigned(_ manager: SelfSignedCertificates, _ certificate: ServingCertificate) async {
+        var servedNotAfter = (try? X509Certificate.parseChain(pem: certificate.certificate).first?.notAfter) ?? 0
+        while !Task.isCancelled {
+            do { try await clock.sleep(for: configuration.certificatePollInterval) } catch { return }
+            do {
+                let material = try await manager.ensure()
+                let trusted = await inject(manager, material)
+                guard material.certificate != certificate.certificate else { continue }
+                let now = Int64(Date().timeIntervalSince1970)
+                guard trusted || servedNotAfter - now < 2 * SelfSignedCertificates.seconds(configuration.certificatePollInterval) else { continue }
+                try certificate.install(certificate: material.certificate, key: material.key)
+                servedNotAfter = material.notAfter
+                metrics.certificateReloaded(success: true)
+                metrics.setCertificateExpiry(material.notAfter)
+                logger.info("webhook.certificate-rotated", metadata: ["secret": "\(manager.secretRef)", "not-after": "\(material.notAfter)"])
+            } catch {
+                metrics.certificateReloaded(success: false)
+                logger.warning("webhook.self-signed-check-failed", metadata: ["secret": "\(manager.secretRef)", "error": "\(error)"])
             }
         }
     }

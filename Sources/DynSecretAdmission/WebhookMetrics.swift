@@ -8,6 +8,7 @@ public final class WebhookMetrics: Sendable {
     private let duration: DurationHistogram
     private let reloads: [String: Counter]
     private let synced: Gauge
+    private let expiry: Gauge
     private let requests = Mutex<[String: Counter]>([:])
 
     /// `result` label values.
@@ -27,6 +28,8 @@ public final class WebhookMetrics: Sendable {
         reloads = Dictionary(uniqueKeysWithValues: ["success", "error"].map { ($0, registry.makeCounter(descriptor: reloadName, labels: [("result", $0)])) })
         synced = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "dynsecret", subsystem: "admission", metricName: "caches_synced", unitName: "",
                                                                      helpText: "1 once the pull-secret, ServiceAccount and Namespace caches have synced."))
+        expiry = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "dynsecret", subsystem: "admission", metricName: "certificate_expiry_timestamp",
+                                                                     unitName: "seconds", helpText: "End of validity of the serving certificate in use (Unix time)."))
     }
 
     private static var requestName: MetricNameDescriptor {
@@ -50,6 +53,7 @@ public final class WebhookMetrics: Sendable {
 
     public func certificateReloaded(success: Bool) { reloads[success ? "success" : "error"]?.increment() }
     public func setSynced(_ s: Bool) { synced.set(s ? 1.0 : 0.0) }
+    func setCertificateExpiry(_ notAfter: Int64) { expiry.set(Double(notAfter)) }
 
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] { registry.emitToBuffer() }

@@ -8,6 +8,11 @@ public struct IssuedCertificate: Sendable, CustomStringConvertible {
     public var certificatePEM: [UInt8]
     public var privateKeyPEM: [UInt8]
 
+    public init(certificatePEM: [UInt8], privateKeyPEM: [UInt8]) {
+        self.certificatePEM = certificatePEM
+        self.privateKeyPEM = privateKeyPEM
+    }
+
     /// Never the key.
     public var description: String { "IssuedCertificate(\(certificatePEM.count) bytes of certificate, key redacted)" }
 }
@@ -75,7 +80,7 @@ public enum CertificateIssuer {
     }
 
     /// RFC 1123 host names, optionally with a leading `*.` label.
-    static func isDNSName(_ name: String) -> Bool {
+    public static func isDNSName(_ name: String) -> Bool {
         var labels = name.split(separator: ".", omittingEmptySubsequences: false)
         if labels.first == "*" { labels.removeFirst() }
         guard !labels.isEmpty, name.utf8.count <= 253 else { return false }
@@ -86,7 +91,8 @@ public enum CertificateIssuer {
         }
     }
 
-    static func isIPAddress(_ text: String) -> Bool {
+    /// IPv4 or IPv6 address literals.
+    public static func isIPAddress(_ text: String) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 16)
         return text.withCString { s in inet_pton(AF_INET, s, &buffer) == 1 || inet_pton(AF_INET6, s, &buffer) == 1 }
     }

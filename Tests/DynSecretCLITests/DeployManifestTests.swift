@@ -206,6 +206,44 @@ let checkovPath: String? = onPath("checkov")
         for kind in ["Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount", "ClusterRoleBinding"] { _ = try named(kind) }
     }
 
+    @Test(.enabled(if: kubectlPath != nil, "kubectl is not installed: rendering deploy/ with kustomize is skipped"))
+    func webhookSelfSignedComponentRenders() throws {
+        let objects = try Self.objects(try Self.renderOverlay(components: ["webhook", "webhook-self-signed"]))
+        let deployment = try #require(objects.first { $0["kind"]?.stringValue == "Deployment" && $0["metadata"]?["name"]?.stringValue == "dynsecret-webhook" })
+        let pod = try #require(deployment["spec"]?["template"]?["spec"])
+        let args = Self.strings(pod["containers"]?.arrayValue?.first?["args"])
+        #expect(args.contains("--self-signed-ca") && !args.contains { $0.hasPrefix("--tls-") }, "\(args)")
+        #expect(pod["volumes"] == nil && pod["containers"]?.arrayValue?.first?["volumeMounts"] == nil)
+        let vwc = try #require(objects.first { $0["kind"]?.stringValue == "ValidatingWebhookConfiguration" })
+        #expect(vwc["metadata"]?["annotations"]?["cert-manager.io/inject-ca-from"] == nil)
+        // Exactly the rights it needs: its own Secret and its own configuration by name, Secret create in its namespace.
+        let rules = Self.webhookRules(objects)
+        #expect(Set(rules.map { "\($0.namespace ?? "*") \($0.resource) \($0.names.sorted()) \($0.verbs.sorted())" }) == [
+            "* secrets [] [\"list\", \"watch\"]", "* serviceaccounts [] [\"list\", \"watch\"]", "* namespaces [] [\"list\", \"watch\"]",
+            "dynsecret-system secrets [\"dynsecret-webhook-ca\"] [\"get\", \"update\"]", "dynsecret-system secrets [] [\"create\"]",
+            "* validatingwebhookconfigurations [\"dynsecret-webhook\"] [\"get\", \"update\"]",
+        ])
+    }
+
+    /// Every rule bound to the webhook's ServiceAccount, one per resource: namespace (nil for a ClusterRole), names.
+    static func webhookRules(_ objects: [JSONValue]) -> [(namespace: String?, resource: String, names: [String], verbs: [String])] {
+        var out: [(namespace: String?, resource: String, names: [String], verbs: [String])] = []
+        for o in objects where ["ClusterRole", "Role"].contains(o["kind"]?.stringValue ?? "") && (o["metadata"]?["name"]?.stringValue ?? "").hasPrefix("dynsecret-webhook") {
+            let ns = o["kind"]?.stringValue == "Role" ? o["metadata"]?["namespace"]?.stringValue : nil
+            for rule in o["rules"]?.arrayValue ?? [] {
+                for r in strings(rule["resources"]) { out.append((ns, r, strings(rule["resourceNames"]), strings(rule["verbs"]))) }
+            }
+        }
+        return out
+    }
+
+    /// The webhook's rendered rules as the emulator enforces them (resource names are not narrowed there).
+    static func webhookEmulatorRules(components: [String]) throws -> [TokenGrant.Rule] {
+        webhookRules(try objects(try renderOverlay(components: components))).map {
+            TokenGrant.Rule(verbs: Set($0.verbs), resources: [$0.resource], namespaces: $0.namespace.map { [$0] })
+        }
+    }
+
     // MARK: The pod
 
     /// The Deployment's pod template, and the StatefulSet's when the persistent-store component is used.

@@ -276,3 +276,168 @@ func curlTLS(_ ca: String, _ urls: [String], post body: String? = nil, verbose: 
         #expect(metrics.contains(#"dynsecret_admission_certificate_reloads_total{result="error"}"#))
     }
 }
+
+/// `dynsecret webhook --self-signed-ca`: the CA and serving certificate kept in a Secret, the caBundle injected into
+/// the webhook configuration, and both renewed, with the emulator calling the webhooks as the API server does (it
+/// trusts only the injected caBundle) and kubectl as the client.
+@Suite(.serialized, .heavy) struct SelfSignedWebhookTests {
+    /// Exactly what deploy/components/webhook and webhook-self-signed grant.
+    static func rules() throws -> [TokenGrant.Rule] {
+        try DeployManifestTests.webhookEmulatorRules(components: ["webhook", "webhook-self-signed"])
+    }
+
+    static func configuration(ports: [Int]) -> String {
+        var out = "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: dynsecret-webhook}\nwebhooks:\n"
+        for (i, port) in ports.enumerated() {
+            out += """
+            - name: replica-\(i).dynsecret.io
+              admissionReviewVersions: [v1]
+              sideEffects: None
+              timeoutSeconds: 5
+              failurePolicy: Fail
+              clientConfig: {url: "https://localhost:\(port)/validate"}
+              rules:
+              - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+
+            """
+        }
+        return out
+    }
+
+    static func webhook(_ cluster: TLSCluster, _ dir: TempDir, _ name: String, _ extra: [String] = []) throws -> WebhookProcess {
+        try WebhookProcess([
+            "--addr", "127.0.0.1:0", "--kubeconfig", try cluster.controllerConfig(), "--private-registry", "nvcr.io", "-n", "dynsecret-system",
+            "--self-signed-ca", "--certificate-host", "localhost", "--log-level", "debug",
+        ] + extra, log: dir.url.appendingPathComponent("\(name).log").path)
+    }
+
+    static func secretData(_ k: TLSCluster) throws -> [String: [UInt8]] {
+        let r = try k.kubectl(["get", "secret", "dynsecret-webhook-ca", "-n", "dynsecret-system", "-o", "json"])
+        guard r.code == 0, let obj = try? JSONParser.parse(Array(r.stdout.utf8)) else { return [:] }
+        var out: [String: [UInt8]] = [:]
+        for m in obj["data"]?.objectValue?.members ?? [] { out[m.key] = m.value.stringValue.flatMap { Base64.decode($0) } }
+        return out
+    }
+
+    static func injected(_ k: TLSCluster) throws -> [String] {
+        let r = try k.kubectl(["get", "validatingwebhookconfiguration", "dynsecret-webhook", "-o", "jsonpath={.webhooks[*].clientConfig.caBundle}"])
+        return r.stdout.split(separator: " ").map(String.init)
+    }
+
+    @Test func theCAIsKeptInASecretInjectedAndTrustedByTheAPIServer() async throws {
+        try #require(kubectlPath != nil)
+        let k = try await TLSCluster.start(admin: "admin-token", controller: "webhook-token", rules: try Self.rules())
+        let dir = try TempDir()
+        for ns in ["dynsecret-system", "training"] { #expect(try k.kubectl(["create", "namespace", ns]).code == 0) }
+        #expect(try k.kubectl(["label", "namespace", "training", "dynsecret.io/admission=enforce"]).code == 0)
+        // With the rendered Deployment's own arguments (the address mapped to loopback), started before its
+        // configuration exists (the Deployment usually is): it says so and serves anyway.
+        let rendered = try DeployManifestTests.objects(try DeployManifestTests.renderOverlay(components: ["webhook", "webhook-self-signed"])).first {
+            $0["kind"]?.stringValue == "Deployment" && $0["metadata"]?["name"]?.stringValue == "dynsecret-webhook"
+        }
+        var args = DeployManifestTests.strings(rendered?["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first?["args"])
+        try #require(args.first == "webhook" && args.contains("--addr=0.0.0.0:8443"), "\(args)")
+        args = args.dropFirst().filter { !$0.hasPrefix("--log-format") }.map { $0 == "--addr=0.0.0.0:8443" ? "--addr=127.0.0.1:0" : $0 }
+        let w = try WebhookProcess(args + ["--kubeconfig", try k.controllerConfig(), "-n", "dynsecret-system", "--certificate-host", "localhost",
+                                           "--certificate-poll", "200ms"], log: dir.url.appendingPathComponent("w.log").path)
+        defer { w.stop() }
+        let port = try await w.port()
+        #expect(w.log.contains("webhook.configuration-not-found"), "\(w.log.suffix(2000))")
+        let data = try Self.secretData(k)
+        #expect(Set(data.keys) == ["tls.crt", "tls.key", "ca.crt", "ca.key", "ca-bundle.crt"], "\(data.keys)")
+        #expect(try k.kubectl(["get", "secret", "dynsecret-webhook-ca", "-n", "dynsecret-system", "-o", "jsonpath={.type}"]).stdout == "kubernetes.io/tls")
+
+        #expect(try k.kubectl(["create", "-f", "-"], stdin: Self.configuration(ports: [port])).code == 0)
+        let bundle = try #require(data["ca-bundle.crt"])
+        let set = try await waitFor(.seconds(10)) { try Self.injected(k) == [Base64.encode(bundle)] }
+        #expect(set != nil, "\(w.log.suffix(2000))")
+
+        // The API server (the emulator, trusting the caBundle only, checking the name localhost) calls it.
+        let refused = try k.kubectl(["apply", "-f", "-"], stdin: WebhookTests.deployment("trainer", "training"))
+        #expect(refused.code != 0 && refused.stderr.contains(#"admission webhook "replica-0.dynsecret.io" denied the request: dynsecret: "#), "\(refused.stderr)")
+
+        // The serving certificate verifies against the injected CA for the Service's names (openssl, independently).
+        for (file, key) in [("ca.crt", "ca-bundle.crt"), ("tls.crt", "tls.crt")] { try Data(data[key]!).write(to: dir.url.appendingPathComponent(file)) }
+        for name in ["dynsecret-webhook.dynsecret-system.svc", "dynsecret-webhook.dynsecret-system.svc.cluster.local", "localhost"] {
+            let v = try runProcess("/usr/bin/openssl", ["verify", "-CAfile", dir.url.appendingPathComponent("ca.crt").path, "-purpose", "sslserver",
+                                                        "-verify_hostname", name, dir.url.appendingPathComponent("tls.crt").path])
+            #expect(v.code == 0, "\(name): \(v.stdout)\(v.stderr)")
+        }
+
+        // A restart reuses the Secret: nothing is reissued.
+        w.stop()
+        let again = try Self.webhook(k, dir, "again")
+        defer { again.stop() }
+        _ = try await again.port()
+        #expect(try Self.secretData(k) == data)
+
+        // No key material in any log.
+        for text in [w.log, again.log] {
+            #expect(!text.contains("PRIVATE KEY") && !text.contains(Base64.encode(data["tls.key"]!)) && !text.contains(Base64.encode(data["ca.key"]!)))
+        }
+    }
+
+    @Test func aForeignSecretOfThatNameIsLeftAlone() async throws {
+        let k = try await TLSCluster.start(admin: "admin-token", controller: "webhook-token", rules: try Self.rules())
+        let dir = try TempDir()
+        #expect(try k.kubectl(["create", "namespace", "dynsecret-system"]).code == 0)
+        #expect(try k.kubectl(["create", "secret", "generic", "dynsecret-webhook-ca", "-n", "dynsecret-system", "--from-literal=tls.crt=mine"]).code == 0)
+        let w = try Self.webhook(k, dir, "w")
+        w.process.waitUntilExit()
+        #expect(w.process.terminationStatus != 0)
+        #expect(w.log.contains("the Secret dynsecret-system/dynsecret-webhook-ca exists and was not made by dynsecret webhook --self-signed-ca"), "\(w.log)")
+        #expect(try Self.secretData(k) == ["tls.crt": Array("mine".utf8)])
+        let bad = try runProcess(dynsecretBinary!, ["webhook", "--self-signed-ca", "--tls-cert-file", "x"])
+        #expect(bad.code == 2 && bad.stderr.contains("--self-signed-ca and --tls-cert-file/--tls-private-key-file exclude each other"), "\(bad.stderr)")
+        let host = try runProcess(dynsecretBinary!, ["webhook", "--self-signed-ca", "--certificate-host", "a,DNS:evil"])
+        #expect(host.code == 2 && host.stderr.contains("--certificate-host a,DNS:evil: not a DNS name or IP address"), "\(host.stderr)")
+    }
+
+    /// Two replicas share the Secret; with lifetimes of seconds, serving certificates and the CA are renewed many
+    /// times while kubectl keeps creating through both webhooks (failurePolicy Fail): every call reaches both.
+    @Test func twoReplicasRenewCertificatesAndTheCAWithoutAFailedCall() async throws {
+        try #require(kubectlPath != nil)
+        let k = try await TLSCluster.start(admin: "admin-token", controller: "webhook-token", rules: try Self.rules())
+        let dir = try TempDir()
+        for ns in ["dynsecret-system", "sandbox"] { #expect(try k.kubectl(["create", "namespace", ns]).code == 0) }
+        let fast = ["--certificate-poll", "200ms", "--ca-validity", "12s", "--certificate-validity", "6s"]
+        let a = try Self.webhook(k, dir, "a", fast)
+        let b = try Self.webhook(k, dir, "b", fast)
+        defer { a.stop(); b.stop() }
+        let ports = [try await a.port(), try await b.port()]
+        #expect(try k.kubectl(["create", "-f", "-"], stdin: Self.configuration(ports: ports)).code == 0)
+        _ = try await waitFor(.seconds(10)) { try Self.injected(k).count == 2 && !(try Self.injected(k)[0].isEmpty) }
+
+        var calls = 0
+        var failures: [String] = []
+        var leaves = Set<[UInt8]>()
+        var cas = Set<[UInt8]>()
+        var largestBundle = 0
+        let end = ContinuousClock.now + .seconds(16)
+        while ContinuousClock.now < end {
+            let r = try k.kubectl(["create", "--dry-run=server", "-f", "-"], stdin: WebhookTests.deployment("d\(calls)", "sandbox"))
+            calls += 1
+            if r.code != 0 || !r.stderr.contains("Warning: dynsecret[image-uncovered]") { failures.append(r.stderr) }
+            let data = try Self.secretData(k)
+            if let leaf = data["tls.crt"] { leaves.insert(leaf) }
+            if let ca = data["ca.crt"] { cas.insert(ca) }
+            largestBundle = max(largestBundle, SelfSignedCertificatesProbe.count(data["ca-bundle.crt"] ?? []))
+        }
+        #expect(failures.isEmpty, "\(failures.count) of \(calls) failed: \(failures.prefix(3)) \(a.log.suffix(1500)) \(b.log.suffix(1500))")
+        #expect(calls >= 20)
+        #expect(leaves.count >= 3 && cas.count >= 2 && largestBundle == 2, "leaves \(leaves.count), CAs \(cas.count), bundle \(largestBundle)")
+        // Both replicas answered every call.
+        let ca = dir.url.appendingPathComponent("bundle.crt").path
+        try Data(try Self.secretData(k)["ca-bundle.crt"]!).write(to: URL(fileURLWithPath: ca))
+        for port in ports {
+            let m = try curlTLS(ca, ["https://localhost:\(port)/metrics"]).stdout
+            #expect(m.contains(#"dynsecret_admission_requests_total{kind="Deployment",result="warned"} \#(calls)"#), "\(m)")
+            #expect(m.contains("dynsecret_admission_certificate_expiry_timestamp_seconds"))
+        }
+    }
+}
+
+enum SelfSignedCertificatesProbe {
+    /// Certificates in a PEM bundle.
+    static func count(_ pem: [UInt8]) -> Int { String(decoding: pem, as: UTF8.self).components(separatedBy: "-----BEGIN CERTIFICATE-----").count - 1 }
+}
