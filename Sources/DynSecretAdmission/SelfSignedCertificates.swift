@@ -26,12 +26,16 @@ public struct SelfSignedSettings: Sendable {
 }
 
 /// What `--self-signed-ca` serves: the serving pair and the CAs the API server must trust (newest first).
-struct SelfSignedMaterial: Equatable {
+struct SelfSignedMaterial: Equatable, CustomStringConvertible, CustomReflectable {
     var certificate: [UInt8]
     var key: [UInt8]
     var bundle: [UInt8]
     /// The serving certificate's end of validity.
     var notAfter: Int64
+
+    /// Never the key.
+    var description: String { "SelfSignedMaterial(not after \(notAfter), key redacted)" }
+    var customMirror: Mirror { Mirror(self, children: ["description": description]) }
 }
 
 /// Keeps a CA and a serving certificate in a Secret of the webhook's namespace and the CA bundle in its

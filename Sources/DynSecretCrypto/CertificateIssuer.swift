@@ -4,7 +4,7 @@ internal import Glibc
 #endif
 
 /// A certificate and its private key, both PEM (the key as unencrypted PKCS#8).
-public struct IssuedCertificate: Sendable, CustomStringConvertible {
+public struct IssuedCertificate: Sendable, CustomStringConvertible, CustomReflectable {
     public var certificatePEM: [UInt8]
     public var privateKeyPEM: [UInt8]
 
@@ -15,6 +15,7 @@ public struct IssuedCertificate: Sendable, CustomStringConvertible {
 
     /// Never the key.
     public var description: String { "IssuedCertificate(\(certificatePEM.count) bytes of certificate, key redacted)" }
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
 }
 
 /// Issues X.509 v3 certificates with ECDSA P-256 keys and SHA-256 signatures on the system OpenSSL: a self-signed CA,

@@ -305,5 +305,11 @@ final class PythonPeer: Sendable {
         #expect(m.origin == "metadata server" && m.auths["us-docker.pkg.dev"]?.password == access && m.lifetime == .seconds(3599))
         let log = try String(contentsOfFile: dir.file("requests.log"), encoding: .utf8)
         #expect(log.contains(#""flavor": "Google""#))
+        // The token as printed (interpolated, dumped, described) never shows the value.
+        let token = try await GoogleAuth.accessToken(AWS.Environment(Self.env(dir, ["GCE_METADATA_HOST": "127.0.0.1:\(metadata.firstLine)"])), transport: CurlTransport())
+        #expect(token.accessToken == access)
+        var dumped = ""
+        dump(token, to: &dumped)
+        for text in ["\(token)", String(reflecting: token), dumped] { #expect(!text.contains(Self.canary) && text.contains("redacted"), "\(text)") }
     }
 }

@@ -14,10 +14,15 @@ public enum GoogleAuth {
     static let timeout: Duration = .seconds(10)
 
     /// An access token, how long it is valid, and where it came from.
-    public struct Token: Sendable {
+    public struct Token: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
         public var accessToken: String
         public var lifetime: Duration
         public var source: String
+
+        /// Never the token.
+        public var description: String { "Token(from \(source), lifetime \(lifetime), access token redacted)" }
+        public var debugDescription: String { description }
+        public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
     }
 
     /// The access token of the Application Default Credentials in `env`.

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Admission latency and throughput of `dynsecret webhook` (docs/benchmarks.md, "Admission webhook"):
-# kube-emulator with one namespace holding N pull secrets and N ServiceAccounts, the webhook in front of it, and
-# ApacheBench (`ab`, apache2-utils) posting one AdmissionReview (a Deployment whose nvcr.io image a pull secret of
-# its ServiceAccount covers) over TLS with keep-alive at C concurrent connections.
+# kube-emulator with one namespace holding N pull secrets and N ServiceAccounts, the webhook in front of it, and a
+# load generator from Debian posting one AdmissionReview (a Deployment whose nvcr.io image a pull secret of its
+# ServiceAccount covers) over TLS with keep-alive at C concurrent connections: wrk (its Lua script sets the body and
+# prints percentiles in microseconds) for SECONDS at each offered rate in RATES (reviews/s; 0 = as fast as the
+# connections go, where latency is queueing; otherwise each connection waits C/RATE s between its requests), or
+# with LOADGEN=ab ApacheBench (whole milliseconds, as fast as possible) for 20,000 requests.
 #
-#   Benchmarks/webhook/ab.sh [BUILD_DIR] [REQUESTS] [CONCURRENCY] [N]
+#   Benchmarks/webhook/run.sh [BUILD_DIR] [SECONDS] [CONCURRENCY] [N]      # apt-get install wrk (or apache2-utils)
 set -euo pipefail
-bin=${1:-.build/release}; requests=${2:-20000}; concurrency=${3:-50}; n=${4:-200}
-command -v ab >/dev/null || { echo "ab (apache2-utils) is needed" >&2; exit 2; }
+bin=${1:-.build/release}; seconds=${2:-10}; concurrency=${3:-50}; n=${4:-200}; loadgen=${LOADGEN:-wrk}; rates=${RATES:-0 2000 10000}
+command -v "$loadgen" >/dev/null || { echo "$loadgen is needed (apt-get install wrk, or LOADGEN=ab with apache2-utils)" >&2; exit 2; }
 dir=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/tls.key" -out "$dir/tls.crt" \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -days 1 2>/dev/null
@@ -37,7 +40,29 @@ cat > "$dir/review.json" <<JSON
 {"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"b","kind":{"group":"apps","version":"v1","kind":"Deployment"},"resource":{"group":"apps","version":"v1","resource":"deployments"},"operation":"CREATE","namespace":"bench","name":"d","object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","namespace":"bench"},"spec":{"template":{"spec":{"serviceAccountName":"sa-$((n / 2))","containers":[{"name":"c","image":"nvcr.io/team$((n / 2))/cuda:12"}]}}}}}}
 JSON
 curl -s --cacert "$dir/tls.crt" -H 'Content-Type: application/json' --data-binary @"$dir/review.json" "https://127.0.0.1:$port/validate"; echo
-ab -q -k -n 2000 -c "$concurrency" -p "$dir/review.json" -T application/json "https://127.0.0.1:$port/validate" >/dev/null  # warm-up
-ab -k -n "$requests" -c "$concurrency" -p "$dir/review.json" -T application/json "https://127.0.0.1:$port/validate" \
-    | grep -E 'Requests per second|Failed requests|Non-2xx|^  50%|^  99%|^ 100%'
+if [ "$loadgen" = ab ]; then
+  ab -q -k -n 2000 -c "$concurrency" -p "$dir/review.json" -T application/json "https://127.0.0.1:$port/validate" >/dev/null  # warm-up
+  ab -k -n 20000 -c "$concurrency" -p "$dir/review.json" -T application/json "https://127.0.0.1:$port/validate" \
+      | grep -E 'Requests per second|Failed requests|Non-2xx|^  50%|^  99%|^ 100%'
+else
+  for rate in $rates; do
+  pause=0; [ "$rate" -gt 0 ] && pause=$(( concurrency * 1000 / rate ))
+  cat > "$dir/review.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$dir/review.json"); wrk.body = f:read("*a"); f:close()
+if $pause > 0 then delay = function() return $pause end end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("reviews/s %.0f  requests %d  errors %d\n", summary.requests / (summary.duration / 1e6), summary.requests,
+                         e.connect + e.read + e.write + e.status + e.timeout))
+  for _, p in ipairs({50, 90, 99, 99.9}) do io.write(string.format("p%g %.2f ms  ", p, latency:percentile(p) / 1000)) end
+  io.write(string.format("max %.2f ms\n", latency.max / 1000))
+end
+LUA
+  echo "offered: $([ "$rate" -gt 0 ] && echo "$rate reviews/s ($pause ms between a connection's requests)" || echo "as fast as possible")"
+  wrk -t 2 -c "$concurrency" -d 2s -s "$dir/review.lua" "https://127.0.0.1:$port/validate" >/dev/null  # warm-up
+  wrk -t 2 -c "$concurrency" -d "${seconds}s" -s "$dir/review.lua" "https://127.0.0.1:$port/validate" | sed -n '/^reviews/,$p'
+  done
+fi
 echo "webhook RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
