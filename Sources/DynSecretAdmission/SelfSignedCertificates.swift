@@ -109,7 +109,9 @@ final class SelfSignedCertificates: Sendable {
     /// The material in `data`, and new Secret data when something is due.
     func issue(_ data: [String: [UInt8]], namesMatch: Bool) throws -> (SelfSignedMaterial, [String: [UInt8]]?) {
         let t = now()
-        func due(_ cert: X509Certificate) -> Bool { t < cert.notBefore || (cert.notAfter - t) * 3 < (cert.notAfter - cert.notBefore) }
+        // Due with a third of its lifetime left, or when it starts more than 5 minutes from now (a clock that lags
+        // this much would see every certificate as not yet valid; within that, replicas never reissue each other's).
+        func due(_ cert: X509Certificate) -> Bool { t + 300 < cert.notBefore || (cert.notAfter - t) * 3 < (cert.notAfter - cert.notBefore) }
         func pair(_ certKey: String, _ keyKey: String) -> (IssuedCertificate, X509Certificate)? {
             guard let c = data[certKey], let k = data[keyKey], let cert = try? X509Certificate.parseChain(pem: c).first,
                   let key = try? PrivateKey(pem: k), cert.matches(key) else { return nil }
