@@ -323,3 +323,50 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         }
     }
 }
+
+/// A server that sends one watch event, then a line that is not one, then keeps the connection open: the consumer
+/// gets the event, then an error, and the transfer is stopped (the server sees the connection close).
+@Suite struct MalformedWatchEventTests {
+    @Test func aMalformedLineEndsTheWatchAfterTheGoodOnes() async throws {
+        let script = """
+            import socket, sys, time
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+            print(s.getsockname()[1], flush=True)
+            c, _ = s.accept(); c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n")
+            def chunk(b): c.sendall(b"%x\\r\\n%s\\r\\n" % (len(b), b))
+            chunk(b'{"type":"ADDED","object":{"kind":"Secret","metadata":{"name":"a","namespace":"n","resourceVersion":"7"}}}\\n')
+            time.sleep(0.2)
+            chunk(b'{"type":"ADDED","object":\\n')
+            c.settimeout(10)
+            try:
+                while c.recv(1): pass
+                print("closed", flush=True)
+            except Exception:
+                print("still open", flush=True)
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", script]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        defer { p.terminate() }
+        func readLine() throws -> String {
+            var line: [UInt8] = []
+            while let b = try out.fileHandleForReading.read(upToCount: 1), let c = b.first, c != 0x0A { line.append(c) }
+            return String(decoding: line, as: UTF8.self)
+        }
+        let port = try #require(Int(try readLine()))
+        let client = KubeClient(config: KubeConfig(server: "http://127.0.0.1:\(port)"))
+        var names: [String] = []
+        do {
+            for try await e in client.watch(.secrets) { names.append(e.object["metadata"]?["name"]?.stringValue ?? "") }
+            Issue.record("the stream ended without an error")
+        } catch {
+            #expect("\(error)".contains("the server sent an event that is not a JSON watch event"), "\(error)")
+        }
+        #expect(names == ["a"])
+        #expect(try readLine() == "closed")
+    }
+}
