@@ -168,43 +168,6 @@ public struct WatchEvent: Sendable {
     public var object: JSONValue
 }
 
-/// The events of one watch, parsed as they are read. A line that is not a JSON watch event ends the stream with a
-/// `KubeError` (a lost event must not pass silently: the consumer resumes or relists), and stops the transfer.
-public struct WatchEventStream: AsyncSequence, Sendable {
-    public typealias Element = WatchEvent
-    let lines: AsyncThrowingStream<[[UInt8]], any Error>
-    let path: String
-
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        var lines: AsyncThrowingStream<[[UInt8]], any Error>.AsyncIterator
-        let path: String
-        var pending: [[UInt8]] = []
-        var next = 0
-        var failed = false
-
-        public mutating func next() async throws -> WatchEvent? {
-            while !failed {
-                if next < pending.count {
-                    let line = pending[next]
-                    next += 1
-                    guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else {
-                        failed = true
-                        pending = []
-                        throw KubeError(message: "watch GET \(path): the server sent an event that is not a JSON watch event")
-                    }
-                    return WatchEvent(type: type, object: obj)
-                }
-                guard let batch = try await lines.next() else { return nil }
-                pending = batch
-                next = 0
-            }
-            return nil
-        }
-    }
-
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(lines: lines.makeAsyncIterator(), path: path) }
-}
-
 /// Preconditions for a delete.
 public struct DeletePreconditions: Sendable {
     /// Delete only the object with this `metadata.uid`.
@@ -354,20 +317,20 @@ public final class KubeClient: Sendable {
     /// `KubeError` for a failed request or a dropped connection. An `ERROR` event (such as 410 Expired) is
     /// delivered as an event. `onOpen` is called when the server has accepted the watch (its 200 head).
     public func watch(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(),
-                      onOpen: (@Sendable () -> Void)? = nil) -> WatchEventStream {
+                      onOpen: (@Sendable () -> Void)? = nil) -> AsyncThrowingStream<WatchEvent, any Error> {
         var q = options.query.filter { $0.0 != "limit" && $0.0 != "continue" }
         q.append(("watch", "true"))
         if options.allowWatchBookmarks { q.append(("allowWatchBookmarks", "true")) }
         if let t = options.timeoutSeconds { q.append(("timeoutSeconds", String(t))) }
         let path = resource.path(namespace: namespace)
-        // The transport thread only splits lines; they are parsed by the consumer, a chunk's lines at a time.
-        let (stream, continuation) = AsyncThrowingStream<[[UInt8]], any Error>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<WatchEvent, any Error>.makeStream()
         let task = Task {
             // The status once the answer's head arrived (0 before).
             let head = Mutex<Int>(0)
             do {
                 let request = try await self.makeRequest("GET", path, query: q, body: nil, contentType: nil)
                 let splitter = LineSplitter()
+                let malformed = Mutex<Bool>(false)
                 let observer = self.observer
                 let server = config.server
                 let response = try await transport.stream(request, onHead: { status, _ in
@@ -379,10 +342,19 @@ public final class KubeClient: Sendable {
                 }, onData: { bytes in
                     guard head.withLock({ $0 }) == 200 else { splitter.hold(bytes); return }
                     let lines = splitter.lines(bytes)
-                    if splitter.overflowed {
+                    if splitter.overflowed && !malformed.withLock({ $0 }) {
+                        malformed.withLock { $0 = true }
                         continuation.finish(throwing: KubeError(message: "watch GET \(path): an event longer than \(LineSplitter.maxLine >> 20) MiB"))
-                    } else if !lines.isEmpty {
-                        continuation.yield(lines)
+                    }
+                    for line in lines where !malformed.withLock({ $0 }) {
+                        guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else {
+                            // A lost event must not pass silently: end the stream now (which also cancels the
+                            // transfer) so the consumer resumes or relists.
+                            malformed.withLock { $0 = true }
+                            continuation.finish(throwing: KubeError(message: "watch GET \(path): the server sent an event that is not a JSON watch event"))
+                            continue
+                        }
+                        continuation.yield(WatchEvent(type: type, object: obj))
                     }
                 })
                 if response.status != 200 {
@@ -406,7 +378,7 @@ public final class KubeClient: Sendable {
             }
         }
         continuation.onTermination = { _ in task.cancel() }
-        return WatchEventStream(lines: stream, path: path)
+        return stream
     }
 
     // MARK: requests and retries
