@@ -32,6 +32,8 @@ struct SelfSignedMaterial: Equatable, CustomStringConvertible, CustomReflectable
     var bundle: [UInt8]
     /// The serving certificate's end of validity.
     var notAfter: Int64
+    /// The CA that signed it.
+    var issuer: [UInt8] = []
 
     /// Never the key.
     var description: String { "SelfSignedMaterial(not after \(notAfter), key redacted)" }
@@ -87,8 +89,8 @@ final class SelfSignedCertificates: Sendable {
     private func write(_ data: [String: [UInt8]], over existing: Secret?) async throws(KubeError) -> Bool {
         do {
             if var secret = existing {
+                // The type is immutable: a Secret shipped empty (Opaque) keeps its type.
                 secret.data = data
-                secret.type = SecretType.tls
                 secret.metadata.annotations[Self.namesAnnotation] = names
                 _ = try await client.update(secret)
             } else {
@@ -143,18 +145,22 @@ final class SelfSignedCertificates: Sendable {
             serving = (issued, try X509Certificate.parseChain(pem: issued.certificatePEM)[0])
             changed = true
         }
-        let material = SelfSignedMaterial(certificate: serving.0.certificatePEM, key: serving.0.privateKeyPEM, bundle: bundleBytes, notAfter: serving.1.notAfter)
+        let material = SelfSignedMaterial(certificate: serving.0.certificatePEM, key: serving.0.privateKeyPEM, bundle: bundleBytes,
+                                          notAfter: serving.1.notAfter, issuer: ca.certificatePEM)
         guard changed || data["ca-bundle.crt"] != bundleBytes else { return (material, nil) }
         return (material, ["tls.crt": serving.0.certificatePEM, "tls.key": serving.0.privateKeyPEM,
                            "ca.crt": ca.certificatePEM, "ca.key": ca.privateKeyPEM, "ca-bundle.crt": bundleBytes])
     }
 
-    /// Sets `clientConfig.caBundle` of every webhook in the configuration to `bundle`. Returns false when the
-    /// configuration does not exist (yet); throws the API error otherwise.
+    /// Sets `clientConfig.caBundle` of every webhook in the configuration to `bundle`, followed by every unexpired CA
+    /// that webhook trusts now and `bundle` lacks: a replica that read the Secret before another renewed the CA, or a
+    /// Secret made again from nothing, never takes away the CA of a certificate still being served. Returns false
+    /// when the configuration does not exist (yet); throws the API error otherwise.
     func inject(_ bundle: [UInt8]) async throws -> Bool {
         let resource = KubeResource(group: "admissionregistration.k8s.io", version: "v1", plural: "validatingwebhookconfigurations",
                                     kind: "ValidatingWebhookConfiguration", namespaced: false)
-        let encoded = JSONValue.string(Base64.encode(bundle))
+        let t = now()
+        let ours = Self.certificates(bundle)
         for _ in 0..<5 {
             guard let config = try await optional({ () async throws(KubeError) in try await client.get(resource, name: settings.webhookConfiguration) }) else {
                 return false
@@ -165,6 +171,11 @@ final class SelfSignedCertificates: Sendable {
             for i in hooks.indices {
                 guard var hook = hooks[i].objectValue else { continue }
                 var clientConfig = hook["clientConfig"]?.objectValue ?? JSONObject()
+                let current = Self.certificates(clientConfig["caBundle"]?.stringValue.flatMap { Base64.decode($0) } ?? [])
+                let kept = current.filter { pem in
+                    !ours.contains(pem) && ((try? X509Certificate.parseChain(pem: pem))?.first.map { $0.notAfter > t } ?? false)
+                }
+                let encoded = JSONValue.string(Base64.encode((ours + kept).flatMap { $0 }))
                 if clientConfig["caBundle"] != encoded {
                     clientConfig["caBundle"] = encoded
                     hook["clientConfig"] = .object(clientConfig)

@@ -72,9 +72,10 @@ public final class Webhook: Service {
 
     public func run() async throws {
         let certificate: ServingCertificate
+        var issuer: [UInt8] = []
         if let selfSigned {
             guard let first = try await firstSelfSigned(selfSigned) else { return }
-            certificate = first
+            (certificate, issuer) = first
         } else {
             certificate = fileCertificate!
             if let leaf = try? X509Certificate.parseChain(pem: certificate.certificate).first { metrics.setCertificateExpiry(leaf.notAfter) }
@@ -91,7 +92,7 @@ public final class Webhook: Service {
             let cache = self.cache
             group.addTask { await cache.run() }
             if let selfSigned = self.selfSigned {
-                group.addTask { await self.keepSelfSigned(selfSigned, certificate) }
+                group.addTask { [issuer] in await self.keepSelfSigned(selfSigned, certificate, servedIssuer: issuer) }
             } else {
                 group.addTask { await self.watchCertificate(certificate) }
             }
@@ -122,7 +123,7 @@ public final class Webhook: Service {
 
     /// The first self-signed pair: retried while the API server cannot be reached or refuses; nil when cancelled.
     /// A foreign Secret of that name is an error that ends the webhook.
-    private func firstSelfSigned(_ manager: SelfSignedCertificates) async throws -> ServingCertificate? {
+    private func firstSelfSigned(_ manager: SelfSignedCertificates) async throws -> (ServingCertificate, issuer: [UInt8])? {
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {
@@ -131,7 +132,7 @@ public final class Webhook: Service {
                 let certificate = try ServingCertificate(certificate: material.certificate, key: material.key, name: "Secret \(manager.secretRef)")
                 metrics.setCertificateExpiry(material.notAfter)
                 logger.info("webhook.self-signed-certificate", metadata: ["secret": "\(manager.secretRef)", "not-after": "\(material.notAfter)"])
-                return certificate
+                return (certificate, material.issuer)
             } catch let error as WebhookError {
                 throw error  // a foreign Secret, or a pair that cannot serve TLS
             } catch let error as CryptoError {
@@ -158,20 +159,28 @@ public final class Webhook: Service {
         }
     }
 
-    /// Checks the self-signed Secret every poll interval: renews what is due, keeps the bundle injected, and serves a
-    /// new certificate once the configuration trusts its CA (or when the one in use is about to expire anyway).
-    private func keepSelfSigned(_ manager: SelfSignedCertificates, _ certificate: ServingCertificate) async {
+    /// Checks the self-signed Secret every poll interval: renews what is due and keeps the bundle injected. A new
+    /// certificate from the CA already in use is served at once; one from a new CA only after that CA has been in
+    /// the injected bundle for two poll intervals (at least 10 s), because API servers read webhook configurations
+    /// through their own caches and each lags. The certificate in use is replaced anyway when about to expire.
+    private func keepSelfSigned(_ manager: SelfSignedCertificates, _ certificate: ServingCertificate, servedIssuer first: [UInt8]) async {
         var servedNotAfter = (try? X509Certificate.parseChain(pem: certificate.certificate).first?.notAfter) ?? 0
+        var servedIssuer = first
+        var trustedSince: [[UInt8]: Int64] = [:]
+        let interval = SelfSignedCertificates.seconds(configuration.certificatePollInterval)
+        let settle = max(2 * interval, 10)
         while !Task.isCancelled {
             do { try await clock.sleep(for: configuration.certificatePollInterval) } catch { return }
             do {
                 let material = try await manager.ensure()
-                let trusted = await inject(manager, material)
-                guard material.certificate != certificate.certificate else { continue }
                 let now = Int64(Date().timeIntervalSince1970)
-                guard trusted || servedNotAfter - now < 2 * SelfSignedCertificates.seconds(configuration.certificatePollInterval) else { continue }
+                if await inject(manager, material) { trustedSince[material.issuer] = trustedSince[material.issuer] ?? now }
+                guard material.certificate != certificate.certificate else { continue }
+                let settled = material.issuer == servedIssuer || trustedSince[material.issuer].map { now - $0 >= settle } == true
+                guard settled || servedNotAfter - now < 2 * interval else { continue }
                 try certificate.install(certificate: material.certificate, key: material.key)
                 servedNotAfter = material.notAfter
+                servedIssuer = material.issuer
                 metrics.certificateReloaded(success: true)
                 metrics.setCertificateExpiry(material.notAfter)
                 logger.info("webhook.certificate-rotated", metadata: ["secret": "\(manager.secretRef)", "not-after": "\(material.notAfter)"])

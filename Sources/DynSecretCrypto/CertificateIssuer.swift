@@ -21,7 +21,7 @@ public struct IssuedCertificate: Sendable, CustomStringConvertible, CustomReflec
 /// Issues X.509 v3 certificates with ECDSA P-256 keys and SHA-256 signatures on the system OpenSSL: a self-signed CA,
 /// and TLS serving certificates signed by it (what `dynsecret webhook --self-signed-ca` keeps in its Secret).
 public enum CertificateIssuer {
-    /// A self-signed CA certificate (basicConstraints CA:TRUE, pathlen 0; keyUsage keyCertSign, cRLSign) valid from
+    /// A self-signed CA certificate (basicConstraints CA:TRUE, pathlen 0; keyUsage keyCertSign, cRLSign, digitalSignature) valid from
     /// `notBefore` to `notAfter` (seconds since the Unix epoch).
     public static func certificateAuthority(commonName: String, notBefore: Int64, notAfter: Int64) throws(CryptoError) -> IssuedCertificate {
         let key = try generateKey()

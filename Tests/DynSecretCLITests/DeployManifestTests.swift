@@ -216,11 +216,14 @@ let checkovPath: String? = onPath("checkov")
         #expect(pod["volumes"] == nil && pod["containers"]?.arrayValue?.first?["volumeMounts"] == nil)
         let vwc = try #require(objects.first { $0["kind"]?.stringValue == "ValidatingWebhookConfiguration" })
         #expect(vwc["metadata"]?["annotations"]?["cert-manager.io/inject-ca-from"] == nil)
-        // Exactly the rights it needs: its own Secret and its own configuration by name, Secret create in its namespace.
+        // Exactly the rights it needs: its own Secret and its own configuration by name; no Secret create (the Secret
+        // is shipped, empty and annotated).
+        let shipped = try #require(objects.first { $0["kind"]?.stringValue == "Secret" && $0["metadata"]?["name"]?.stringValue == "dynsecret-webhook-ca" })
+        #expect(shipped["data"] == nil && shipped["metadata"]?["annotations"]?["dynsecret.io/self-signed-ca"]?.stringValue == "v1")
         let rules = Self.webhookRules(objects)
         #expect(Set(rules.map { "\($0.namespace ?? "*") \($0.resource) \($0.names.sorted()) \($0.verbs.sorted())" }) == [
             "* secrets [] [\"list\", \"watch\"]", "* serviceaccounts [] [\"list\", \"watch\"]", "* namespaces [] [\"list\", \"watch\"]",
-            "dynsecret-system secrets [\"dynsecret-webhook-ca\"] [\"get\", \"update\"]", "dynsecret-system secrets [] [\"create\"]",
+            "dynsecret-system secrets [\"dynsecret-webhook-ca\"] [\"get\", \"update\"]",
             "* validatingwebhookconfigurations [\"dynsecret-webhook\"] [\"get\", \"update\"]",
         ])
     }

@@ -304,6 +304,14 @@ func curlTLS(_ ca: String, _ urls: [String], post body: String? = nil, verbose: 
         return out
     }
 
+    /// The component's empty Secret, applied as a user would.
+    static func shipSecret(_ k: TLSCluster) throws {
+        let objects = try DeployManifestTests.objects(try DeployManifestTests.renderOverlay(components: ["webhook", "webhook-self-signed"]))
+        let secret = try #require(objects.first { $0["kind"]?.stringValue == "Secret" && $0["metadata"]?["name"]?.stringValue == "dynsecret-webhook-ca" })
+        let r = try k.kubectl(["apply", "-f", "-"], stdin: String(decoding: GoJSONWriter.compact(secret), as: UTF8.self))
+        #expect(r.code == 0, "\(r.stderr)")
+    }
+
     static func webhook(_ cluster: TLSCluster, _ dir: TempDir, _ name: String, _ extra: [String] = []) throws -> WebhookProcess {
         try WebhookProcess([
             "--addr", "127.0.0.1:0", "--kubeconfig", try cluster.controllerConfig(), "--private-registry", "nvcr.io", "-n", "dynsecret-system",
@@ -330,6 +338,7 @@ func curlTLS(_ ca: String, _ urls: [String], post body: String? = nil, verbose: 
         let dir = try TempDir()
         for ns in ["dynsecret-system", "training"] { #expect(try k.kubectl(["create", "namespace", ns]).code == 0) }
         #expect(try k.kubectl(["label", "namespace", "training", "dynsecret.io/admission=enforce"]).code == 0)
+        try Self.shipSecret(k)
         // With the rendered Deployment's own arguments (the address mapped to loopback), started before its
         // configuration exists (the Deployment usually is): it says so and serves anyway.
         let rendered = try DeployManifestTests.objects(try DeployManifestTests.renderOverlay(components: ["webhook", "webhook-self-signed"])).first {
@@ -345,7 +354,10 @@ func curlTLS(_ ca: String, _ urls: [String], post body: String? = nil, verbose: 
         #expect(w.log.contains("webhook.configuration-not-found"), "\(w.log.suffix(2000))")
         let data = try Self.secretData(k)
         #expect(Set(data.keys) == ["tls.crt", "tls.key", "ca.crt", "ca.key", "ca-bundle.crt"], "\(data.keys)")
-        #expect(try k.kubectl(["get", "secret", "dynsecret-webhook-ca", "-n", "dynsecret-system", "-o", "jsonpath={.type}"]).stdout == "kubernetes.io/tls")
+        #expect(try k.kubectl(["get", "secret", "dynsecret-webhook-ca", "-n", "dynsecret-system", "-o", "jsonpath={.type}"]).stdout == "Opaque")
+        // Re-applying the component's Secret keeps what the webhook wrote.
+        try Self.shipSecret(k)
+        #expect(try Self.secretData(k) == data)
 
         #expect(try k.kubectl(["create", "-f", "-"], stdin: Self.configuration(ports: [port])).code == 0)
         let bundle = try #require(data["ca-bundle.crt"])
@@ -400,6 +412,7 @@ func curlTLS(_ ca: String, _ urls: [String], post body: String? = nil, verbose: 
         let k = try await TLSCluster.start(admin: "admin-token", controller: "webhook-token", rules: try Self.rules())
         let dir = try TempDir()
         for ns in ["dynsecret-system", "sandbox"] { #expect(try k.kubectl(["create", "namespace", ns]).code == 0) }
+        try Self.shipSecret(k)
         let fast = ["--certificate-poll", "200ms", "--ca-validity", "12s", "--certificate-validity", "6s"]
         let a = try Self.webhook(k, dir, "a", fast)
         let b = try Self.webhook(k, dir, "b", fast)
