@@ -304,16 +304,9 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
             except Exception:
                 pass
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        defer { p.terminate() }
-        var line: [UInt8] = []
-        while let b = try out.fileHandleForReading.read(upToCount: 1), let c = b.first, c != 0x0A { line.append(c) }
-        let port = try #require(Int(String(decoding: line, as: UTF8.self)))
+        let server = try RawServer(script)
+        defer { server.stop() }
+        let port = try #require(Int(try server.readLine()))
         let client = KubeClient(config: KubeConfig(server: "http://127.0.0.1:\(port)"))
         do {
             for try await _ in client.watch(.secrets) { Issue.record("an event arrived") }
@@ -345,19 +338,9 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
             except Exception:
                 print("still open", flush=True)
             """
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        defer { p.terminate() }
-        func readLine() throws -> String {
-            var line: [UInt8] = []
-            while let b = try out.fileHandleForReading.read(upToCount: 1), let c = b.first, c != 0x0A { line.append(c) }
-            return String(decoding: line, as: UTF8.self)
-        }
-        let port = try #require(Int(try readLine()))
+        let server = try RawServer(script)
+        defer { server.stop() }
+        let port = try #require(Int(try server.readLine()))
         let client = KubeClient(config: KubeConfig(server: "http://127.0.0.1:\(port)"))
         var names: [String] = []
         do {
@@ -367,6 +350,27 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
             #expect("\(error)".contains("the server sent an event that is not a JSON watch event"), "\(error)")
         }
         #expect(names == ["a"])
-        #expect(try readLine() == "closed")
+        #expect(try server.readLine() == "closed")
     }
+}
+
+/// A Python socket server (`script`) as a child process; its standard output is read a line at a time.
+final class RawServer: @unchecked Sendable {
+    let process = Process()
+    let out = Pipe()
+
+    init(_ script: String) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", script]
+        process.standardOutput = out
+        try process.run()
+    }
+
+    func readLine() throws -> String {
+        var line: [UInt8] = []
+        while let b = try out.fileHandleForReading.read(upToCount: 1), let c = b.first, c != 0x0A { line.append(c) }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    func stop() { process.terminate() }
 }
