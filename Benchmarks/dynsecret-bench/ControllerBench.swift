@@ -99,7 +99,7 @@ func benchController(_ o: Options, namespaces: Int) async throws {
                         hwm: field("VmHWM:"), rss: field("VmRSS:"), stop: stop, once: once))
         await emulator.stop()
     }
-    print("benchmark: controller (dynsecret controller, 1 source -> \(namespaces) namespaces, kube-emulator, \(o.runs) runs, default --workers 4, release)")
+    print("benchmark: controller (dynsecret controller, 1 source -> \(namespaces) namespaces, kube-emulator, \(o.runs) runs, default --workers 32, release)")
     for (i, r) in runs.enumerated() {
         print(String(format: "  run %d: convergence %.3f s, writes %d / needed %d = %.2f; source change: %d writes / %d = %.2f, latency p50 %.0f ms p99 %.0f ms max %.0f ms; replicate --once of the same change %.3f s; peak RSS %d KiB, RSS %d KiB; SIGTERM exit %.2f s",
                      i + 1, r.converge, r.convergeWrites, namespaces, Double(r.convergeWrites) / Double(namespaces), r.updateWrites, namespaces,

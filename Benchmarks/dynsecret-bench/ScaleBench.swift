@@ -7,7 +7,7 @@
 // the same updates by a tight client (16 requests at a time): the emulator's throughput ceiling.
 //
 //   swift build -c release --static-swift-stdlib --product dynsecret --product kube-emulator --product dynsecret-bench
-//   .build/release/dynsecret-bench scale [--namespaces 20000] [--sources 5] [--workers 4] [--dynsecret PATH] [--emulator PATH]
+//   .build/release/dynsecret-bench scale [--namespaces 20000] [--sources 5] [--workers 32] [--dynsecret PATH] [--emulator PATH]
 
 import DynSecretCore
 import DynSecretKube
@@ -18,7 +18,7 @@ import Synchronization
 struct ScaleOptions {
     var namespaces = 20_000
     var sources = 5
-    var workers = 4
+    var workers = 32
     var dynsecret = ".build/release/dynsecret"
     var emulator = ".build/release/kube-emulator"
 }
@@ -196,6 +196,7 @@ func benchScale(_ o: ScaleOptions) async throws {
                    "--log-level", "warning", "--workers", String(o.workers)]
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
+    let emCPU0 = cpuSeconds(em.process.processIdentifier), benchCPU0 = cpuSeconds(getpid())
     let started = ContinuousClock.now
     try p.run()
     // RSS right after start (before the first list arrives) is the baseline the growth is measured from: once the
@@ -204,8 +205,15 @@ func benchScale(_ o: ScaleOptions) async throws {
     while (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p.processIdentifier)/exe")) != image {
         try await Task.sleep(for: .milliseconds(2))
     }
-    try await Task.sleep(for: .milliseconds(30))
-    let rssStart = procStatus(p.processIdentifier, "VmRSS:")
+    // Then until the runtime has loaded: two samples 10 ms apart within 256 KiB of each other (at most 1 s). A
+    // sample taken while the image is still being mapped reads a few MiB and would inflate the growth per object.
+    var rssStart = procStatus(p.processIdentifier, "VmRSS:")
+    for _ in 0..<100 {
+        try await Task.sleep(for: .milliseconds(10))
+        let next = procStatus(p.processIdentifier, "VmRSS:")
+        defer { rssStart = next }
+        if next >= 8 * 1024 && abs(next - rssStart) <= 256 { break }
+    }
     while versions.count("v1") < replicas {
         try await Task.sleep(for: .milliseconds(20))
         if ContinuousClock.now - started > .seconds(1200) { throw EmulatorError("no convergence in 1200 s (\(versions.count("v1")) of \(replicas))") }
@@ -213,6 +221,7 @@ func benchScale(_ o: ScaleOptions) async throws {
     let converge = (ContinuousClock.now - started).seconds
     let createWrites = try await em.writes() - baseWrites
     let cpuConverge = cpuSeconds(p.processIdentifier)
+    let emConverge = cpuSeconds(em.process.processIdentifier) - emCPU0, benchConverge = cpuSeconds(getpid()) - benchCPU0
     // Idle: CPU over 3 s with nothing to do.
     let idle0 = cpuSeconds(p.processIdentifier)
     try await Task.sleep(for: .seconds(3))
@@ -244,6 +253,7 @@ func benchScale(_ o: ScaleOptions) async throws {
     let perObject = Double(max(0, rssConverged - rssStart)) * 1024 / Double(objects)
     print(String(format: "  initial convergence: %.2f s; writes %d / needed %d = %.2f; ratio to the emulator's raw create time: %.2f (with the timing watch: %.2f)",
                  converge, createWrites, replicas, Double(createWrites) / Double(replicas), converge / rawCreate, converge / watchedCreate))
+    print(String(format: "    (convergence: controller CPU %.1f s, emulator CPU %.1f s, benchmark CPU %.1f s)", cpuConverge, emConverge, benchConverge))
     print(String(format: "  change of all %d sources: propagation p50 %.2f s, p99 %.2f s, max %.2f s; writes %d / needed %d = %.2f; ratio max to the raw update time: %.2f (with the timing watch: %.2f)",
                  o.sources, percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.last ?? 0, updateWrites, replicas,
                  Double(updateWrites) / Double(replicas), (latencies.last ?? 0) / rawUpdate, (latencies.last ?? 0) / watchedUpdate))
@@ -292,6 +302,7 @@ func rawWrites(_ o: ScaleOptions, emulatorPath: String, dir: String, watched: Bo
         while watched && versions.count(value) < replicas { try await Task.sleep(for: .milliseconds(20)) }
     }
     let rawVersions = Mutex<[String]>(Array(repeating: "", count: replicas))
+    let e0 = cpuSeconds(raw.process.processIdentifier), b0 = cpuSeconds(getpid())
     let t0 = ContinuousClock.now
     try await concurrently(replicas) { i in
         let s = try await raw.client.create(replica(i, "v1"))
@@ -299,6 +310,7 @@ func rawWrites(_ o: ScaleOptions, emulatorPath: String, dir: String, watched: Bo
     }
     try await seen("v1")
     let create = (ContinuousClock.now - t0).seconds
+    print(String(format: "    (creates: emulator CPU %.1f s, benchmark CPU %.1f s)", cpuSeconds(raw.process.processIdentifier) - e0, cpuSeconds(getpid()) - b0))
     let t1 = ContinuousClock.now
     try await concurrently(replicas) { i in
         var s = replica(i, "v2")

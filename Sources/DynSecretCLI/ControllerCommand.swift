@@ -64,8 +64,8 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(name: .customLong("retry-period"), help: ArgumentHelp("Time between Lease attempts.", valueName: "duration"))
     var retryPeriod = "2s"
 
-    @Option(name: .long, help: "Target namespaces reconciled at once.")
-    var workers = 4
+    @Option(name: .long, help: "Target namespaces reconciled at once, per cluster (their requests share --max-requests).")
+    var workers = 32
 
     @Option(name: .long, help: ArgumentHelp("Reconcile every target namespace again this often (safety net).", valueName: "duration"))
     var resync = "10m"

@@ -15,8 +15,9 @@ internal import Synchronization
 public final class Replicator: Sendable {
     /// Tuning.
     public struct Options: Sendable {
-        /// Workers per cluster.
-        public var workers = 4
+        /// Workers per cluster: target namespaces reconciled at once. Their requests share the client's limit
+        /// (`--max-requests`); twice as many workers as requests keeps that limit busy while other workers plan.
+        public var workers = 32
         /// Every target namespace is reconciled again this often (a safety net; watches drive normal work).
         public var resync: Duration = .seconds(600)
         /// This hub's name (`--cluster-name`), written to every replica as `dynsecret.io/source-cluster`.

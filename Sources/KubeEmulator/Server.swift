@@ -15,6 +15,33 @@ final class WatchCounter: Sendable {
     func next() -> Int { value.withLock { $0 += 1; return $0 } }
 }
 
+/// A watch's frames not yet written; the event loop drains them in order.
+final class PendingFrames: Sendable {
+    private let frames = Mutex<(queued: [WatchFrame], scheduled: Bool)>(([], false))
+
+    /// Queues `frame`; true when the caller must schedule the drain (none is scheduled).
+    func append(_ frame: WatchFrame) -> Bool {
+        frames.withLock { f in
+            f.queued.append(frame)
+            if f.scheduled { return false }
+            f.scheduled = true
+            return true
+        }
+    }
+
+    /// The queued frames, or nil (and the drain ends) when there are none.
+    func takeAll() -> [WatchFrame]? {
+        frames.withLock { f in
+            if f.queued.isEmpty {
+                f.scheduled = false
+                return nil
+            }
+            defer { f.queued.removeAll(keepingCapacity: true) }
+            return f.queued
+        }
+    }
+}
+
 final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -92,21 +119,33 @@ final class HTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let dropAfter = router.faults.withLock { $0.dropWatchAfterEvents }
             let sent = WatchCounter()
             let router = self.router
+            // Frames queue up and are written by one task on the event loop, flushed once when the queue is empty
+            // (as the API server flushes a watch only when no further event is waiting): a burst of writes reaches
+            // the watcher in a few large chunks, not one syscall per event.
+            let pending = PendingFrames()
             let id = start { frame in
+                guard pending.append(frame) else { return }
                 loop.execute {
                     let (handler, ctx) = bound.value
-                    switch frame {
-                    case .event(let type, let object):
-                        let line = GoJSONWriter.compact(.object(JSONObject([("type", .string(type)), ("object", object)]))) + [0x0A]
-                        ctx.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: line)))), promise: nil)
-                        if dropAfter > 0, type != "BOOKMARK", sent.next() >= dropAfter {
-                            router.count("dropped-watches")
-                            ctx.close(promise: nil)
+                    while let frames = pending.takeAll() {
+                        for frame in frames {
+                            switch frame {
+                            case .event(let type, let object, let shared):
+                                let line = shared?.line(type: type, object: object)
+                                    ?? GoJSONWriter.compact(.object(JSONObject([("type", .string(type)), ("object", object)]))) + [0x0A]
+                                ctx.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: line)))), promise: nil)
+                                if dropAfter > 0, type != "BOOKMARK", sent.next() >= dropAfter {
+                                    router.count("dropped-watches")
+                                    ctx.flush()
+                                    ctx.close(promise: nil)
+                                }
+                            case .drop:
+                                ctx.close(promise: nil)
+                            case .close:
+                                ctx.writeAndFlush(handler.wrapOutboundOut(.end(nil))).whenComplete { [channel = ctx.channel] _ in channel.close(promise: nil) }
+                            }
                         }
-                    case .drop:
-                        ctx.close(promise: nil)
-                    case .close:
-                        ctx.writeAndFlush(handler.wrapOutboundOut(.end(nil))).whenComplete { [channel = ctx.channel] _ in channel.close(promise: nil) }
+                        ctx.flush()
                     }
                 }
             }

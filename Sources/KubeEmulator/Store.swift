@@ -4,11 +4,27 @@ internal import Synchronization
 
 /// One frame of a watch stream.
 enum WatchFrame: Sendable {
-    case event(type: String, object: JSONValue)
+    /// `line`, when set, is the event's JSON line shared by every watcher that gets the same event (encoded once,
+    /// by the first to write it, as the API server's watch cache serializes an event once for all its watchers).
+    case event(type: String, object: JSONValue, line: EncodedEvent? = nil)
     /// End the stream (server-side close).
     case close
     /// Drop the connection without ending the stream (as a failing network or API server does).
     case drop
+}
+
+/// An event's JSON line, encoded once on first use and shared by the watchers it is sent to.
+final class EncodedEvent: Sendable {
+    private let bytes = Mutex<[UInt8]?>(nil)
+
+    func line(type: String, object: JSONValue) -> [UInt8] {
+        bytes.withLock { b in
+            if let b { return b }
+            let line = GoJSONWriter.compact(.object(JSONObject([("type", .string(type)), ("object", object)]))) + [0x0A]
+            b = line
+            return line
+        }
+    }
 }
 
 /// A registered watch.
@@ -151,8 +167,14 @@ final class Store: Sendable {
                 st.logStart = 0
             }
         }
+        // One event value and one encoding per distinct event type (a selector can turn a MODIFIED into an ADDED or a
+        // DELETED for some watchers), shared by the watchers that get it.
+        var shared: [String: (object: JSONValue, line: EncodedEvent)] = [:]
         for w in st.watchers.values where w.kind.plural == kind.plural {
-            if let e = Self.event(change, for: w) { w.send(.event(type: e.type, object: .object(Self.withType(e.object, kind)))) }
+            guard let e = Self.event(change, for: w) else { continue }
+            let one = shared[e.type] ?? (.object(Self.withType(e.object, kind)), EncodedEvent())
+            shared[e.type] = one
+            w.send(.event(type: e.type, object: one.object, line: one.line))
         }
     }
 

@@ -113,7 +113,7 @@ enum TablePrinter {
     /// Wraps a watch sender so that object events carry one-row Tables.
     static func tableSender(_ kind: Kind, includeObject: String?, _ rawSend: @escaping @Sendable (WatchFrame) -> Void) -> @Sendable (WatchFrame) -> Void {
         { frame in
-            if case .event(let type, .object(let o)) = frame, type != "ERROR", type != "BOOKMARK" {
+            if case .event(let type, .object(let o), _) = frame, type != "ERROR", type != "BOOKMARK" {
                 let meta = JSONObject([("resourceVersion", o["metadata"]?["resourceVersion"] ?? .string(""))])
                 rawSend(.event(type: type, object: table(kind, [o], metadata: meta, includeObject: includeObject)))
             } else {
