@@ -46,6 +46,9 @@ final class ClusterCache: Sendable {
     private let sources: [Informer<SourceObject>]
     private let serviceAccounts: [Informer<ServiceAccount>]
     private let interner: SharedInterner
+    /// The sources in planning order, built on first use after a source changed (under the lock, so a snapshot
+    /// built from what the informers held before a change can never be stored after that change's invalidation).
+    private let sourceSnapshot = Mutex<[SourceObject]?>(nil)
     private let syncedInformers = Mutex<Set<Int>>([])
     private let allSynced = Atomic<Bool>(false)
     private let logger: Logger
@@ -162,7 +165,11 @@ final class ClusterCache: Sendable {
                 group.addTask { await self.consume(1 + i, entry.informer, onChange) { o, deleted in .replica(o, deleted: deleted) } }
             }
             for (i, informer) in sources.enumerated() {
-                group.addTask { await self.consume(1 + r + i, informer, onChange) { o, deleted in .source(o, deleted: deleted) } }
+                group.addTask {
+                    await self.consume(1 + r + i, informer, onChange, beforeEach: { self.sourceSnapshot.withLock { $0 = nil } }) { o, deleted in
+                        .source(o, deleted: deleted)
+                    }
+                }
             }
             for (i, informer) in serviceAccounts.enumerated() {
                 group.addTask {
@@ -175,8 +182,9 @@ final class ClusterCache: Sendable {
     }
 
     private func consume<O: Sendable>(_ index: Int, _ informer: Informer<O>, _ onChange: @Sendable (Change) -> Void,
-                                      _ change: (O, Bool) -> Change) async {
+                                      beforeEach: () -> Void = {}, _ change: (O, Bool) -> Change) async {
         for await event in informer.events() {
+            beforeEach()
             switch event {
             case .added(let o), .modified(let o): onChange(change(o, false))
             case .deleted(let o): onChange(change(o, true))
@@ -220,14 +228,19 @@ final class ClusterCache: Sendable {
         return .none
     }
 
-    /// Every cached source, each once, in a stable order (a member cluster's plans read the hub's).
+    /// Every cached source, each once, in a stable order (a member cluster's plans read the hub's). Kept as a
+    /// snapshot until the next source event: every reconcile reads it, sources rarely change.
     var sourceObjects: [SourceObject] {
-        var seen: Set<ReplicaRef> = []
-        var out: [SourceObject] = []
-        for informer in self.sources {
-            for (_, s) in informer.objects.sorted(by: { $0.key < $1.key }) where seen.insert(s.ref).inserted { out.append(s) }
+        sourceSnapshot.withLock { snapshot in
+            if let snapshot { return snapshot }
+            var seen: Set<ReplicaRef> = []
+            var out: [SourceObject] = []
+            for informer in self.sources {
+                for (_, s) in informer.objects.sorted(by: { $0.key < $1.key }) where seen.insert(s.ref).inserted { out.append(s) }
+            }
+            snapshot = out
+            return out
         }
-        return out
     }
 
     /// Synced, and no informer is failing against the API server now.
