@@ -87,7 +87,7 @@ func benchFleet(_ args: ArraySlice<String>) async throws {
 
     // The benchmark's own watch in every member: each replica's source version.
     let counters = clusters.map { _ in VersionCounter() }
-    let watchers = zip(clusters, counters).map { timingWatch($0.client, $1) }
+    let watchers = zip(clusters, counters).map { timingWatch($0.client, $1, sources: 1) }
     defer { for w in watchers { w.cancel() } }
     func count(_ v: String) -> Int { counters.reduce(0) { $0 + $1.count(v) } }
     func writes() async throws -> Int {

@@ -183,7 +183,7 @@ final class ClusterCache: Sendable {
 
     private func consume<O: Sendable>(_ index: Int, _ informer: Informer<O>, _ onChange: @Sendable (Change) -> Void,
                                       beforeEach: () -> Void = {}, _ change: (O, Bool) -> Change) async {
-        for await event in informer.events() {
+        await informer.run { event in
             beforeEach()
             switch event {
             case .added(let o), .modified(let o): onChange(change(o, false))

@@ -318,12 +318,27 @@ public final class KubeClient: Sendable {
     /// delivered as an event. `onOpen` is called when the server has accepted the watch (its 200 head).
     public func watch(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions(),
                       onOpen: (@Sendable () -> Void)? = nil) -> AsyncThrowingStream<WatchEvent, any Error> {
+        watchStream(resource, namespace: namespace, options: options, onOpen: onOpen) { line in
+            guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else { return nil }
+            return WatchEvent(type: type, object: obj)
+        }
+    }
+
+    /// The same watch as `watch`, as its raw event lines (JSON, without the newline), for a consumer that reads
+    /// only part of each event; the lines are not checked.
+    public func watchLines(_ resource: KubeResource, namespace: String? = nil, options: ListOptions = ListOptions()) -> AsyncThrowingStream<[UInt8], any Error> {
+        watchStream(resource, namespace: namespace, options: options, onOpen: nil) { $0 }
+    }
+
+    /// A watch whose lines `event` turns into elements on the transport thread; nil (a malformed event) ends it.
+    private func watchStream<Element: Sendable>(_ resource: KubeResource, namespace: String?, options: ListOptions, onOpen: (@Sendable () -> Void)?,
+                                                event: @escaping @Sendable ([UInt8]) -> Element?) -> AsyncThrowingStream<Element, any Error> {
         var q = options.query.filter { $0.0 != "limit" && $0.0 != "continue" }
         q.append(("watch", "true"))
         if options.allowWatchBookmarks { q.append(("allowWatchBookmarks", "true")) }
         if let t = options.timeoutSeconds { q.append(("timeoutSeconds", String(t))) }
         let path = resource.path(namespace: namespace)
-        let (stream, continuation) = AsyncThrowingStream<WatchEvent, any Error>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<Element, any Error>.makeStream()
         let task = Task {
             // The status once the answer's head arrived (0 before).
             let head = Mutex<Int>(0)
@@ -347,14 +362,14 @@ public final class KubeClient: Sendable {
                         continuation.finish(throwing: KubeError(message: "watch GET \(path): an event longer than \(LineSplitter.maxLine >> 20) MiB"))
                     }
                     for line in lines where !malformed.withLock({ $0 }) {
-                        guard let v = try? JSONParser.parse(line), let type = v["type"]?.stringValue, let obj = v["object"] else {
+                        guard let element = event(line) else {
                             // A lost event must not pass silently: end the stream now (which also cancels the
                             // transfer) so the consumer resumes or relists.
                             malformed.withLock { $0 = true }
                             continuation.finish(throwing: KubeError(message: "watch GET \(path): the server sent an event that is not a JSON watch event"))
                             continue
                         }
-                        continuation.yield(WatchEvent(type: type, object: obj))
+                        continuation.yield(element)
                     }
                 })
                 if response.status != 200 {

@@ -107,18 +107,23 @@ public final class Informer<Object: Sendable>: Sendable {
     /// Runs until the consumer stops iterating (or the task is cancelled), yielding every change.
     public func events() -> AsyncStream<InformerEvent<Object>> {
         let (stream, continuation) = AsyncStream<InformerEvent<Object>>.makeStream()
-        let task = Task { await self.run(continuation) }
+        let task = Task {
+            await self.run { continuation.yield($0) }
+            continuation.finish()
+        }
         continuation.onTermination = { _ in task.cancel() }
         return stream
     }
 
-    private func run(_ out: AsyncStream<InformerEvent<Object>>.Continuation) async {
+    /// Runs in the calling task until it is cancelled, handing every change to `emit` as soon as the cache holds it
+    /// (no stream between the informer and its consumer: one task switch less per event).
+    public func run(_ emit: (InformerEvent<Object>) -> Void) async {
         var backoff: Duration = .milliseconds(100)
         var resourceVersion: String?
         while !Task.isCancelled {
             do {
                 if resourceVersion == nil {
-                    resourceVersion = try await relist(out)
+                    resourceVersion = try await relist(emit)
                     backoff = .milliseconds(100)
                     stats.withLock { $0.consecutiveFailures = 0 }
                 }
@@ -139,7 +144,7 @@ public final class Informer<Object: Sendable>: Sendable {
                         let existed = cache.withLock { c in
                             c[id.namespace, default: [:]].updateValue(Entry(resourceVersion: id.resourceVersion, object: object), forKey: id.name) != nil
                         }
-                        out.yield(existed ? .modified(object) : .added(object))
+                        emit(existed ? .modified(object) : .added(object))
                     case "DELETED":
                         let cached = cache.withLock { c -> Entry? in
                             let e = c[id.namespace]?.removeValue(forKey: id.name)
@@ -150,9 +155,9 @@ public final class Informer<Object: Sendable>: Sendable {
                         if event.type != "DELETED" || include != nil {
                             // With `include`, only what was cached can leave (every other object's deletion is
                             // not this informer's business).
-                            if let cached { out.yield(.deleted(cached.object)) }
+                            if let cached { emit(.deleted(cached.object)) }
                         } else if let object = transform(event.object) ?? cached?.object {
-                            out.yield(.deleted(object))
+                            emit(.deleted(object))
                         }
                     case "BOOKMARK":
                         break
@@ -181,12 +186,11 @@ public final class Informer<Object: Sendable>: Sendable {
                 backoff = min(backoff * 2, maxBackoff)
             }
         }
-        out.finish()
     }
 
     /// Lists everything page by page, replaces the cache, emits the differences and `synced`; returns the list's
     /// version. An object whose resourceVersion is unchanged is not reported again.
-    private func relist(_ out: AsyncStream<InformerEvent<Object>>.Continuation) async throws(KubeError) -> String {
+    private func relist(_ emit: (InformerEvent<Object>) -> Void) async throws(KubeError) -> String {
         stats.withLock { $0.lists += 1 }
         var fresh: [String: [String: Entry]] = [:]
         var changes: [InformerEvent<Object>] = []
@@ -208,11 +212,11 @@ public final class Informer<Object: Sendable>: Sendable {
         }
         cache.withLock { $0 = fresh }
         for (ns, m) in old {
-            for (name, e) in m where fresh[ns]?[name] == nil { out.yield(.deleted(e.object)) }
+            for (name, e) in m where fresh[ns]?[name] == nil { emit(.deleted(e.object)) }
         }
-        for c in changes { out.yield(c) }
+        for c in changes { emit(c) }
         stats.withLock { $0.syncs += 1 }
-        out.yield(.synced(resourceVersion: version))
+        emit(.synced(resourceVersion: version))
         return version
     }
 }
