@@ -105,6 +105,51 @@ func rv(_ o: JSONValue) -> Int { Int(o["metadata"]?["resourceVersion"]?.stringVa
         #expect(events.contains { $0.type == "BOOKMARK" })
     }
 
+    /// `watchLines` hands over each event as its own JSON line, in order, also when the emulator writes a burst of
+    /// events in one flush; and `Informer.run` delivers the same changes in the caller's task until it is cancelled.
+    @Test func rawLinesAndRunInTheCallersTask() async throws {
+        let e = try await startEmulator()
+        defer { Task { await e.stop() } }
+        let c = client(e)
+        let list = try await c.list(.secrets, namespace: "default")
+        var opts = ListOptions()
+        opts.resourceVersion = list.resourceVersion
+        let lines = Mutex<[[UInt8]]>([])
+        let reader = Task { do { for try await l in c.watchLines(.secrets, namespace: "default", options: opts) { lines.withLock { $0.append(l) } } } catch {} }
+        let seen = Mutex<[String]>([])
+        let informer = Informer(client: c, resource: .secrets, namespace: "default")
+        let runner = Task {
+            await informer.run { event in
+                if case .added(let o) = event { seen.withLock { $0.append(name(o)) } }
+            }
+            seen.withLock { $0.append("ended") }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let names = (0..<200).map { "burst-\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in names { group.addTask { _ = try await c.create(.secrets, secret(n)) } }
+            try await group.waitForAll()
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, lines.withLock({ $0.count }) < names.count || seen.withLock({ $0.count }) < names.count {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        reader.cancel()
+        let got = lines.withLock { $0 }
+        #expect(got.count == names.count)
+        #expect(!got.contains { $0.contains(0x0A) })
+        let parsed = got.compactMap { try? JSONParser.parse($0) }
+        #expect(parsed.count == names.count, "every line is one JSON event")
+        #expect(Set(parsed.map { name($0["object"] ?? .null) }) == Set(names))
+        #expect(parsed.allSatisfy { $0["type"]?.stringValue == "ADDED" })
+        #expect(parsed.map { rv($0["object"] ?? .null) } == parsed.map { rv($0["object"] ?? .null) }.sorted(), "in resourceVersion order")
+        #expect(Set(seen.withLock { $0 }) == Set(names))
+        runner.cancel()
+        let end = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < end, !seen.withLock({ $0.contains("ended") }) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(seen.withLock { $0.last } == "ended", "run returns when its task is cancelled")
+    }
+
     @Test func watchSurvivesDroppedConnectionsOver10000Writes() async throws {
         // The emulator drops every watch connection after 997 events; the informer must resume from the last
         // resourceVersion it saw, losing and duplicating nothing.
