@@ -284,31 +284,23 @@ func timingWatch(_ client: KubeClient, _ versions: VersionCounter, sources: Int)
         opts.resourceVersion = "0"
         opts.timeoutSeconds = 3600
         for try await line in client.watchLines(.secrets, options: opts) {
-            guard line.starts(with: Array(#"{"type":"ADDED""#.utf8)) || line.starts(with: Array(#"{"type":"MODIFIED""#.utf8)),
-                  let meta = find(line, #""metadata":{"#, from: 0),
-                  let name = stringValue(line, after: #""name":""#, from: meta),
-                  let namespace = stringValue(line, after: #""namespace":""#, from: meta) else { continue }
-            let payload = stringValue(line, after: #"".dockerconfigjson":""#, from: meta) ?? ""
+            guard line.starts(with: added) || line.starts(with: modified),
+                  let meta = line.firstRange(of: metadataKey)?.upperBound,
+                  let name = stringValue(line, after: nameKey, from: meta),
+                  let namespace = stringValue(line, after: namespaceKey, from: meta) else { continue }
+            let payload = stringValue(line, after: payloadKey, from: meta) ?? ""
             versions.record(namespace + "/" + name, v2.contains(Array(payload.utf8)) ? "v2" : "v1")
         }
     }
 }
 
-/// The index just past the first occurrence of `pattern` in `bytes` at or after `from`.
-private func find(_ bytes: [UInt8], _ pattern: String, from: Int) -> Int? {
-    let p = Array(pattern.utf8)
-    guard let first = p.first, bytes.count >= p.count else { return nil }
-    var i = from
-    while i <= bytes.count - p.count {
-        if bytes[i] == first && bytes[i..<(i + p.count)].elementsEqual(p) { return i + p.count }
-        i += 1
-    }
-    return nil
-}
+private let added = Array(#"{"type":"ADDED""#.utf8), modified = Array(#"{"type":"MODIFIED""#.utf8)
+private let metadataKey = Array(#""metadata":{"#.utf8), nameKey = Array(#""name":""#.utf8), namespaceKey = Array(#""namespace":""#.utf8)
+private let payloadKey = Array(#"".dockerconfigjson":""#.utf8)
 
-/// The JSON string (no escapes: names and base64) that follows `key` in `bytes`.
-private func stringValue(_ bytes: [UInt8], after key: String, from: Int) -> String? {
-    guard let start = find(bytes, key, from: from), let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+/// The JSON string (no escapes: names and base64) that follows `key` in `bytes`, searched from `from`.
+private func stringValue(_ bytes: [UInt8], after key: [UInt8], from: Int) -> String? {
+    guard let start = bytes[from...].firstRange(of: key)?.upperBound, let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
     return String(decoding: bytes[start..<end], as: UTF8.self)
 }
 
